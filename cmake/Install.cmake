@@ -1,0 +1,22 @@
+# Headers, libraries, smyrf.pc and the CMake package (find_package(smyrf CONFIG)).
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY include/smyrf DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS smyrf smyrf_static EXPORT smyrfTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT smyrfTargets NAMESPACE smyrf:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/smyrf)
+
+configure_package_config_file(cmake/smyrfConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/smyrfConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/smyrf)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/smyrfConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/smyrfConfig.cmake
+              ${CMAKE_CURRENT_BINARY_DIR}/smyrfConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/smyrf)
+
+configure_file(smyrf.pc.in ${CMAKE_CURRENT_BINARY_DIR}/smyrf.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/smyrf.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
