@@ -79,6 +79,10 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
         fail(SMYRF_ERR_INVALID_ARGUMENT,
              "%s strides: set all three of %s, %s, %s or none of them", tensor,
              kParams[first].name, kParams[first + 1].name, kParams[first + 2].name);
+    // Rows are handed to BLAS with the token stride as leading dimension.
+    if (sn < dim)
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %lld is below the row length %lld",
+             kParams[first + 2].name, (long long)sn, (long long)dim);
     // The largest offset must be addressable.
     int64_t last = 0;
     const int64_t ext[3][2] = {{sb, raw.value[SMYRF_PARAM_BATCH] - 1}, {sh, heads - 1},
@@ -88,7 +92,6 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
         if (__builtin_add_overflow(last, term, &last))
             fail(SMYRF_ERR_INVALID_ARGUMENT, "the extent of %s overflows", tensor);
     }
-    (void)dim;
     return {sb, sh, sn};
 }
 

@@ -1,0 +1,72 @@
+// Stage 4: dense softmax attention inside one cluster (or one tile, in DENSE mode):
+// gather the rows, S = scale Q K^T and O = P V as GEMMs, the softmax in between.
+#include "cpu/blas.hpp"
+#include "cpu/fast_exp.hpp"
+#include "cpu/stages.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace smyrf::cpu {
+namespace {
+
+void gather(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
+            float *dst) {
+    for (int64_t t = 0; t < n; t++)
+        std::memcpy(dst + t * dim, x.row(b, h, rows[t]), (size_t)dim * sizeof(float));
+}
+
+}  // namespace
+
+AttentionScratch attention_scratch(Arena &arena, int64_t max_q, int64_t max_k, const Desc &d) {
+    AttentionScratch s;
+    s.q = arena.take<float>((size_t)(max_q * d.qk_dim));
+    s.k = arena.take<float>((size_t)(max_k * d.qk_dim));
+    s.v = arena.take<float>((size_t)(max_k * d.v_dim));
+    s.s = arena.take<float>((size_t)(max_q * max_k));
+    return s;
+}
+
+void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                       float *o, float *mx, float *sum) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    if (nk == 0) {
+        for (int64_t t = 0; t < nq; t++) mx[t] = neg_inf, sum[t] = 0.0f;
+        return;
+    }
+    const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dv = d.v_dim;
+    gather(a.q, b, h, qi, nq, dim, ws.q);
+    gather(a.k, b, hk, kj, nk, dim, ws.k);
+    gather(a.v, b, hk, kj, nk, dv, ws.v);
+    gemm_nt(nq, nk, dim, (float)d.scale, ws.q, dim, ws.k, dim, 0.0f, ws.s, nk);
+
+    const int64_t offset = d.causal_offset();
+    for (int64_t t = 0; t < nq; t++) {
+        float *s = ws.s + t * nk;
+        if (d.causal) {
+            const int64_t limit = qi[t] + offset;
+            for (int64_t u = 0; u < nk; u++)
+                if (kj[u] > limit) s[u] = neg_inf;
+        }
+        float m = neg_inf;
+        for (int64_t u = 0; u < nk; u++) m = s[u] > m ? s[u] : m;
+        if (m == neg_inf) {  // no allowed key: this block contributes nothing
+            std::memset(s, 0, (size_t)nk * sizeof(float));
+            mx[t] = neg_inf;
+            sum[t] = 0.0f;
+            continue;
+        }
+        float total = 0.0f;
+        for (int64_t u = 0; u < nk; u++) {
+            s[u] = fast_exp(s[u] - m);
+            total += s[u];
+        }
+        mx[t] = m;
+        sum[t] = total;
+    }
+    gemm_nn(nq, dv, nk, 1.0f, ws.s, nk, ws.v, dv, 0.0f, o, dv);
+}
+
+}  // namespace smyrf::cpu

@@ -1,0 +1,52 @@
+// Shared pieces of the CPU backend: fp32 tensor views, the workspace arena.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/params.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace smyrf::cpu {
+
+// A strided [B, H, N, dim] fp32 tensor; rows are contiguous.
+struct View {
+    float *base;
+    Strides s;
+    float *row(int64_t b, int64_t h, int64_t n) const {
+        return base + b * s.batch + h * s.head + n * s.token;
+    }
+};
+
+// The execute arguments as fp32 views (inputs converted first when dtype != f32).
+struct Args {
+    View q, k, v, out;
+    const uint8_t *key_mask;  // [B, Nk] or null
+    float *lse;               // [B, H, Nq] or null
+};
+
+// Bump allocator over the workspace. Sizing pass: base == nullptr, only counts.
+class Arena {
+public:
+    explicit Arena(void *base = nullptr) : base_((char *)base) {}
+    template <class T>
+    T *take(size_t count) {
+        const size_t at = used_;
+        used_ += (count * sizeof(T) + 63) & ~(size_t)63;  // keep 64-byte alignment
+        return base_ ? (T *)(base_ + at) : nullptr;
+    }
+    size_t used() const { return used_; }
+
+private:
+    char *base_;
+    size_t used_ = 0;
+};
+
+// The key positions of batch b that are valid (mask nonzero, or all), ascending.
+// Returns how many; idx must hold k_len entries.
+int64_t valid_keys(const uint8_t *key_mask, int64_t b, int64_t k_len, int32_t *idx);
+
+// The latest valid key at or before `limit` (binary search in the ascending list), or -1.
+int64_t latest_valid_key(const int32_t *valid, int64_t n_valid, int64_t limit);
+
+}  // namespace smyrf::cpu

@@ -1,0 +1,19 @@
+// The three modes on the CPU. Each lays its buffers out in the workspace with an Arena;
+// the same layout function run on an empty Arena gives the workspace size.
+#pragma once
+
+#include "cpu/cpu.hpp"
+
+namespace smyrf::cpu {
+
+size_t smyrf_workspace(const Desc &d);
+void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *directions);
+
+size_t dense_workspace(const Desc &d);
+void dense_run(const Desc &d, const Args &a, void *workspace);
+
+// Throws smyrf::Error at plan time when a HYBRID configuration cannot run.
+size_t hybrid_workspace(const Desc &d);
+void hybrid_run(const Desc &d, const Args &a, void *workspace);
+
+}  // namespace smyrf::cpu

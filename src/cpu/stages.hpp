@@ -1,0 +1,59 @@
+// The five SMYRF stages on the CPU, each on one (batch b, query head h) problem.
+// Names follow docs/algorithm.md: transform, hash, cluster, attention, combine.
+#pragma once
+
+#include "cpu/cpu.hpp"
+
+namespace smyrf::cpu {
+
+// ---- transform (XBOX+): fp32 squared norms |x_i|^2 of rows 0..n-1 of x[b, h]; returns
+// their maximum over the rows listed in `over` (all rows when over == nullptr).
+float transform_norms(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim,
+                      const int32_t *over, int64_t n_over, float *norms);
+
+// ---- hash: out[i * rounds + r] = a_r . x'_i, the projection of the XBOX+-extended row
+// (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2), 0]) on direction r of
+// dirs[rounds][dim + 2]. Rows never listed later (padded keys) may hold anything.
+void hash_project(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim,
+                  const float *norms, float m2, bool is_query, const float *dirs,
+                  int64_t rounds, float *out);
+
+// ---- cluster: stable sort of `count` items by hash, NaN-safe (a total order on the
+// float bits), ties by input order. Item i is items[i] (or i when items == nullptr); its
+// key is hash[item * stride]. Writes the items in sorted order to `sorted`.
+// scratch: sort_scratch_words(count) uint32 words.
+void sort_by_hash(const float *hash, int64_t stride, const int32_t *items, int64_t count,
+                  int32_t *sorted, uint32_t *scratch);
+inline int64_t sort_scratch_words(int64_t count) { return 3 * count; }
+
+// The balanced cut: cluster c of C holds sorted positions [cluster_begin(c), ..(c + 1)).
+// Sizes differ by at most one; any n and C work.
+inline int64_t cluster_begin(int64_t n, int64_t clusters, int64_t c) { return c * n / clusters; }
+
+// ---- attention: softmax attention of the queries at positions qi[0..nq) of problem
+// (b, h) against the keys at positions kj[0..nk) of kv head hk. For each query, writes
+// the unnormalised row o[i] = sum_j e^{s_ij - mx_i} v_j, mx_i = max_j s_ij and
+// sum_i = sum_j e^{s_ij - mx_i}; a query with no allowed key gets mx = -inf, sum = 0.
+struct AttentionScratch {
+    float *q, *k, *v, *s;  // cq*d, ck*d, ck*dv, cq*ck
+};
+AttentionScratch attention_scratch(Arena &arena, int64_t max_q, int64_t max_k, const Desc &d);
+void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                       float *o, float *mx, float *sum);
+
+// ---- combine: the running state of each query is (m, l) plus the accumulator kept in
+// its out row, all relative to e^{m}; m and l are indexed by query position. Each call
+// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty.
+void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                  float *m, float *l);
+// Merges one block's (o, mx, sum) of the queries qi[0..nq) into their running state.
+void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                   int64_t nq, const float *o, const float *mx, const float *sum, float *m,
+                   float *l);
+// Normalises the out rows, writes lse, and gives a query that met no key the fallback of
+// docs/algorithm.md (its latest allowed valid key alone, else zeros and lse = -inf).
+void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                    const int32_t *valid, int64_t n_valid, const float *m, const float *l);
+
+}  // namespace smyrf::cpu

@@ -1,0 +1,40 @@
+// Options of one subcommand: "--name value", "--name=value", or a bare "--flag".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace smyrf_cli {
+
+// A mistake in the command line: main prints it with a hint and exits with status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class Args {
+public:
+    // Parses argv[first..argc); `flags` names the options that take no value.
+    Args(int argc, char **argv, int first, const std::set<std::string> &flags);
+
+    bool flag(const std::string &name);
+    int64_t integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi);
+    // A comma-separated list such as "1024,4096".
+    std::vector<int64_t> integers(const std::string &name, const std::vector<int64_t> &fallback,
+                                  int64_t lo, int64_t hi);
+    // A comma-separated list of words, each one of `allowed`.
+    std::vector<std::string> words(const std::string &name,
+                                   const std::vector<std::string> &fallback,
+                                   const std::set<std::string> &allowed);
+    // Refuses any option that no call above asked for.
+    void finish() const;
+
+private:
+    std::map<std::string, std::string> values_;  // option name (no dashes) -> text
+    std::set<std::string> asked_;  // names the command has read
+};
+
+}  // namespace smyrf_cli

@@ -1,0 +1,126 @@
+#include "measurement.hpp"
+
+#include "peak_memory.hpp"
+#include "slow_step_notice.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+namespace smyrf_cli {
+namespace {
+
+struct ConfigDeleter {
+    void operator()(smyrf_config *c) const { smyrf_config_destroy(c); }
+};
+struct PlanDeleter {
+    void operator()(smyrf_plan *p) const { smyrf_plan_destroy(p); }
+};
+using PlanPtr = std::unique_ptr<smyrf_plan, PlanDeleter>;
+
+// Records a failed call in m; true when the call succeeded.
+bool check(smyrf_status s, Measurement &m) {
+    if (s == SMYRF_OK) return true;
+    m.status = s;
+    m.message = smyrf_last_error_message();
+    return false;
+}
+
+PlanPtr make_plan(const Shape &shape, const ModeSpec &spec, const RunSettings &settings,
+                  Measurement &m) {
+    smyrf_config *raw = nullptr;
+    if (!check(smyrf_config_create(&raw), m)) return nullptr;
+    std::unique_ptr<smyrf_config, ConfigDeleter> cfg(raw);
+    const std::pair<smyrf_param, int64_t> values[] = {
+        {SMYRF_PARAM_BATCH, shape.batch},
+        {SMYRF_PARAM_HEADS, shape.heads},
+        {SMYRF_PARAM_Q_LEN, shape.n},
+        {SMYRF_PARAM_QK_DIM, shape.d},
+        {SMYRF_PARAM_MODE, spec.mode},
+        {SMYRF_PARAM_SEED, (int64_t)settings.seed},
+        {SMYRF_PARAM_THREADS, settings.threads},
+        {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU},
+    };
+    for (const auto &pv : values)
+        if (!check(smyrf_config_set(cfg.get(), pv.first, pv.second), m)) return nullptr;
+    if (spec.mode == SMYRF_MODE_SMYRF &&
+        !(check(smyrf_config_set(cfg.get(), SMYRF_PARAM_N_HASHES, spec.hashes), m) &&
+          check(smyrf_config_set(cfg.get(), SMYRF_PARAM_Q_CLUSTER_SIZE, spec.cluster), m)))
+        return nullptr;
+    if (spec.mode == SMYRF_MODE_HYBRID &&
+        !check(smyrf_config_set(cfg.get(), SMYRF_PARAM_BUDGET, spec.budget), m))
+        return nullptr;
+    smyrf_plan *plan = nullptr;
+    if (!check(smyrf_plan_create(&plan, cfg.get()), m)) return nullptr;
+    return PlanPtr(plan);
+}
+
+}  // namespace
+
+std::string ModeSpec::name() const {
+    switch (mode) {
+    case SMYRF_MODE_SMYRF: return "smyrf";
+    case SMYRF_MODE_DENSE: return "dense";
+    case SMYRF_MODE_HYBRID: return "hybrid";
+    }
+    return "mode " + std::to_string((int)mode);
+}
+
+std::string ModeSpec::label() const {
+    if (mode == SMYRF_MODE_SMYRF)
+        return "smyrf " + std::to_string(hashes) + "x" + std::to_string(cluster);
+    if (mode == SMYRF_MODE_HYBRID) return "hybrid B=" + std::to_string(budget);
+    return name();
+}
+
+std::string Measurement::failure() const {
+    return std::string(smyrf_status_string(status)) + ": " + message;
+}
+
+double attention_flops(const Shape &shape, const ModeSpec &spec) {
+    const double n = (double)shape.n, problems = (double)(shape.batch * shape.heads);
+    double keys_per_query = n;  // DENSE
+    if (spec.mode == SMYRF_MODE_SMYRF) {
+        const int64_t clusters = (shape.n + spec.cluster - 1) / spec.cluster;
+        keys_per_query = (double)spec.hashes * (double)((shape.n + clusters - 1) / clusters);
+    } else if (spec.mode == SMYRF_MODE_HYBRID) {
+        keys_per_query = std::min((double)spec.budget, n);
+    }
+    return problems * n * keys_per_query * 2.0 * (double)(2 * shape.d);
+}
+
+Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSettings &settings) {
+    Measurement m;
+    PlanPtr plan = make_plan(problem.shape, spec, settings, m);
+    if (!plan) return m;
+    m.backend = smyrf_plan_backend_name(plan.get());
+    if (!check(smyrf_plan_get(plan.get(), SMYRF_PARAM_THREADS, &m.threads), m)) return m;
+
+    // Touch the output and the workspace first so that they count as resident before the
+    // peak is reset: the extra memory is then only what the library allocates itself.
+    const size_t ws_bytes = smyrf_plan_workspace_size(plan.get());
+    std::vector<unsigned char> workspace(ws_bytes, 0);
+    m.workspace_mib = ws_bytes / 1048576.0;
+    m.out.assign(problem.q.size(), 0.0f);
+
+    const double rss_before = current_rss_mib();
+    m.peak_is_per_run = reset_peak_rss();
+    const std::string what = spec.label() + " at N = " + std::to_string(problem.shape.n);
+    for (int rep = 0; rep <= settings.reps; rep++) {  // rep 0 is the warm-up
+        SlowStepNotice notice(what + (rep == 0 ? ", warm-up call"
+                                               : ", call " + std::to_string(rep) + " of " +
+                                                     std::to_string(settings.reps)));
+        const auto start = std::chrono::steady_clock::now();
+        const smyrf_status s =
+            smyrf_execute(plan.get(), problem.q.data(), problem.k.data(), problem.v.data(),
+                          nullptr, m.out.data(), nullptr, workspace.data(), ws_bytes, nullptr);
+        const auto stop = std::chrono::steady_clock::now();
+        if (!check(s, m)) return m;
+        if (rep > 0) m.ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+    }
+    m.peak_rss_mib = peak_rss_mib();
+    m.extra_mib = m.peak_rss_mib - rss_before;
+    return m;
+}
+
+}  // namespace smyrf_cli

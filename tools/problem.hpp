@@ -1,0 +1,29 @@
+// The attention problems the CLI runs: shapes and their fp32 inputs, BHND layout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace smyrf_cli {
+
+struct Shape {
+    int64_t batch = 1, heads = 1, n = 4096, d = 64;  // q_len = k_len = n, v_dim = d
+    int64_t elements() const { return batch * heads * n * d; }
+};
+
+// Every source of inputs (built-in generator, or a file later) fills this one struct,
+// so the commands never care where the numbers came from.
+struct Problem {
+    Shape shape;
+    std::string origin;  // one line saying how the inputs were made
+    std::vector<float> q, k, v;
+    // Bytes of q, k, v and out together.
+    double io_bytes() const { return 4.0 * (double)shape.elements() * 4; }
+};
+
+// Deterministic inputs with topic structure so attention is far from uniform: tokens come
+// in runs that share a topic, and queries and keys of a topic lean towards its centre.
+Problem clustered_problem(const Shape &shape, uint64_t seed);
+
+}  // namespace smyrf_cli

@@ -1,0 +1,23 @@
+#include "run_options.hpp"
+
+namespace smyrf_cli {
+
+const char *const kRunOptionsHelp =
+    "  --batch B        batch size (default 1)\n"
+    "  --heads H        heads (default 1)\n"
+    "  --d D            head dimension of q, k and v (default 64)\n"
+    "  --threads T      worker threads, 0 = all hardware threads (default 0)\n"
+    "  --seed S         seed of the inputs and of the hash directions (default 0)\n";
+
+RunOptions read_run_options(Args &args, int default_reps) {
+    RunOptions o;
+    o.shape.batch = args.integer("batch", 1, 1, 1024);
+    o.shape.heads = args.integer("heads", 1, 1, 1024);
+    o.shape.d = args.integer("d", 64, 1, 4096);
+    o.settings.threads = args.integer("threads", 0, 0, 1024);
+    o.settings.reps = (int)args.integer("reps", default_reps, 1, 1000);
+    o.settings.seed = (uint64_t)args.integer("seed", 0, 0, INT64_MAX);
+    return o;
+}
+
+}  // namespace smyrf_cli

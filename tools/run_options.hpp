@@ -1,0 +1,20 @@
+// Options that demo and bench share: the shape other than N, threads, seed, repetitions.
+#pragma once
+
+#include "cli_args.hpp"
+#include "measurement.hpp"
+#include "problem.hpp"
+
+namespace smyrf_cli {
+
+struct RunOptions {
+    Shape shape;  // n is set per run
+    RunSettings settings;
+};
+
+RunOptions read_run_options(Args &args, int default_reps);
+
+// The help lines for those options.
+extern const char *const kRunOptionsHelp;
+
+}  // namespace smyrf_cli

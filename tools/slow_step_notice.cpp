@@ -1,0 +1,32 @@
+#include "slow_step_notice.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+namespace smyrf_cli {
+
+SlowStepNotice::SlowStepNotice(std::string what)
+    : what_(std::move(what)), watcher_([this] { watch(); }) {}
+
+SlowStepNotice::~SlowStepNotice() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_ = true;
+    }
+    done_cv_.notify_one();
+    watcher_.join();
+}
+
+void SlowStepNotice::watch() {
+    using namespace std::chrono;
+    const auto start = steady_clock::now();
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (done_cv_.wait_for(lock, seconds(1), [this] { return done_; })) return;
+    std::fprintf(stderr, "[smyrf] %s...\n", what_.c_str());
+    while (!done_cv_.wait_for(lock, seconds(5), [this] { return done_; })) {
+        const double s = duration<double>(steady_clock::now() - start).count();
+        std::fprintf(stderr, "[smyrf] %s: %.0f s so far\n", what_.c_str(), s);
+    }
+}
+
+}  // namespace smyrf_cli

@@ -1,0 +1,34 @@
+#include "stats.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace smyrf_cli {
+namespace {
+
+double quantile(const std::vector<double> &sorted, double q) {
+    const double pos = q * (double)(sorted.size() - 1);
+    const size_t lo = (size_t)pos;
+    const size_t hi = std::min(lo + 1, sorted.size() - 1);
+    return sorted[lo] + (pos - (double)lo) * (sorted[hi] - sorted[lo]);
+}
+
+}  // namespace
+
+Spread spread_of(std::vector<double> samples) {
+    std::sort(samples.begin(), samples.end());
+    return {quantile(samples, 0.5), samples.front(), samples.back(), quantile(samples, 0.25),
+            quantile(samples, 0.75)};
+}
+
+double relative_error(const std::vector<float> &approx, const std::vector<float> &exact) {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < exact.size(); i++) {
+        const double e = exact[i], a = approx[i];
+        diff += (a - e) * (a - e);
+        norm += e * e;
+    }
+    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+}  // namespace smyrf_cli

@@ -1,0 +1,17 @@
+// Summaries of repeated timings, and the error measure used against DENSE.
+#pragma once
+
+#include <vector>
+
+namespace smyrf_cli {
+
+struct Spread {
+    double median, min, max, q1, q3;  // q1, q3: quartiles (linear interpolation)
+};
+
+Spread spread_of(std::vector<double> samples);  // samples must not be empty
+
+// ||approx - exact|| / ||exact|| (Frobenius), accumulated in double.
+double relative_error(const std::vector<float> &approx, const std::vector<float> &exact);
+
+}  // namespace smyrf_cli
