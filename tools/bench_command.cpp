@@ -69,7 +69,9 @@ public:
             else j.add_null("hashes").add_null("cluster");
             if (hybrid) j.add("budget", row.spec.budget);
             else j.add_null("budget");
-            j.add("threads", row.m.threads).add("reps", (int64_t)reps_)
+            if (ok) j.add("threads", row.m.threads);
+            else j.add_null("threads");
+            j.add("reps", (int64_t)reps_)
                 .add("median_ms", t.median).add("min_ms", t.min).add("max_ms", t.max)
                 .add("q1_ms", t.q1).add("q3_ms", t.q3).add("rel_err", rel_err)
                 .add("speedup_vs_dense", speedup).add("attention_gflops", gflops)

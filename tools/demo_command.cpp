@@ -38,10 +38,11 @@ void print_table(const Problem &p, const std::vector<ModeSpec> &specs,
             where = format("%s backend, %lld threads", m.backend.c_str(), (long long)m.threads);
             break;
         }
-    std::printf("\nN = %lld (batch %lld, heads %lld, d %lld; %s; median of %d calls; "
+    std::printf("\nN = %lld (batch %lld, heads %lld, d %lld; %s; median of %d call%s; "
                 "q, k, v, out = %.1f MiB)\n",
                 (long long)p.shape.n, (long long)p.shape.batch, (long long)p.shape.heads,
-                (long long)p.shape.d, where.c_str(), reps, p.io_bytes() / 1048576.0);
+                (long long)p.shape.d, where.c_str(), reps, reps == 1 ? "" : "s",
+                p.io_bytes() / 1048576.0);
     TextTable table({"mode", "median ms", "speed-up", "rel. error", "workspace MiB",
                      "extra MiB", "peak RSS MiB"});
     for (size_t i = 0; i < specs.size(); i++) {

@@ -9,6 +9,7 @@ constexpr int64_t kTopics = 32;
 constexpr int64_t kMeanRun = 128;    // tokens in a run of one topic, on average
 constexpr double kCentreStd = 0.8;   // logit gap of about scale * d * 0.64 = 5 for d = 64
 constexpr double kNoiseStd = 0.6;
+constexpr double kValueNoiseStd = 0.5;  // values of a topic share a centre too
 
 // splitmix64: a small, fully specified generator, so the inputs never depend on the
 // standard library's implementation.
@@ -33,8 +34,9 @@ private:
 // One (batch, head) problem: n tokens of dimension d starting at `offset` in q, k, v.
 void fill_head(Problem &p, int64_t offset, Random &rng) {
     const int64_t n = p.shape.n, d = p.shape.d;
-    std::vector<float> centres(kTopics * d);
+    std::vector<float> centres(kTopics * d), value_centres(kTopics * d);
     for (float &c : centres) c = (float)(kCentreStd * rng.normal());
+    for (float &c : value_centres) c = (float)rng.normal();
     int64_t topic = 0, run_left = 0;
     for (int64_t t = 0; t < n; t++) {
         if (run_left == 0) {
@@ -42,12 +44,12 @@ void fill_head(Problem &p, int64_t offset, Random &rng) {
             run_left = 1 + (int64_t)(rng.next() % (2 * kMeanRun));
         }
         run_left--;
-        const float *c = &centres[topic * d];
+        const float *c = &centres[topic * d], *vc = &value_centres[topic * d];
         for (int64_t x = 0; x < d; x++) {
             const int64_t i = offset + t * d + x;
             p.q[i] = c[x] + (float)(kNoiseStd * rng.normal());
             p.k[i] = c[x] + (float)(kNoiseStd * rng.normal());
-            p.v[i] = (float)rng.normal();
+            p.v[i] = vc[x] + (float)(kValueNoiseStd * rng.normal());
         }
     }
 }

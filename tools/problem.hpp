@@ -23,7 +23,8 @@ struct Problem {
 };
 
 // Deterministic inputs with topic structure so attention is far from uniform: tokens come
-// in runs that share a topic, and queries and keys of a topic lean towards its centre.
+// in runs that share a topic; the queries, keys and values of a topic lean towards its
+// centres, so a query attends mostly to the keys of its topic, near and far.
 Problem clustered_problem(const Shape &shape, uint64_t seed);
 
 }  // namespace smyrf_cli
