@@ -1,0 +1,203 @@
+"""libsmyrf as a PyTorch operator: torch.ops.smyrf.attention (a torch.library custom op).
+
+    import smyrf.torch
+    out = smyrf.torch.attention(q, k, v, n_hashes=2, q_cluster_size=64)
+
+CPU tensors run on the CPU backend, CUDA tensors on the CUDA backend of their device, on
+the current CUDA stream. Inputs are read in place whatever their strides, as long as the
+last dimension is contiguous (a transposed [B, N, H, D] view costs no copy). A fake
+(meta) implementation is registered, so torch.compile and torch.export trace through
+the op. The backward pass does not exist yet: asking for a gradient raises
+NotImplementedError at once rather than failing later in backward().
+
+Plans are cached (least recently used first out) by shape, strides, dtype, device and
+configuration; clear_plan_cache() empties the cache.
+"""
+
+import threading
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+import torch
+
+from ._core import LAYOUTS, MODES, Plan, choice, default_strides, integer, seed_bits
+
+__all__ = ["attention", "clear_plan_cache", "PLAN_CACHE_SIZE"]
+
+PLAN_CACHE_SIZE = 64
+
+_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_NO_BACKWARD = ("smyrf.torch.attention has no backward pass yet: run it under "
+                "torch.no_grad() / torch.inference_mode(), or detach q, k and v")
+
+_plans = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def clear_plan_cache():
+    """Drops every cached plan (plans in use stay alive until their call returns)."""
+    with _plans_lock:
+        _plans.clear()
+
+
+def _cached_plan(key, settings):
+    with _plans_lock:
+        plan = _plans.get(key)
+        if plan is not None:
+            _plans.move_to_end(key)
+            return plan
+    plan = Plan(**settings)
+    with _plans_lock:
+        _plans[key] = plan
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    return plan
+
+
+def _check_inputs(q, k, v, key_padding_mask):
+    """Shape, dtype and device rules of the op (shared by the real and fake kernels)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-d [batch, heads, tokens, dim]; got {tuple(t.shape)}")
+        if t.dtype not in _DTYPES:
+            raise TypeError(f"{name} has dtype {t.dtype}; supported: float32, float16, bfloat16")
+        if t.dtype != q.dtype:
+            raise TypeError(f"q, k, v must share one dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"q, k, v must be on one device; got {q.device}, {k.device}, {v.device}")
+    if q.device.type not in ("cpu", "cuda", "meta"):
+        raise ValueError(f"smyrf runs CPU and CUDA tensors; got a {q.device.type} tensor")
+    b, h, _, d = q.shape
+    if k.shape[0] != b or v.shape[0] != b:
+        raise ValueError(f"batch sizes differ: q {b}, k {k.shape[0]}, v {v.shape[0]}")
+    if k.shape[3] != d:
+        raise ValueError(f"q and k must share their last dimension; got {d} and {k.shape[3]}")
+    if k.shape[1:3] != v.shape[1:3]:
+        raise ValueError(f"k and v must have the same heads and length; got k {tuple(k.shape)}, "
+                         f"v {tuple(v.shape)}")
+    if h % k.shape[1]:
+        raise ValueError(f"k's {k.shape[1]} heads must divide q's {h} heads (grouped-query attention)")
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (b, k.shape[2]):
+            raise ValueError(f"key_padding_mask has shape {tuple(key_padding_mask.shape)}; "
+                             f"expected {(b, k.shape[2])}")
+        if key_padding_mask.device != q.device:
+            raise ValueError("key_padding_mask must be on the device of q")
+
+
+def _element_strides(t):
+    """(batch, head, token) strides of a logical [B, H, N, D] tensor the library can read
+    in place, or None when it cannot (then the caller copies)."""
+    b, h, n, d = t.shape
+    if d > 1 and t.stride(3) != 1:
+        return None
+    fallback = default_strides("bhnd", b, h, n, d)
+    result = []
+    for axis in range(3):
+        if t.shape[axis] == 1:
+            result.append(fallback[axis])
+        elif t.stride(axis) <= 0:
+            return None
+        else:
+            result.append(t.stride(axis))
+    return tuple(result)
+
+
+def _empty_out(q, v, out_layout):
+    b, h, nq, _ = q.shape
+    dv = v.shape[3]
+    if out_layout == "bnhd":
+        return q.new_empty((b, nq, h, dv)).transpose(1, 2)
+    return q.new_empty((b, h, nq, dv))
+
+
+@torch.library.custom_op("smyrf::attention", mutates_args=())
+def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                  key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
+                  mode: str, n_hashes: int, q_cluster_size: int, k_cluster_size: int,
+                  seed: int, budget: int, out_layout: str,
+                  threads: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] (any strides with a
+    contiguous last dimension) -> out [B, H, Nq, dv] stored in out_layout order, and
+    lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults."""
+    _check_inputs(q, k, v, key_padding_mask)
+    tensors = {}
+    strides = {}
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        st = _element_strides(t)
+        if st is None:
+            t = t.contiguous()
+            st = _element_strides(t)
+        tensors[name] = t
+        strides[name] = st
+    out = _empty_out(q, v, out_layout)
+    strides["out"] = _element_strides(out)
+    b, h, nq, d = q.shape
+    _, hkv, nk, dv = v.shape
+    lse = q.new_empty((b, h, nq), dtype=torch.float32)
+    mask = None
+    if key_padding_mask is not None:
+        mask = key_padding_mask if key_padding_mask.dtype in (torch.bool, torch.uint8) \
+            else key_padding_mask != 0
+        mask = mask.contiguous().view(torch.uint8)
+
+    device = q.device
+    settings = dict(
+        batch=b, heads=h, kv_heads=hkv, q_len=nq, k_len=nk, qk_dim=d, v_dim=dv,
+        dtype=_DTYPES[q.dtype], mode=mode, n_hashes=n_hashes, q_cluster_size=q_cluster_size,
+        k_cluster_size=k_cluster_size or None, causal=causal, scale=scale or None, seed=seed,
+        budget=(budget or None) if mode == "hybrid" else None,
+        backend=device.type, device=device.index or 0, threads=threads, strides=strides)
+    key = (device.type, device.index, q.dtype, tuple(sorted(settings.items())))
+    plan = _cached_plan(key, settings)
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
+    plan.execute_addresses(
+        tensors["q"].data_ptr(), tensors["k"].data_ptr(), tensors["v"].data_ptr(),
+        mask.data_ptr() if mask is not None else None, out.data_ptr(), lse.data_ptr(), stream)
+    return out, lse
+
+
+@_attention_op.register_fake
+def _attention_fake(q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_cluster_size,
+                    k_cluster_size, seed, budget, out_layout, threads):
+    _check_inputs(q, k, v, key_padding_mask)
+    b, h, nq, _ = q.shape
+    return _empty_out(q, v, out_layout), q.new_empty((b, h, nq), dtype=torch.float32)
+
+
+def _setup_context(ctx, inputs, output):
+    pass
+
+
+def _backward(ctx, dout, dlse):
+    raise NotImplementedError(_NO_BACKWARD)
+
+
+_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, causal=False,
+              key_padding_mask=None, scale=None, seed=0, mode="smyrf", budget=None,
+              layout="bhnd", threads=0, return_lse=False):
+    """SMYRF (or "dense", or "hybrid") attention of torch tensors; see smyrf.attention for
+    the arguments. layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
+    new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32."""
+    choice("mode", mode, MODES)
+    choice("layout", layout, LAYOUTS)
+    if mode != "hybrid" and budget is not None:
+        raise ValueError(f"budget applies to mode='hybrid' only (mode={mode!r})")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        raise NotImplementedError(_NO_BACKWARD)
+    if layout == "bnhd":
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    out, lse = torch.ops.smyrf.attention(
+        q, k, v, key_padding_mask, bool(causal), float(scale or 0.0), mode,
+        integer("n_hashes", n_hashes), integer("q_cluster_size", q_cluster_size),
+        integer("k_cluster_size", k_cluster_size, optional=True), seed_bits(seed),
+        integer("budget", budget, optional=True), layout, integer("threads", threads))
+    if layout == "bnhd":
+        out = out.transpose(1, 2)
+    return (out, lse) if return_lse else out
