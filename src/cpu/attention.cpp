@@ -2,6 +2,7 @@
 // gather the rows, S = scale Q K^T and O = P V as GEMMs, the softmax in between.
 #include "cpu/blas.hpp"
 #include "cpu/fast_exp.hpp"
+#include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 
 #include <cmath>
@@ -11,8 +12,15 @@
 namespace smyrf::cpu {
 namespace {
 
+// Rows arrive in hash order, i.e. at random positions: prefetching them all first keeps
+// many cache misses in flight instead of one row's at a time.
 void gather(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
             float *dst) {
+    for (int64_t t = 0; t < n; t++) {
+        const char *row = (const char *)x.row(b, h, rows[t]);
+        for (int64_t at = 0; at < dim * (int64_t)sizeof(float); at += 64)
+            __builtin_prefetch(row + at);
+    }
     for (int64_t t = 0; t < n; t++)
         std::memcpy(dst + t * dim, x.row(b, h, rows[t]), (size_t)dim * sizeof(float));
 }
@@ -50,21 +58,16 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
             for (int64_t u = 0; u < nk; u++)
                 if (kj[u] > limit) s[u] = neg_inf;
         }
-        float m = neg_inf;
-        for (int64_t u = 0; u < nk; u++) m = s[u] > m ? s[u] : m;
+        const float m = max_of(s, nk, neg_inf);
         if (m == neg_inf) {  // no allowed key: this block contributes nothing
             std::memset(s, 0, (size_t)nk * sizeof(float));
             mx[t] = neg_inf;
             sum[t] = 0.0f;
             continue;
         }
-        float total = 0.0f;
-        for (int64_t u = 0; u < nk; u++) {
-            s[u] = fast_exp(s[u] - m);
-            total += s[u];
-        }
+        for (int64_t u = 0; u < nk; u++) s[u] = fast_exp(s[u] - m);
         mx[t] = m;
-        sum[t] = total;
+        sum[t] = sum_of(s, nk);
     }
     gemm_nn(nq, dv, nk, 1.0f, ws.s, nk, ws.v, dv, 0.0f, o, dv);
 }

@@ -1,5 +1,6 @@
 // Stage 5: online merge of blocks (hash rounds, or key tiles in DENSE mode) by their
 // log-sum-exp, with the running accumulator kept in the output rows themselves.
+#include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 
 #include <cmath>
@@ -25,10 +26,16 @@ void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int
     for (int64_t t = 0; t < nq; t++) {
         if (sum[t] == 0.0f) continue;  // the block had no allowed key for this query
         const int64_t i = qi[t];
-        const float top = mx[t] > m[i] ? mx[t] : m[i];
-        const float keep = std::exp(m[i] - top), add = std::exp(mx[t] - top);
         float *row = a.out.row(b, h, i);
         const float *src = o + t * dv;
+        if (l[i] == 0.0f) {  // the first block this query meets: take it as it is
+            std::memcpy(row, src, (size_t)dv * sizeof(float));
+            m[i] = mx[t];
+            l[i] = sum[t];
+            continue;
+        }
+        const float top = mx[t] > m[i] ? mx[t] : m[i];
+        const float keep = std::exp(m[i] - top), add = std::exp(mx[t] - top);
         for (int64_t c = 0; c < dv; c++) row[c] = row[c] * keep + src[c] * add;
         l[i] = l[i] * keep + sum[t] * add;
         m[i] = top;
@@ -51,10 +58,7 @@ void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t 
             const int64_t j = latest_valid_key(valid, n_valid, limit);
             if (j >= 0) {
                 std::memcpy(row, a.v.row(b, hk, j), (size_t)dv * sizeof(float));
-                const float *q = a.q.row(b, h, i), *k = a.k.row(b, hk, j);
-                float dot = 0.0f;
-                for (int64_t c = 0; c < d.qk_dim; c++) dot += q[c] * k[c];
-                lse = (float)d.scale * dot;
+                lse = (float)d.scale * dot_of(a.q.row(b, h, i), a.k.row(b, hk, j), d.qk_dim);
             } else {
                 lse = -std::numeric_limits<float>::infinity();  // row stays zeros
             }

@@ -1,5 +1,6 @@
 // A vectorisable e^x (about 2 ulp) for the softmax loops: libm's expf is a scalar call
-// per element and would cost more than the GEMMs around it.
+// per element and would cost more than the GEMMs around it. Branch-free, so that the
+// compiler vectorises the loops that call it.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +11,15 @@ namespace smyrf::cpu {
 inline float fast_exp(float x) {
     // e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln(2) / 2 (Cody-Waite reduction).
     const float lo = -87.0f, hi = 88.0f;
-    const float xc = x < lo ? lo : (x > hi ? hi : x);
-    const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-    const float n = (xc * 1.44269504f + magic) - magic;
+    float xc = x < lo ? lo : x;  // NaN passes through both clamps and stays NaN
+    xc = xc > hi ? hi : xc;
+    // Adding 1.5 * 2^23 rounds to an integer and leaves n in the low mantissa bits.
+    const float magic = 12582912.0f;
+    const float t = xc * 1.44269504f + magic;
+    int32_t t_bits, magic_bits;
+    std::memcpy(&t_bits, &t, sizeof t);
+    std::memcpy(&magic_bits, &magic, sizeof magic);
+    const float n = t - magic;
     const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
     float p = 1.0f / 720;
     p = p * r + 1.0f / 120;
@@ -21,11 +28,11 @@ inline float fast_exp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
+    const int32_t bits = (t_bits - magic_bits + 127) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     const float y = p * scale;
-    return x < lo ? 0.0f : (x != x ? x : y);  // e^-inf = 0; NaN stays NaN
+    return x < lo ? 0.0f : y;  // e^-inf = 0
 }
 
 }  // namespace smyrf::cpu

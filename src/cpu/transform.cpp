@@ -1,4 +1,5 @@
 // Stage 1, XBOX+: the row norms that the asymmetric transform is built from.
+#include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 
 namespace smyrf::cpu {
@@ -7,9 +8,7 @@ float transform_norms(const View &x, int64_t b, int64_t h, int64_t n, int64_t di
                       const int32_t *over, int64_t n_over, float *norms) {
     for (int64_t i = 0; i < n; i++) {
         const float *row = x.row(b, h, i);
-        float acc = 0.0f;
-        for (int64_t c = 0; c < dim; c++) acc += row[c] * row[c];
-        norms[i] = acc;
+        norms[i] = dot_of(row, row, dim);
     }
     float mx = 0.0f;
     const int64_t count = over ? n_over : n;
