@@ -18,5 +18,20 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/smyrfConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/smyrfConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/smyrf)
 
+# smyrf.pc finds its prefix from its own folder (${pcfiledir}), so the tree still works
+# when installed with `cmake --install --prefix` elsewhere than the configured prefix.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(SMYRF_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH SMYRF_PC_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+  string(REGEX REPLACE "/$" "" SMYRF_PC_PREFIX "\${pcfiledir}/${SMYRF_PC_PREFIX}")
+endif()
+foreach(dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
+    set(SMYRF_PC_${dir} "${CMAKE_INSTALL_${dir}}")
+  else()
+    set(SMYRF_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
+  endif()
+endforeach()
 configure_file(smyrf.pc.in ${CMAKE_CURRENT_BINARY_DIR}/smyrf.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/smyrf.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

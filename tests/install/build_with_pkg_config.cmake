@@ -1,0 +1,42 @@
+# Compiles SOURCE with the flags `pkg-config smyrf` gives for the package in PREFIX, runs
+# the program and checks that its output matches EXPECT.
+#   STATIC=ON: `pkg-config --static` and the archive libsmyrf.a (the linker would otherwise
+#   prefer libsmyrf.so), which checks the .pc file's private dependencies.
+#   CFLAGS, LIBS: extra compiler flags and libraries, as in a shell ("-std=c99 -Werror").
+# Usage: cmake -DPREFIX=... -DSOURCE=... -DOUT=... -DCC=... [-DSTATIC=ON] [-DCFLAGS=...]
+#              [-DLIBS=...] -DEXPECT=... -P build_with_pkg_config.cmake
+find_program(PKG_CONFIG NAMES pkg-config pkgconf REQUIRED)
+set(ENV{PKG_CONFIG_PATH} "${PREFIX}/lib/pkgconfig")
+
+function(pkg_config out)
+  execute_process(COMMAND "${PKG_CONFIG}" ${ARGN} smyrf RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE text ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config ${ARGN} smyrf failed: ${err}")
+  endif()
+  separate_arguments(text UNIX_COMMAND "${text}")
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
+pkg_config(cflags --cflags)
+if(STATIC)
+  pkg_config(libs --static --libs)
+  list(TRANSFORM libs REPLACE "^-lsmyrf$" "-l:libsmyrf.a")
+else()
+  pkg_config(libs --libs)
+  pkg_config(libdir --variable=libdir)
+  list(APPEND libs "-Wl,-rpath,${libdir}")
+endif()
+
+separate_arguments(CFLAGS UNIX_COMMAND "${CFLAGS}")
+separate_arguments(LIBS UNIX_COMMAND "${LIBS}")
+execute_process(COMMAND "${CC}" ${CFLAGS} ${cflags} "${SOURCE}" -o "${OUT}" ${libs} ${LIBS}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE log)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "compiling ${SOURCE} against the installed smyrf failed:\n${log}")
+endif()
+execute_process(COMMAND "${OUT}" RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE log)
+message("${log}")
+if(NOT rc EQUAL 0 OR NOT log MATCHES "${EXPECT}")
+  message(FATAL_ERROR "${OUT} exited with ${rc}; expected output matching '${EXPECT}'")
+endif()
