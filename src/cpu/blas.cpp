@@ -5,16 +5,18 @@
 namespace smyrf::cpu {
 namespace {
 
-// OpenBLAS starts its own threads above m*n*k = 2^18; our callers already run on their
-// own threads, so each call is cut into row blocks below that size. The row blocking
-// depends only on the shape, so results stay the same for every thread count.
-constexpr int64_t kSingleThreadWork = int64_t(1) << 18;
+// OpenBLAS (pthreads build) hands a GEMM with m*n*k >= 2^18 to its own thread pool. Our
+// callers already run on their own threads, and concurrent calls into that pool contend,
+// so each call is cut into equal row blocks below that size. The blocking depends only on
+// the shape, so results are the same for every thread count.
+constexpr int64_t kPoolThreshold = int64_t(1) << 18;
 
 int64_t rows_per_call(int64_t m, int64_t n, int64_t k) {
     const int64_t per_row = (n * k > 0) ? n * k : 1;
-    int64_t rows = kSingleThreadWork / per_row;
-    if (rows < 1) rows = 1;
-    return rows < m ? rows : m;
+    const int64_t max_rows = (kPoolThreshold - 1) / per_row;
+    if (max_rows < 1) return 1;
+    const int64_t pieces = (m + max_rows - 1) / max_rows;
+    return (m + pieces - 1) / pieces;
 }
 
 void gemm(CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
