@@ -148,7 +148,9 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         k_cluster_size=k_cluster_size or None, causal=causal, scale=scale or None, seed=seed,
         budget=(budget or None) if mode == "hybrid" else None,
         backend=device.type, device=device.index or 0, threads=threads, strides=strides)
-    key = (device.type, device.index, q.dtype, tuple(sorted(settings.items())))
+    key = (device.type, device.index,
+           tuple((k, tuple(sorted(v.items())) if k == "strides" else v)
+                 for k, v in sorted(settings.items())))
     plan = _cached_plan(key, settings)
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
     plan.execute_addresses(
