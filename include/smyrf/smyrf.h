@@ -76,8 +76,9 @@ typedef enum smyrf_status {
 /* A static English name for a status; unknown values give "unknown status". Never NULL. */
 SMYRF_API const char *smyrf_status_string(smyrf_status status);
 
-/* The message of the last failed call on this thread ("" if none). Valid until the next
- * libsmyrf call on the same thread. Never NULL. */
+/* The message of the last failed call on this thread ("" if none yet); successful calls
+ * leave it as it is. The text stays valid until the next failing call on the same
+ * thread. Never NULL. */
 SMYRF_API const char *smyrf_last_error_message(void);
 
 /* ---------------------------------------------------------------- parameters */

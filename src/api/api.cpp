@@ -4,14 +4,15 @@
 #include "api/guard.hpp"
 #include "core/plan.hpp"
 
-#include <string>
+#include <cstdio>
 
 using smyrf::fail;
 using smyrf::guarded;
 
 namespace {
 
-thread_local std::string t_last_error;
+// A fixed buffer: recording a failure must not allocate (it may be reporting one).
+thread_local char t_last_error[512];
 
 void require(const void *p, const char *name) {
     if (!p) fail(SMYRF_ERR_INVALID_ARGUMENT, "%s is NULL", name);
@@ -50,7 +51,9 @@ void check_no_overlap(Span written, const char *wname, Span read, const char *rn
 }  // namespace
 
 namespace smyrf {
-void set_last_error(const char *message) { t_last_error = message; }
+void set_last_error(const char *message) {
+    std::snprintf(t_last_error, sizeof t_last_error, "%s", message);
+}
 }  // namespace smyrf
 
 extern "C" {
@@ -70,7 +73,7 @@ const char *smyrf_status_string(smyrf_status status) {
     return "unknown status";
 }
 
-const char *smyrf_last_error_message(void) { return t_last_error.c_str(); }
+const char *smyrf_last_error_message(void) { return t_last_error; }
 
 smyrf_status smyrf_param_bounds(smyrf_param p, int64_t *lower, int64_t *upper) {
     return guarded([&] {
