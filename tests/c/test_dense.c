@@ -1,0 +1,104 @@
+/* DENSE mode against the float64 reference: exact attention, so only float32 rounding
+ * separates them (tolerance 1e-5 of the largest output, lse 1e-5 relative). */
+#include "common.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define DENSE_RTOL 1e-5
+#define LSE_TOL 1e-5
+
+typedef struct dense_case {
+    const char *name;
+    tc_shape s;
+    double mask_keep;
+} dense_case;
+
+/* Each shape stresses one tiling edge: query tiles of 64, key tiles, causal limits. */
+static const dense_case cases[] = {
+    {"one query one key", {1, 1, 0, 1, 1, 8, 0, 0}, 0},
+    {"square 100", {1, 1, 0, 100, 0, 16, 0, 0}, 0},
+    {"two batches, heads, padding", {2, 3, 0, 70, 0, 32, 24, 0}, 0.7},
+    {"GQA 4 over 2", {1, 4, 2, 65, 130, 16, 0, 0}, 0},
+    {"long keys, few queries", {1, 1, 0, 3, 1500, 8, 0, 0}, 0},
+    {"more queries than keys", {1, 2, 1, 300, 17, 12, 5, 0}, 0.8},
+    {"causal square", {1, 2, 0, 257, 0, 16, 0, 1}, 0},
+    {"causal, keys past the queries", {2, 1, 0, 40, 300, 16, 0, 1}, 0.6},
+    {"causal, queries past the keys", {1, 1, 0, 300, 40, 16, 0, 1}, 0},
+    {"causal, padded, GQA", {2, 4, 1, 129, 129, 64, 32, 1}, 0.5},
+    {"head dim 1", {1, 1, 0, 77, 0, 1, 1, 0}, 0},
+};
+
+static void run_case(const dense_case *c, uint64_t seed) {
+    tc_inputs *in = tc_inputs_create(&c->s, seed, c->mask_keep);
+    smyrf_ref_problem rp = tc_ref_problem(in);
+    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
+    smyrf_ref_dense(&rp, want, want_lse);
+
+    smyrf_plan *plan = tc_dense_plan(&in->s);
+    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+    tc_run(plan, in, out, lse);
+    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, DENSE_RTOL, 0, c->name);
+    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, c->name);
+
+    smyrf_plan_destroy(plan);
+    free(out), free(lse), free(want), free(want_lse);
+    tc_inputs_destroy(in);
+}
+
+static void dense_matches_reference(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 100 + i);
+}
+
+/* Large logits (scale 8x) test the max subtraction: a naive exp would overflow. */
+static void dense_survives_large_logits(void **state) {
+    (void)state;
+    const tc_shape s = {1, 1, 0, 90, 200, 16, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 7, 0);
+    for (size_t i = 0; i < in->nq_el; i++) in->q[i] *= 30.0f; /* logits up to ~1e3 */
+    tc_inputs_sync(in);
+    smyrf_ref_problem rp = tc_ref_problem(in);
+    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
+    smyrf_ref_dense(&rp, want, want_lse);
+    smyrf_plan *plan = tc_dense_plan(&in->s);
+    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+    tc_run(plan, in, out, lse);
+    /* logits of size ~1e3 carry absolute float32 error ~1e-4 into the weights */
+    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, 1e-3, 0, "large logits");
+    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, "large logits");
+    smyrf_plan_destroy(plan);
+    free(out), free(lse), free(want), free(want_lse);
+    tc_inputs_destroy(in);
+}
+
+/* A custom scale reaches the softmax, and lse, exactly as the reference applies it. */
+static void dense_honours_scale(void **state) {
+    (void)state;
+    const tc_shape s = {1, 2, 0, 50, 60, 8, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 8, 0);
+    smyrf_ref_problem rp = tc_ref_problem(in);
+    rp.scale = 0.9;
+    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
+    smyrf_ref_dense(&rp, want, want_lse);
+    smyrf_config *cfg = tc_config(&in->s, SMYRF_MODE_DENSE);
+    assert_int_equal(smyrf_config_set_scale(cfg, 0.9), SMYRF_OK);
+    smyrf_plan *plan = tc_plan(cfg);
+    smyrf_config_destroy(cfg);
+    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+    tc_run(plan, in, out, lse);
+    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, DENSE_RTOL, 0, "scale 0.9");
+    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, "scale 0.9");
+    smyrf_plan_destroy(plan);
+    free(out), free(lse), free(want), free(want_lse);
+    tc_inputs_destroy(in);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(dense_matches_reference),
+        cmocka_unit_test(dense_survives_large_logits),
+        cmocka_unit_test(dense_honours_scale),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
