@@ -301,10 +301,11 @@ def array_strides(name, arr, layout):
 
 
 def _dtype_name(arrays):
-    dt = arrays[0].dtype
     for name, arr in zip("qkv", arrays):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be a numpy.ndarray; got {type(arr).__name__}")
+    dt = arrays[0].dtype
+    for arr in arrays:
         if arr.dtype != dt:
             raise TypeError(f"q, k, v must share one dtype; got {arrays[0].dtype}, "
                             f"{arrays[1].dtype}, {arrays[2].dtype}")
