@@ -1,0 +1,174 @@
+"""smyrf.torch: the torch.ops.smyrf.attention custom op."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import smyrf  # noqa: E402
+import smyrf.torch as st  # noqa: E402
+from reference import dense  # noqa: E402
+
+F32 = dict(rtol=2e-4, atol=2e-5)
+
+
+def qkv(b=2, h=4, hkv=None, nq=40, nk=None, d=16, dv=None, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hkv, nk, dv = hkv or h, nk or nq, dv or d
+    return (torch.randn(b, h, nq, d, generator=g).to(dtype),
+            torch.randn(b, hkv, nk, d, generator=g).to(dtype),
+            torch.randn(b, hkv, nk, dv, generator=g).to(dtype))
+
+
+def ref(q, k, v, **kw):
+    return torch.from_numpy(dense(*(t.double().numpy() for t in (q, k, v)), **kw)[0])
+
+
+@pytest.mark.parametrize("mode", ["dense", "smyrf"])
+def test_matches_reference(mode):
+    q, k, v = qkv()
+    out = st.attention(q, k, v, mode=mode, q_cluster_size=64)
+    assert out.shape == (2, 4, 40, 16) and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), ref(q, k, v), **F32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_types(dtype):
+    q, k, v = qkv(dtype=dtype)
+    out = st.attention(q, k, v, mode="dense")
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), ref(q, k, v), rtol=2e-2, atol=2e-2)
+
+
+def test_masks_gqa_causal_cross():
+    q, k, v = qkv(h=6, hkv=3, nq=20, nk=50, dv=24)
+    mask = torch.rand(2, 50, generator=torch.Generator().manual_seed(1)) < 0.8
+    mask[:, -1] = True
+    for causal in (False, True):
+        out, lse = st.attention(q, k, v, causal=causal, key_padding_mask=mask,
+                                q_cluster_size=64, return_lse=True)
+        torch.testing.assert_close(out.double(), ref(q, k, v, causal=causal,
+                                                     key_padding_mask=mask.numpy()), **F32)
+        assert lse.shape == (2, 6, 20) and lse.dtype == torch.float32
+    # integer masks: nonzero = valid
+    out_i = st.attention(q, k, v, key_padding_mask=mask.long() * 3, q_cluster_size=64)
+    torch.testing.assert_close(out_i, st.attention(q, k, v, key_padding_mask=mask,
+                                                   q_cluster_size=64))
+
+
+def test_bnhd_layout_and_strided_views():
+    q, k, v = qkv()
+    qt, kt, vt = (t.transpose(1, 2).contiguous() for t in (q, k, v))  # [B, N, H, D]
+    out = st.attention(qt, kt, vt, mode="dense", layout="bnhd")
+    assert out.shape == qt.shape and out.is_contiguous()
+    torch.testing.assert_close(out.transpose(1, 2).double(), ref(q, k, v), **F32)
+    # A fused projection output viewed per head: no copy needed, same result.
+    fused = torch.randn(2, 40, 3 * 64)
+    views = [x.view(2, 40, 4, 16).transpose(1, 2) for x in fused.split(64, dim=-1)]
+    assert not views[0].is_contiguous()
+    torch.testing.assert_close(st.attention(*views, mode="dense").double(), ref(*views), **F32)
+    # A last dimension that is not contiguous is copied, not misread.
+    odd = [t.transpose(2, 3).contiguous().transpose(2, 3) for t in (q, k, v)]
+    torch.testing.assert_close(st.attention(*odd, mode="dense").double(), ref(q, k, v), **F32)
+
+
+def test_same_as_numpy_path():
+    q, k, v = qkv(nq=200, d=32)
+    a = st.attention(q, k, v, q_cluster_size=16, n_hashes=3, seed=5)
+    b = smyrf.attention(q.numpy(), k.numpy(), v.numpy(), q_cluster_size=16, n_hashes=3, seed=5)
+    np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_plan_cache():
+    st.clear_plan_cache()
+    q, k, v = qkv()
+    st.attention(q, k, v)
+    st.attention(q * 2, k, v)
+    assert len(st._plans) == 1
+    st.attention(q, k, v, seed=1)
+    assert len(st._plans) == 2
+    for n in range(st.PLAN_CACHE_SIZE + 5):
+        st.attention(*qkv(nq=n + 1))
+    assert len(st._plans) == st.PLAN_CACHE_SIZE
+    st.clear_plan_cache()
+    assert not st._plans
+
+
+def test_gradient_request_fails_clearly():
+    q, k, v = qkv()
+    q.requires_grad_(True)
+    with pytest.raises(NotImplementedError, match="no backward pass"):
+        st.attention(q, k, v)
+    with torch.no_grad():
+        assert st.attention(q, k, v).shape == (2, 4, 40, 16)
+    # The raw op: the error comes when backward runs.
+    out, _ = torch.ops.smyrf.attention(q, k, v, None, False, 0.0, "smyrf", 2, 64, 0, 0, 0,
+                                       "bhnd", 0)
+    with pytest.raises(NotImplementedError, match="no backward pass"):
+        out.sum().backward()
+
+
+def test_errors():
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        st.attention(q.numpy(), k, v)
+    with pytest.raises(TypeError, match="dtype"):
+        st.attention(q.double(), k.double(), v.double())
+    with pytest.raises(TypeError, match="share one dtype"):
+        st.attention(q, k.half(), v)
+    with pytest.raises(ValueError, match="4-d"):
+        st.attention(q[0], k[0], v[0])
+    with pytest.raises(ValueError, match="divide"):
+        st.attention(q, k[:, :3], v[:, :3])
+    with pytest.raises(ValueError, match="key_padding_mask has shape"):
+        st.attention(q, k, v, key_padding_mask=torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="must be one of"):
+        st.attention(q, k, v, mode="approximate")
+    with pytest.raises(ValueError, match="hybrid"):
+        st.attention(q, k, v, budget=64)
+    with pytest.raises(smyrf.InvalidArgumentError, match="SMYRF_PARAM_N_HASHES"):
+        st.attention(q, k, v, n_hashes=0)
+
+
+def test_hybrid_dense_limit():
+    q, k, v = qkv(nq=40)
+    try:
+        out = st.attention(q, k, v, mode="hybrid", budget=64)
+    except smyrf.UnsupportedError as e:
+        pytest.skip(f"HYBRID is not in this build yet: {e.message}")
+    torch.testing.assert_close(out.double(), ref(q, k, v), **F32)
+
+
+def test_opcheck():
+    q, k, v = qkv(nq=24, d=8)
+    mask = torch.ones(2, 24, dtype=torch.bool)
+    mask[1, 20:] = False
+    for args in (
+        (q, k, v, None, False, 0.0, "smyrf", 2, 8, 0, 3, 0, "bhnd", 0),
+        (q, k, v, mask, True, 0.5, "dense", 1, 64, 0, 0, 0, "bnhd", 1),
+        (q, k[:, :2], v[:, :2], mask, False, 0.0, "smyrf", 1, 4, 0, 0, 0, "bnhd", 0),
+    ):
+        torch.library.opcheck(torch.ops.smyrf.attention.default, args)
+
+
+def test_torch_compile_traces_through_the_op():
+    q, k, v = qkv()
+
+    def f(q, k, v):
+        return st.attention(q * 0.5, k, v, q_cluster_size=16).sum(dim=-1)
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(q, k, v), f(q, k, v))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors_on_the_current_stream():
+    q, k, v = (t.cuda() for t in qkv())
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        try:
+            out = st.attention(q, k, v, mode="dense")
+        except smyrf.BackendUnavailableError as e:
+            pytest.skip(f"libsmyrf was built without CUDA: {e.message}")
+    stream.synchronize()
+    assert out.is_cuda
+    torch.testing.assert_close(out.cpu().double(), ref(*(t.cpu() for t in (q, k, v))), **F32)
