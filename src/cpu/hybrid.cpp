@@ -1,14 +1,171 @@
-// HYBRID mode: not implemented on the CPU backend yet; plans asking for it are refused.
+// HYBRID mode: per chunk of (batch, kv head) pairs, build the groups (k-means, or causal
+// positional blocks), then attend every query tile of the pairs' query heads. Memory per
+// pair in flight is O(Nk (d + dv)) plus O(G (d + dv)); nothing is O(Nq Nk) or O(Nk G).
+#include "cpu/hybrid.hpp"
 #include "cpu/modes.hpp"
+#include "cpu/parallel.hpp"
+
+#include <algorithm>
 
 namespace smyrf::cpu {
+namespace hybrid {
+namespace {
 
-size_t hybrid_workspace(const Desc &) {
-    fail(SMYRF_ERR_UNSUPPORTED, "SMYRF_PARAM_MODE = HYBRID is not implemented by the cpu backend yet");
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void take_pair(Arena &arena, const Desc &d, Pair *p) {
+    const size_t nk = (size_t)d.k_len, g = (size_t)max_groups(d);
+    Pair t{};
+    t.valid = arena.take<int32_t>(nk);
+    t.count = arena.take<int32_t>(g);
+    t.ksum = arena.take<float>(g * d.qk_dim);
+    t.vsum = arena.take<float>(g * d.v_dim);
+    if (d.causal) {
+        t.pk = arena.take<float>(nk * d.qk_dim);
+        t.pv = arena.take<float>(nk * d.v_dim);
+        t.pn = arena.take<int32_t>(nk);
+    } else {
+        t.label = arena.take<int32_t>(nk);
+        t.keys = arena.take<float>(nk * d.qk_dim);
+        t.centres = arena.take<float>(g * d.qk_dim);
+    }
+    if (p) *p = t;
 }
 
-void hybrid_run(const Desc &, const Args &, void *) {
-    fail(SMYRF_ERR_UNSUPPORTED, "SMYRF_PARAM_MODE = HYBRID is not implemented by the cpu backend yet");
+// Valid keys, the dense limit, and the group count of the pair in slot t.
+void prepare(const Desc &d, const Args &a, Pair &p, int64_t pair) {
+    p.b = pair / d.kv_heads;
+    p.hk = pair % d.kv_heads;
+    p.n_valid = valid_keys(a.key_mask, p.b, d.k_len, p.valid);
+    p.dense = d.budget >= p.n_valid || d.window >= p.n_valid;
+    p.window = p.dense ? p.n_valid : d.window;
+    p.block = ceil_div(d.k_len, d.summaries);
+    if (p.dense) p.groups = 0;
+    else if (d.causal) p.groups = ceil_div(d.k_len, p.block);
+    else p.groups = std::min(d.summaries, p.n_valid);
+}
+
+}  // namespace
+
+int64_t max_groups(const Desc &d) { return std::max<int64_t>(1, std::min(d.summaries, d.k_len)); }
+
+// A task's queries span at most this many consecutive valid keys (hybrid_attention.cpp
+// splits a tile where windows drift further), plus two sinks.
+int64_t max_columns(const Desc &d) {
+    return std::min(d.budget, d.k_len) + kQueryTile + 2;
+}
+
+Scratch scratch_layout(Arena &arena, const Desc &d) {
+    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
+    const size_t tq = kQueryTile, dim = d.qk_dim, dv = d.v_dim;
+    Scratch s;
+    s.dist = arena.take<float>(kKeyTile * g);
+    s.cnorm = arena.take<float>(g);
+    s.acc = arena.take<double>(std::max(g * kSliceWidth, dim + dv));
+    s.q = arena.take<float>(tq * dim);
+    s.k = arena.take<float>(cols * dim);
+    s.v = arena.take<float>(cols * dv);
+    s.s = arena.take<float>(tq * cols);
+    s.t = arena.take<float>(tq * g);
+    s.o = arena.take<float>(tq * dv);
+    s.col_label = arena.take<int32_t>(cols);
+    s.hits = arena.take<int32_t>(g);
+    s.hit_logits = arena.take<float>(g);
+    s.l = arena.take<float>(tq);
+    s.mx = arena.take<float>(tq);
+    s.partial = arena.take<float>(tq);
+    return s;
+}
+
+Buffers layout(Arena &arena, const Desc &d) {
+    Buffers bf;
+    bf.chunk = std::min(d.batch * d.kv_heads, d.threads);
+    bf.pairs = arena.take<Pair>((size_t)bf.chunk);
+    for (int64_t t = 0; t < bf.chunk; t++) take_pair(arena, d, bf.pairs ? &bf.pairs[t] : nullptr);
+    Arena sizing;
+    scratch_layout(sizing, d);
+    bf.scratch_stride = sizing.used() / sizeof(float);
+    bf.scratch_base = arena.take<float>((size_t)d.threads * bf.scratch_stride);
+    return bf;
+}
+
+Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread) {
+    Arena arena(bf.scratch_base + (size_t)thread * bf.scratch_stride);
+    return scratch_layout(arena, d);
+}
+
+void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np) {
+    const int64_t T = d.threads;
+    parallel_for(np, T, [&](int64_t t, int) {
+        prepare(d, a, bf.pairs[t], first + t);
+        if (!bf.pairs[t].dense && !d.causal) kmeans_init(d, a, bf.pairs[t]);
+    });
+
+    if (d.causal) {
+        const int64_t blocks = ceil_div(d.k_len, ceil_div(d.k_len, d.summaries));
+        parallel_for(np * blocks, T, [&](int64_t task, int thread) {
+            const Pair &p = bf.pairs[task / blocks];
+            if (!p.dense) block_sums(d, a, p, task % blocks, thread_scratch(d, bf, thread));
+        });
+        return;
+    }
+
+    // Lloyd iterations: assign, then (move the centres, assign) I - 1 more times.
+    const int64_t tiles = ceil_div(d.k_len, kKeyTile);
+    const int64_t slices = ceil_div(d.qk_dim, kSliceWidth);
+    for (int64_t it = 0; it < d.kmeans_iters; it++) {
+        if (it > 0)
+            parallel_for(np * slices, T, [&](int64_t task, int thread) {
+                const Pair &p = bf.pairs[task / slices];
+                const int64_t c0 = (task % slices) * kSliceWidth;
+                if (!p.dense)
+                    kmeans_update(d, p, c0, std::min(d.qk_dim, c0 + kSliceWidth),
+                                  thread_scratch(d, bf, thread));
+            });
+        parallel_for(np * tiles, T, [&](int64_t task, int thread) {
+            const Pair &p = bf.pairs[task / tiles];
+            const int64_t u0 = (task % tiles) * kKeyTile;
+            if (!p.dense && u0 < p.n_valid)
+                kmeans_assign(d, p, u0, std::min(p.n_valid, u0 + kKeyTile),
+                              thread_scratch(d, bf, thread));
+        });
+    }
+
+    const int64_t width = d.qk_dim + d.v_dim, sum_slices = ceil_div(width, kSliceWidth);
+    parallel_for(np * sum_slices, T, [&](int64_t task, int thread) {
+        const Pair &p = bf.pairs[task / sum_slices];
+        const int64_t c0 = (task % sum_slices) * kSliceWidth;
+        if (!p.dense)
+            group_sums(d, a, p, c0, std::min(width, c0 + kSliceWidth),
+                       thread_scratch(d, bf, thread));
+    });
+}
+
+}  // namespace hybrid
+
+size_t hybrid_workspace(const Desc &d) {
+    Arena arena;
+    hybrid::layout(arena, d);
+    return arena.used();
+}
+
+void hybrid_run(const Desc &d, const Args &a, void *workspace) {
+    using namespace hybrid;
+    Arena arena(workspace);
+    const Buffers bf = layout(arena, d);
+    const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
+    const int64_t tiles = (d.q_len + kQueryTile - 1) / kQueryTile;
+    for (int64_t first = 0; first < pairs; first += bf.chunk) {
+        const int64_t np = std::min(bf.chunk, pairs - first);
+        build_pairs(d, a, bf, first, np);
+        parallel_for(np * heads * tiles, d.threads, [&](int64_t task, int thread) {
+            const Pair &p = bf.pairs[task / (heads * tiles)];
+            const int64_t h = p.hk * heads + (task / tiles) % heads;
+            const int64_t i0 = (task % tiles) * kQueryTile;
+            attend(d, a, p, h, i0, std::min(d.q_len, i0 + kQueryTile),
+                   thread_scratch(d, bf, thread));
+        });
+    }
 }
 
 }  // namespace smyrf::cpu

@@ -1,0 +1,92 @@
+// HYBRID mode on the CPU (ALGORITHM.md, "HYBRID"): the stages and the state they share.
+// A "pair" is one (batch, kv head): its groups are built once and read by every query
+// head of its GQA group. Positions of valid keys are addressed by their index u in the
+// pair's ascending list of valid keys.
+#pragma once
+
+#include "cpu/cpu.hpp"
+
+namespace smyrf::cpu::hybrid {
+
+constexpr int64_t kQueryTile = 32;    // queries per attention task
+constexpr int64_t kKeyTile = 256;     // keys per k-means assignment GEMM
+constexpr int64_t kSliceWidth = 16;   // columns per task of the k-means sums
+
+// The groups and exact keys of one pair.
+struct Pair {
+    int64_t b, hk;
+    int32_t *valid;    // [Nk] ascending valid key positions
+    int64_t n_valid;
+    bool dense;        // dense limit: every allowed valid key is exact, no groups
+    int64_t window;    // keys per window (n_valid in the dense limit)
+    int64_t groups;    // summary columns: k-means groups, or causal blocks; 0 when dense
+    int64_t block;     // causal: positions per block
+    int32_t *label;    // [Nk] non-causal: group of valid key u
+    int32_t *count;    // [G] members per group (causal: per block, the first sink left out)
+    float *ksum, *vsum;  // [G][d], [G][dv] member sums
+    // non-causal k-means state
+    float *keys;       // [Nk][d] the valid keys, gathered
+    float *centres;    // [G][d]
+    // causal running sums: members of the block of valid key u with positions before it
+    float *pk, *pv;    // [Nk][d], [Nk][dv]
+    int32_t *pn;       // [Nk]
+};
+
+// Per-thread scratch of every stage.
+struct Scratch {
+    float *dist, *cnorm;  // k-means: [kKeyTile][G], [G]
+    double *acc;          // sums: [max(G * kSliceWidth, d + dv)]
+    float *q, *k, *v;     // attention: [kQueryTile][d], [cols][d], [cols][dv]
+    float *s, *t, *o;     // [kQueryTile][cols], [kQueryTile][G], [kQueryTile][dv]
+    int32_t *col_label;   // [cols]
+    int32_t *hits;        // [G] exact keys per group of one query
+    float *hit_logits;    // [G] their summed logits
+    float *l, *mx, *partial;  // [kQueryTile]
+};
+
+// The widest summary set and key band any task sees.
+int64_t max_groups(const Desc &d);
+int64_t max_columns(const Desc &d);
+Scratch scratch_layout(Arena &arena, const Desc &d);
+
+// ---- window (hybrid_window.cpp): the window of query i as the valid-key range [s, e).
+struct Range {
+    int64_t s, e;
+};
+Range window_range(const Desc &d, const Pair &p, int64_t i);
+
+// ---- k-means on the keys of a non-causal pair (hybrid_kmeans.cpp)
+// Gathers the valid keys and picks the initial centres from the seed.
+void kmeans_init(const Desc &d, const Args &a, const Pair &p);
+// Assigns valid keys [u0, u1) (at most kKeyTile) to their nearest centre.
+void kmeans_assign(const Desc &d, const Pair &p, int64_t u0, int64_t u1, const Scratch &s);
+// Moves the centres' columns [c0, c1) of the d key columns to their members' mean.
+void kmeans_update(const Desc &d, const Pair &p, int64_t c0, int64_t c1, const Scratch &s);
+
+// ---- groups (hybrid_groups.cpp)
+// Non-causal: counts and member sums of columns [c0, c1) of the d + dv key and value
+// columns, by label.
+void group_sums(const Desc &d, const Args &a, const Pair &p, int64_t c0, int64_t c1,
+                const Scratch &s);
+// Causal: the running sums and total of positional block g.
+void block_sums(const Desc &d, const Args &a, const Pair &p, int64_t g, const Scratch &s);
+
+// ---- attention (hybrid_attention.cpp): queries [i0, i1) of query head h of the pair.
+void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, int64_t i1,
+            const Scratch &s);
+
+// ---- the pipeline (hybrid.cpp): workspace layout and the build of the pairs' groups,
+// shared by hybrid_run and the test probe.
+struct Buffers {
+    int64_t chunk;         // pairs in flight
+    Pair *pairs;           // [chunk]
+    float *scratch_base;   // per thread
+    size_t scratch_stride; // floats per thread
+};
+Buffers layout(Arena &arena, const Desc &d);
+Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread);
+// Prepares pairs first .. first + np - 1 (pair index = b * kv_heads + hk) in the slots
+// 0 .. np - 1 and builds their groups.
+void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np);
+
+}  // namespace smyrf::cpu::hybrid
