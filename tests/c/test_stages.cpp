@@ -1,0 +1,351 @@
+// Each CPU stage (src/cpu/stages.hpp) against the reference stage of the same name, fed
+// the same inputs, so that a failure points at one stage rather than at the pipeline.
+// The library's headers come first: cmocka.h (via common.h) defines a fail() macro.
+#include "core/directions.hpp"
+#include "cpu/stages.hpp"
+
+#include "common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <vector>
+
+namespace {
+
+using smyrf::Desc;
+using smyrf::cpu::Args;
+using smyrf::cpu::View;
+
+const float kInf = std::numeric_limits<float>::infinity();
+
+// The resolved plan description of a shape, built the way smyrf_plan_create builds it.
+Desc desc_of(const tc_shape &s, int64_t rounds, int64_t cq, uint64_t seed) {
+    smyrf::RawParams raw;
+    raw.value[SMYRF_PARAM_BATCH] = s.batch;
+    raw.value[SMYRF_PARAM_HEADS] = s.heads;
+    raw.value[SMYRF_PARAM_KV_HEADS] = s.kv_heads;
+    raw.value[SMYRF_PARAM_Q_LEN] = s.q_len;
+    raw.value[SMYRF_PARAM_K_LEN] = s.k_len;
+    raw.value[SMYRF_PARAM_QK_DIM] = s.qk_dim;
+    raw.value[SMYRF_PARAM_V_DIM] = s.v_dim;
+    raw.value[SMYRF_PARAM_CAUSAL] = s.causal;
+    raw.value[SMYRF_PARAM_N_HASHES] = rounds;
+    raw.value[SMYRF_PARAM_Q_CLUSTER_SIZE] = cq;
+    raw.value[SMYRF_PARAM_SEED] = (int64_t)seed;
+    raw.value[SMYRF_PARAM_THREADS] = 1;
+    return smyrf::resolve(raw);
+}
+
+// fp32 views of the inputs (contiguous BHND) and of an output buffer.
+Args args_of(const Desc &d, tc_inputs *in, float *out, float *lse) {
+    Args a;
+    a.q = View{in->q, d.q};
+    a.k = View{in->k, d.k};
+    a.v = View{in->v, d.v};
+    a.out = View{out, d.out};
+    a.key_mask = in->mask;
+    a.lse = lse;
+    return a;
+}
+
+struct Aligned {
+    void operator()(void *p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float, Aligned>;
+
+Buffer aligned_floats(size_t bytes) {
+    void *p = std::aligned_alloc(64, (bytes + 127) & ~(size_t)63);  // never 0 bytes
+    assert_non_null(p);
+    return Buffer((float *)p);
+}
+
+// A random subset of 0..n-1 of about `share` of the items, in random order.
+std::vector<int32_t> random_subset(tc_rng &r, const int32_t *from, int64_t n, double share) {
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < n; i++)
+        if (tc_uniform(&r) < share) out.push_back(from ? from[i] : (int32_t)i);
+    for (size_t i = out.size(); i > 1; i--) std::swap(out[i - 1], out[tc_next(&r) % i]);
+    return out;
+}
+
+const tc_shape kShapes[] = {
+    {1, 2, 1, 130, 170, 1, 3, 0},
+    {2, 1, 0, 90, 90, 8, 0, 1},
+    {1, 2, 0, 61, 200, 21, 5, 0},
+    {1, 1, 0, 143, 143, 64, 0, 1},
+};
+
+}  // namespace
+
+// transform: fp32 norms and the M2 built from them match the reference; padded keys,
+// however large, stay out of the key maximum.
+static void transform_matches_reference(void **) {
+    for (const tc_shape &s : kShapes) {
+        tc_inputs *in = tc_inputs_create(&s, 11, 0.6);
+        in->k[0] = 1e3f;  // a huge padded key: key 1 of batch 0 is made padding below
+        std::swap(in->k[0], in->k[s.qk_dim]);
+        in->mask[1] = 0;
+        tc_inputs_sync(in);
+        const Desc d = desc_of(in->s, 1, 16, 0);
+        const Args a = args_of(d, in, nullptr, nullptr);
+        smyrf_ref_problem rp = tc_ref_problem(in);
+        std::vector<float> qn(d.q_len), kn(d.k_len);
+        std::vector<double> rqn(d.q_len), rkn(d.k_len);
+        std::vector<int32_t> valid(d.k_len);
+        for (int64_t b = 0; b < d.batch; b++)
+            for (int64_t h = 0; h < d.heads; h++) {
+                const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+                const double m2 = smyrf_ref_transform(&rp, b, h, rqn.data(), rkn.data());
+                const float mq = smyrf::cpu::transform_norms(a.q, b, h, d.q_len, d.qk_dim, nullptr, 0, qn.data());
+                const float mk = smyrf::cpu::transform_norms(a.k, b, d.kv_head_of(h), d.k_len, d.qk_dim,
+                                                             valid.data(), nv, kn.data());
+                const double tol = 4e-7 * (double)(d.qk_dim + 1);
+                for (int64_t i = 0; i < d.q_len; i++)
+                    assert_true(std::fabs(qn[i] - rqn[i]) <= tol * rqn[i] + 1e-30);
+                for (int64_t j = 0; j < d.k_len; j++)
+                    assert_true(std::fabs(kn[j] - rkn[j]) <= tol * rkn[j] + 1e-30);
+                assert_true(std::fabs(((double)mq + mk) - m2) <= tol * m2);
+                assert_true(mk < 1e5f);  // the padded 1e3 key (norm 1e6) did not count
+            }
+        tc_inputs_destroy(in);
+    }
+}
+
+// hash: the library's directions are the reference's, bit for bit; its projections land
+// within the reference's float32 error bound (the bound the SMYRF suite relies on).
+static void hash_matches_reference(void **) {
+    const int64_t R = 3;
+    for (const tc_shape &s : kShapes) {
+        tc_inputs *in = tc_inputs_create(&s, 12, 0.7);
+        const uint64_t seed = 0xfeedULL + (uint64_t)s.qk_dim;
+        const Desc d = desc_of(in->s, R, 16, seed);
+        const Args a = args_of(d, in, nullptr, nullptr);
+        smyrf_ref_problem rp = tc_ref_problem(in);
+        const int64_t dim2 = d.qk_dim + 2;
+        const std::vector<float> dirs = smyrf::hash_directions(d);
+        std::vector<double> ref_dir(dim2);
+        for (int64_t h = 0; h < d.heads; h++)
+            for (int64_t r = 0; r < R; r++) {
+                smyrf_ref_direction(seed, h, r, dim2, ref_dir.data());
+                for (int64_t c = 0; c < dim2; c++)
+                    assert_true((double)dirs[(h * R + r) * dim2 + c] == ref_dir[c]);
+            }
+
+        std::vector<float> qn(d.q_len), kn(d.k_len), qh(d.q_len * R), kh(d.k_len * R);
+        std::vector<double> rh(std::max(d.q_len, d.k_len)), re(rh.size());
+        std::vector<int32_t> valid(d.k_len);
+        for (int64_t b = 0; b < d.batch; b++)
+            for (int64_t h = 0; h < d.heads; h++) {
+                const int64_t hk = d.kv_head_of(h), nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+                const float m2 = smyrf::cpu::transform_norms(a.q, b, h, d.q_len, d.qk_dim, nullptr, 0, qn.data()) +
+                                 smyrf::cpu::transform_norms(a.k, b, hk, d.k_len, d.qk_dim, valid.data(), nv, kn.data());
+                const float *dir = dirs.data() + h * R * dim2;
+                smyrf::cpu::hash_project(a.q, b, h, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, qh.data());
+                smyrf::cpu::hash_project(a.k, b, hk, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, kh.data());
+                const double rm2 = smyrf_ref_transform(&rp, b, h, nullptr, nullptr);
+                for (int64_t r = 0; r < R; r++) {
+                    smyrf_ref_direction(seed, h, r, dim2, ref_dir.data());
+                    smyrf_ref_hash(&rp, b, h, 1, rm2, ref_dir.data(), rh.data(), re.data());
+                    for (int64_t i = 0; i < d.q_len; i++)
+                        if (!(std::fabs(qh[i * R + r] - rh[i]) <= re[i]))
+                            fail_msg("query %lld round %lld: hash %.9g, reference %.9g +- %.3g",
+                                     (long long)i, (long long)r, (double)qh[i * R + r], rh[i], re[i]);
+                    smyrf_ref_hash(&rp, b, h, 0, rm2, ref_dir.data(), rh.data(), re.data());
+                    for (int64_t t = 0; t < nv; t++) {
+                        const int64_t j = valid[t];
+                        if (!(std::fabs(kh[j * R + r] - rh[j]) <= re[j]))
+                            fail_msg("key %lld round %lld: hash %.9g, reference %.9g +- %.3g",
+                                     (long long)j, (long long)r, (double)kh[j * R + r], rh[j], re[j]);
+                    }
+                }
+            }
+        tc_inputs_destroy(in);
+    }
+}
+
+// The error bound is not vacuous: on these inputs it stays far below the typical gap
+// between neighbouring hashes, otherwise every cut would count as unsure.
+static void hash_error_bound_is_tight(void **) {
+    const tc_shape s = {1, 1, 0, 587, 587, 64, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 13, 0);
+    smyrf_ref_problem rp = tc_ref_problem(in);
+    std::vector<double> dir(66), h(587), e(587);
+    smyrf_ref_direction(1, 0, 0, 66, dir.data());
+    const double m2 = smyrf_ref_transform(&rp, 0, 0, nullptr, nullptr);
+    smyrf_ref_hash(&rp, 0, 0, 1, m2, dir.data(), h.data(), e.data());
+    double lo = h[0], hi = h[0], emax = 0;
+    for (int i = 0; i < 587; i++) lo = std::min(lo, h[i]), hi = std::max(hi, h[i]);
+    std::vector<double> sorted_e(e);
+    std::sort(sorted_e.begin(), sorted_e.end());
+    emax = sorted_e[586 - 5];  // all but the few rows near the maximum norm
+    assert_true(emax < 0.01 * (hi - lo) / 587);
+    tc_inputs_destroy(in);
+}
+
+// cluster (sort): on the same float hashes the radix sort and std::stable_sort agree
+// exactly, duplicates and infinities included, with a stride and an item subset.
+static void sort_matches_reference(void **) {
+    tc_rng r = tc_rng_make(14);
+    const float pool[] = {-kInf, -3.5f, -1e-30f, 0.0f, 1e-30f, 2.0f, 2.0f, 7.25e10f, kInf};
+    for (int trial = 0; trial < 20; trial++) {
+        const int64_t n = 1 + (int64_t)(tc_next(&r) % 1000), stride = 1 + trial % 3;
+        std::vector<float> hash(n * stride);
+        for (float &x : hash)
+            x = (trial % 2) ? pool[tc_next(&r) % 9] : (float)tc_normal(&r);  // many ties, or none
+        std::vector<double> hd(n);
+        for (int64_t i = 0; i < n; i++) hd[i] = hash[i * stride];
+        const std::vector<int32_t> items = random_subset(r, nullptr, n, trial < 10 ? 1.0 : 0.6);
+        const int64_t count = (int64_t)items.size();
+        std::vector<int32_t> got(count), want(count);
+        std::vector<uint32_t> scratch(smyrf::cpu::sort_scratch_words(count));
+        smyrf::cpu::sort_by_hash(hash.data(), stride, items.data(), count, got.data(), scratch.data());
+        smyrf_ref_sort(hd.data(), items.data(), count, want.data());
+        for (int64_t i = 0; i < count; i++)
+            if (got[i] != want[i])
+                fail_msg("trial %d: sorted[%lld] = %d, reference %d", trial, (long long)i, got[i], want[i]);
+    }
+}
+
+// NaN hashes (from NaN inputs) must not break the order of the others: negative NaNs
+// first, positive NaNs last, everything else sorted and stable.
+static void sort_is_nan_safe(void **) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> hash = {3, nan, -1, -nan, 3, kInf, nan, -kInf, 0, -1};
+    const int64_t n = (int64_t)hash.size();
+    std::vector<int32_t> got(n);
+    std::vector<uint32_t> scratch(smyrf::cpu::sort_scratch_words(n));
+    smyrf::cpu::sort_by_hash(hash.data(), 1, nullptr, n, got.data(), scratch.data());
+    const std::vector<int32_t> want = {3, 7, 2, 9, 8, 0, 4, 5, 1, 6};
+    for (int64_t i = 0; i < n; i++) assert_int_equal(got[i], want[i]);
+}
+
+// The balanced cut: the library's boundaries are the reference's, they cover every
+// position once, and sizes differ by at most one, for any n and C.
+static void cluster_cut_is_balanced(void **) {
+    for (int64_t n = 0; n <= 70; n++)
+        for (int64_t C = 1; C <= 75; C++) {
+            int64_t lo = INT64_MAX, hi = 0;
+            assert_int_equal(smyrf::cpu::cluster_begin(n, C, 0), 0);
+            assert_int_equal(smyrf::cpu::cluster_begin(n, C, C), n);
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t b0 = smyrf::cpu::cluster_begin(n, C, c), b1 = smyrf::cpu::cluster_begin(n, C, c + 1);
+                assert_int_equal(b0, smyrf_ref_cluster_begin(n, C, c));
+                lo = std::min(lo, b1 - b0), hi = std::max(hi, b1 - b0);
+            }
+            assert_true(hi - lo <= 1);
+        }
+}
+
+// attention: arbitrary query and key subsets (in any order), causal mask included;
+// o / sum is the reference's normalised row, mx + log(sum) its lse; a query with no
+// allowed key reports mx = -inf, sum = 0.
+static void attention_matches_reference(void **) {
+    tc_rng r = tc_rng_make(15);
+    for (const tc_shape &s : kShapes) {
+        tc_inputs *in = tc_inputs_create(&s, 16, 0.8);
+        const Desc d = desc_of(in->s, 1, 16, 0);
+        const Args a = args_of(d, in, nullptr, nullptr);
+        smyrf_ref_problem rp = tc_ref_problem(in);
+        std::vector<int32_t> valid(d.k_len);
+        for (int trial = 0; trial < 6; trial++) {
+            const int64_t b = trial % d.batch, h = trial % d.heads;
+            const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+            const std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
+            const std::vector<int32_t> kj = random_subset(r, valid.data(), nv, trial == 0 ? 0.0 : 0.3);
+            const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
+            smyrf::cpu::Arena sizing;
+            smyrf::cpu::attention_scratch(sizing, nq, nk, d);
+            Buffer ws = aligned_floats(sizing.used());
+            smyrf::cpu::Arena arena(ws.get());
+            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, nq, nk, d);
+            std::vector<float> o(nq * d.v_dim + 1), mx(nq + 1), sum(nq + 1);
+            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, o.data(), mx.data(), sum.data());
+            std::vector<double> ro(nq * d.v_dim + 1), rl(nq + 1);
+            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
+            for (int64_t t = 0; t < nq; t++) {
+                if (std::isinf(rl[t])) {
+                    assert_true(mx[t] == -kInf && sum[t] == 0.0f);
+                    continue;
+                }
+                assert_true(std::fabs(((double)mx[t] + std::log((double)sum[t])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
+                std::vector<float> row(d.v_dim);
+                for (int64_t c = 0; c < d.v_dim; c++) row[c] = o[t * d.v_dim + c] / sum[t];
+                tc_assert_close(row.data(), ro.data() + t * d.v_dim, d.v_dim, d.v_dim, nullptr, 1e-5, 1e-6, "attention row");
+            }
+        }
+        tc_inputs_destroy(in);
+    }
+}
+
+// combine: R rounds of random clusters merged online (init, merge per round, finish)
+// equal the reference's log-sum-exp of the per-round rows; queries that met no key in
+// any round get the reference's fallback.
+static void combine_matches_reference(void **) {
+    tc_rng r = tc_rng_make(17);
+    const int64_t R = 3;
+    for (const tc_shape &s : kShapes) {
+        tc_inputs *in = tc_inputs_create(&s, 18, 0.8);
+        const Desc d = desc_of(in->s, R, 16, 0);
+        std::vector<float> out(in->no_el, NAN), lse(in->nlse, NAN);
+        const Args a = args_of(d, in, out.data(), lse.data());
+        smyrf_ref_problem rp = tc_ref_problem(in);
+        std::vector<int32_t> valid(d.k_len);
+        const int64_t b = d.batch - 1, h = d.heads - 1, nq = d.q_len, dv = d.v_dim;
+        const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+        std::vector<float> m(nq), l(nq);
+        std::vector<double> ro(R * nq * dv), rl(R * nq);  // [r][i]
+        smyrf::cpu::combine_init(d, a, b, h, 0, nq, m.data(), l.data());
+        for (int64_t round = 0; round < R; round++) {
+            // every query once per round, each meeting a random 10% of the valid keys
+            const std::vector<int32_t> qi = random_subset(r, nullptr, nq, 1.0);
+            const std::vector<int32_t> kj = random_subset(r, valid.data(), nv, 0.1);
+            const int64_t nk = (int64_t)kj.size();
+            smyrf::cpu::Arena sizing;
+            smyrf::cpu::attention_scratch(sizing, nq, nk, d);
+            Buffer ws = aligned_floats(sizing.used());
+            smyrf::cpu::Arena arena(ws.get());
+            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, nq, nk, d);
+            std::vector<float> o(nq * dv + 1), mx(nq), sum(nq);
+            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, o.data(), mx.data(), sum.data());
+            smyrf::cpu::combine_merge(d, a, b, h, qi.data(), nq, o.data(), mx.data(), sum.data(), m.data(), l.data());
+            std::vector<double> co(nq * dv + 1), cl(nq);
+            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, co.data(), cl.data());
+            for (int64_t t = 0; t < nq; t++) {
+                std::copy(co.begin() + t * dv, co.begin() + (t + 1) * dv, ro.begin() + (round * nq + qi[t]) * dv);
+                rl[round * nq + qi[t]] = cl[t];
+            }
+        }
+        smyrf::cpu::combine_finish(d, a, b, h, 0, nq, valid.data(), nv, m.data(), l.data());
+        std::vector<double> oi(R * dv), li(R), want(dv);
+        for (int64_t i = 0; i < nq; i++) {
+            for (int64_t round = 0; round < R; round++) {
+                std::copy(ro.begin() + (round * nq + i) * dv, ro.begin() + (round * nq + i + 1) * dv, oi.begin() + round * dv);
+                li[round] = rl[round * nq + i];
+            }
+            double want_lse;
+            if (!smyrf_ref_combine(R, dv, oi.data(), li.data(), want.data(), &want_lse))
+                smyrf_ref_fallback(&rp, b, h, i, want.data(), &want_lse);
+            const size_t at = (size_t)((b * d.heads + h) * nq + i);
+            tc_assert_close(out.data() + at * dv, want.data(), dv, dv, nullptr, 1e-5, 1e-6, "combined row");
+            tc_assert_lse_close(lse.data() + at, &want_lse, 1, nullptr, 1e-5, "combined lse");
+        }
+        tc_inputs_destroy(in);
+    }
+}
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(transform_matches_reference),
+        cmocka_unit_test(hash_matches_reference),
+        cmocka_unit_test(hash_error_bound_is_tight),
+        cmocka_unit_test(sort_matches_reference),
+        cmocka_unit_test(sort_is_nan_safe),
+        cmocka_unit_test(cluster_cut_is_balanced),
+        cmocka_unit_test(attention_matches_reference),
+        cmocka_unit_test(combine_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
