@@ -19,28 +19,44 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The columns of a band: valid keys [s0, s0 + band), then the sinks outside it.
+// The columns of a band: valid keys [s0, s0 + band), then the sinks outside it
+// (valid keys extra[]). sink_col: the column of each sink, in the band or after it; -1
+// when there is no such sink.
 struct Columns {
     int64_t s0, band, count;
-    int64_t sink[2];
+    int64_t extra[2], sink_col[2];
 };
 
 Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n) {
-    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}};
+    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}, {-1, -1}};
     c.count = c.band;
     if (p.dense) return c;  // the band holds every allowed key
-    // Windows only move right, so a sink left (right) of the band is in no window.
-    if (d.sinks >= 1 && c.s0 > 0) c.sink[c.count++ - c.band] = 0;
+    auto add = [&](int x, int64_t u) {
+        if (u >= c.s0 && u < c.s0 + c.band) {
+            c.sink_col[x] = u - c.s0;
+        } else {
+            c.extra[c.count - c.band] = u;
+            c.sink_col[x] = c.count++;
+        }
+    };
+    if (d.sinks >= 1) add(0, 0);
     // Causal: the last sink is allowed only for queries whose window already holds it.
-    if (d.sinks == 2 && !d.causal && r[n - 1].e < p.n_valid)
-        c.sink[c.count++ - c.band] = p.n_valid - 1;
+    if (d.sinks == 2 && !d.causal && p.n_valid > 1) add(1, p.n_valid - 1);
     return c;
+}
+
+// The sink columns that are exact for a query besides its window columns [ws, we).
+int sink_extras(const Columns &c, int64_t ws, int64_t we, int64_t *cols) {
+    int n = 0;
+    for (int64_t col : c.sink_col)
+        if (col >= 0 && (col < ws || col >= we)) cols[n++] = col;
+    return n;
 }
 
 void gather_rows(const View &x, int64_t b, int64_t h, const int32_t *valid, const Columns &c,
                  int64_t dim, float *dst) {
     for (int64_t j = 0; j < c.count; j++) {
-        const int64_t u = j < c.band ? c.s0 + j : c.sink[j - c.band];
+        const int64_t u = j < c.band ? c.s0 + j : c.extra[j - c.band];
         std::memcpy(dst + j * dim, x.row(b, h, valid[u]), (size_t)dim * sizeof(float));
     }
 }
@@ -49,7 +65,8 @@ void gather_rows(const View &x, int64_t b, int64_t h, const int32_t *valid, cons
 // log of their number (t_ig); `t` comes in as scale q . Ksum_g and leaves as t_ig, -inf
 // for a group with nothing left. Non-causal groups subtract the query's exact keys.
 void summary_logits(const Pair &p, const float *s_row, const Columns &c, Range r,
-                    const Scratch &sc, bool causal, float *t) {
+                    const int64_t *extras, int n_extras, const Scratch &sc, bool causal,
+                    float *t) {
     if (causal) {
         // Whole blocks before the window's block; its own block comes as the partial sum.
         const int64_t first = p.valid[r.s] / p.block;
@@ -66,7 +83,7 @@ void summary_logits(const Pair &p, const float *s_row, const Columns &c, Range r
         sc.hit_logits[sc.col_label[j]] += s_row[j];
     };
     for (int64_t j = r.s - c.s0; j < r.e - c.s0; j++) hit(j);
-    for (int64_t j = c.band; j < c.count; j++) hit(j);
+    for (int x = 0; x < n_extras; x++) hit(extras[x]);
     for (int64_t g = 0; g < p.groups; g++) {
         const int32_t m = p.count[g] - sc.hits[g];
         t[g] = m > 0 ? (t[g] - sc.hit_logits[g]) / (float)m + std::log((float)m) : kNegInf;
@@ -89,7 +106,7 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
     if (G > 0) gemm_nt(n, G, dim, scale, sc.q, dim, p.ksum, dim, 0.0f, sc.t, G);
     if (G > 0 && !d.causal)
         for (int64_t j = 0; j < c.count; j++)
-            sc.col_label[j] = p.label[j < c.band ? c.s0 + j : c.sink[j - c.band]];
+            sc.col_label[j] = p.label[j < c.band ? c.s0 + j : c.extra[j - c.band]];
 
     for (int64_t t = 0; t < n; t++) {
         float *s = sc.s + t * c.count, *tg = sc.t + t * G;
@@ -101,12 +118,17 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
             sc.l[t] = 0.0f;
             continue;
         }
-        // Band keys outside this query's window are not exact for it.
+        // Band keys outside this query's window are not exact for it, sinks aside.
+        int64_t extras[2];
+        const int n_extras = sink_extras(c, ri.s - c.s0, ri.e - c.s0, extras);
+        float kept[2];
+        for (int x = 0; x < n_extras; x++) kept[x] = s[extras[x]];
         std::fill(s, s + (ri.s - c.s0), kNegInf);
         std::fill(s + (ri.e - c.s0), s + c.band, kNegInf);
+        for (int x = 0; x < n_extras; x++) s[extras[x]] = kept[x];
         float mx = max_of(s, c.count, kNegInf);
         if (G > 0) {
-            summary_logits(p, s, c, ri, sc, d.causal, tg);
+            summary_logits(p, s, c, ri, extras, n_extras, sc, d.causal, tg);
             mx = max_of(tg, G, mx);
         }
         // Causal: the members of the window's own block before it.
@@ -126,7 +148,7 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
             for (int64_t g = 0; g < G; g++)
                 if (tg[g] > 0.0f) tg[g] /= (float)(p.count[g] - sc.hits[g]);
             for (int64_t j = ri.s - c.s0; j < ri.e - c.s0; j++) s[j] -= tg[sc.col_label[j]];
-            for (int64_t j = c.band; j < c.count; j++) s[j] -= tg[sc.col_label[j]];
+            for (int x = 0; x < n_extras; x++) s[extras[x]] -= tg[sc.col_label[extras[x]]];
         } else if (G > 0) {
             const int64_t first = p.valid[ri.s] / p.block;
             for (int64_t g = 0; g < first; g++)

@@ -1,0 +1,36 @@
+/* HYBRID mode in float64, written straight from ALGORITHM.md ("HYBRID"): the test
+ * oracle of the library's HYBRID mode. Plain C (like ref.h) so the C suites use it. */
+#ifndef SMYRF_REF_HYBRID_HPP
+#define SMYRF_REF_HYBRID_HPP
+
+#include "ref/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The resolved HYBRID parameters (as smyrf_plan_get reports them). */
+typedef struct smyrf_ref_hybrid_params {
+    int64_t budget, window, summaries, sinks, kmeans_iters;
+    uint64_t seed;
+} smyrf_ref_hybrid_params;
+
+/* The whole pipeline. out [B, H, Nq, dv]; lse [B, H, Nq] or NULL. one_pass = 0: one
+ * softmax over exact logits and summary logits t_ig applied to v_j and Vbar_ig (the
+ * two-part definition); 1: the one-pass numerator sum_j (e^s_ij - u_{i,a_j}) v_j +
+ * sum_g u_ig Vsum_g. */
+void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
+                      int one_pass, double *out, double *lse);
+
+/* The non-causal k-means groups of (batch b, kv head hk), centres in float64: labels [Nk]
+ * (-1 for padded keys), counts [G], ksum [G][d], vsum [G][dv]. Returns
+ * G = min(summaries, valid keys), or 0 in the dense limit (nothing written but labels). */
+int64_t smyrf_ref_hybrid_groups(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
+                                int64_t b, int64_t hk, int32_t *labels, int32_t *counts,
+                                double *ksum, double *vsum);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

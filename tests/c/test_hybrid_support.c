@@ -1,0 +1,52 @@
+#include "test_hybrid_support.h"
+
+#include <stdlib.h>
+
+smyrf_config *th_config(const tc_shape *s, const th_params *hp) {
+    smyrf_config *cfg = tc_config(s, SMYRF_MODE_HYBRID);
+    if (hp->budget) tc_set(cfg, SMYRF_PARAM_BUDGET, hp->budget);
+    if (hp->window) tc_set(cfg, SMYRF_PARAM_WINDOW, hp->window);
+    if (hp->summaries) tc_set(cfg, SMYRF_PARAM_SUMMARIES, hp->summaries);
+    tc_set(cfg, SMYRF_PARAM_SINKS, hp->sinks);
+    if (hp->kmeans_iters) tc_set(cfg, SMYRF_PARAM_KMEANS_ITERS, hp->kmeans_iters);
+    if (hp->threads) tc_set(cfg, SMYRF_PARAM_THREADS, hp->threads);
+    tc_set(cfg, SMYRF_PARAM_SEED, (int64_t)hp->seed);
+    return cfg;
+}
+
+smyrf_plan *th_plan(const tc_shape *s, const th_params *hp) {
+    smyrf_config *cfg = th_config(s, hp);
+    smyrf_plan *plan = tc_plan(cfg);
+    smyrf_config_destroy(cfg);
+    return plan;
+}
+
+static int64_t get(const smyrf_plan *plan, smyrf_param p) {
+    int64_t v = 0;
+    assert_int_equal(smyrf_plan_get(plan, p, &v), SMYRF_OK);
+    return v;
+}
+
+smyrf_ref_hybrid_params th_resolved(const smyrf_plan *plan) {
+    smyrf_ref_hybrid_params r;
+    r.budget = get(plan, SMYRF_PARAM_BUDGET);
+    r.window = get(plan, SMYRF_PARAM_WINDOW);
+    r.summaries = get(plan, SMYRF_PARAM_SUMMARIES);
+    r.sinks = get(plan, SMYRF_PARAM_SINKS);
+    r.kmeans_iters = get(plan, SMYRF_PARAM_KMEANS_ITERS);
+    r.seed = (uint64_t)get(plan, SMYRF_PARAM_SEED);
+    return r;
+}
+
+void th_check_reference(const smyrf_plan *plan, const tc_inputs *in, double rtol,
+                        const char *what) {
+    const smyrf_ref_problem rp = tc_ref_problem(in);
+    const smyrf_ref_hybrid_params hp = th_resolved(plan);
+    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
+    smyrf_ref_hybrid(&rp, &hp, 0, want, want_lse);
+    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+    tc_run(plan, in, out, lse);
+    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, rtol, 0, what);
+    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, rtol, what);
+    free(out), free(lse), free(want), free(want_lse);
+}

@@ -1,0 +1,23 @@
+/* Shared pieces of the HYBRID suites: plans from HYBRID parameters, and the check of a
+ * run against the float64 reference pipeline (src/ref/hybrid.hpp). */
+#ifndef SMYRF_TESTS_HYBRID_SUPPORT_H
+#define SMYRF_TESTS_HYBRID_SUPPORT_H
+
+#include "common.h"
+#include "ref/hybrid.hpp"
+
+/* HYBRID parameters as set on a config; 0 leaves one unset (sinks: -1 = derived). */
+typedef struct th_params {
+    int64_t budget, window, summaries, sinks, kmeans_iters, threads;
+    uint64_t seed;
+} th_params;
+
+smyrf_config *th_config(const tc_shape *s, const th_params *hp);
+smyrf_plan *th_plan(const tc_shape *s, const th_params *hp);
+/* The plan's resolved parameters, for the reference. */
+smyrf_ref_hybrid_params th_resolved(const smyrf_plan *plan);
+/* Runs the plan and compares out (rtol of the largest value) and lse with the reference. */
+void th_check_reference(const smyrf_plan *plan, const tc_inputs *in, double rtol,
+                        const char *what);
+
+#endif
