@@ -103,11 +103,19 @@ public:
         table_.add_row(cells);
     }
 
-    void finish() const {
+    // Prints the rows of one N, so that a long sweep shows its results as it goes.
+    void end_length() {
         if (json_) return;
         table_.print(stdout);
+        std::printf("\n");
+        std::fflush(stdout);
+        table_ = TextTable(kHeaders);
+    }
+
+    void finish() const {
+        if (json_) return;
         std::printf(
-            "\nms: wall time of one smyrf_execute call, median (min, max) of %d calls after a "
+            "ms: wall time of one smyrf_execute call, median (min, max) of %d call(s) after a "
             "warm-up call.\nrel. error: against DENSE at the same N. attn GFLOP/s: FLOPs of "
             "the q.k and p.v products / median time\n(hashing, sorting, softmax not "
             "counted). mem/io: (q, k, v, out + workspace + extra peak RSS) / (q, k, v, out).\n",
@@ -118,8 +126,10 @@ private:
     bool json_;
     int reps_;
     int64_t dense_max_n_;
-    TextTable table_{{"mode", "N", "R", "C", "B", "median ms", "min ms", "max ms",
-                      "rel. error", "vs dense", "attn GFLOP/s", "mem/io"}};
+    static inline const std::vector<std::string> kHeaders = {
+        "mode",       "N",        "R",            "C",     "B", "median ms", "min ms", "max ms",
+        "rel. error", "vs dense", "attn GFLOP/s", "mem/io"};
+    TextTable table_{kHeaders};
 };
 
 }  // namespace
@@ -169,6 +179,7 @@ int bench_command(int argc, char **argv) {
                 if (wanted.count("hybrid") && budgets_done.insert(spec.budget).second)
                     run(spec, dense);
             }
+        reporter.end_length();
     }
     reporter.finish();
     return failed ? 1 : 0;
