@@ -39,7 +39,7 @@ PlanPtr make_plan(const Shape &shape, const ModeSpec &spec, const RunSettings &s
         {SMYRF_PARAM_MODE, spec.mode},
         {SMYRF_PARAM_SEED, (int64_t)settings.seed},
         {SMYRF_PARAM_THREADS, settings.threads},
-        {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU},
+        {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU},  // the buffers are host memory
     };
     for (const auto &pv : values)
         if (!check(smyrf_config_set(cfg.get(), pv.first, pv.second), m)) return nullptr;
