@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define HYBRID_RTOL 1e-4
+#define HYBRID_RTOL 1e-5
 
 typedef struct hybrid_case {
     const char *name;
