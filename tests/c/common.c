@@ -250,6 +250,46 @@ double tc_rel_fro(const float *got, const double *want, size_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+/* ---------------------------------------------------------------- layouts */
+
+static void store(void *dst, size_t at, float x, smyrf_dtype dt) {
+    if (dt == SMYRF_DTYPE_F32) ((float *)dst)[at] = x;
+    else ((uint16_t *)dst)[at] = dt == SMYRF_DTYPE_F16 ? tc_f32_to_f16(x) : tc_f32_to_bf16(x);
+}
+
+static float load(const void *src, size_t at, smyrf_dtype dt) {
+    if (dt == SMYRF_DTYPE_F32) return ((const float *)src)[at];
+    const uint16_t h = ((const uint16_t *)src)[at];
+    return dt == SMYRF_DTYPE_F16 ? tc_f16_to_f32(h) : tc_bf16_to_f32(h);
+}
+
+void tc_scatter(const float *src, int64_t B, int64_t H, int64_t N, int64_t D, int64_t sb,
+                int64_t sh, int64_t sn, smyrf_dtype dt, void *dst) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t e = 0; e < D; e++)
+                    store(dst, (size_t)(b * sb + h * sh + n * sn + e),
+                          src[((b * H + h) * N + n) * D + e], dt);
+}
+
+void tc_gather(const void *src, int64_t B, int64_t H, int64_t N, int64_t D, int64_t sb,
+               int64_t sh, int64_t sn, smyrf_dtype dt, float *dst) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t e = 0; e < D; e++)
+                    dst[((b * H + h) * N + n) * D + e] =
+                        load(src, (size_t)(b * sb + h * sh + n * sn + e), dt);
+}
+
+void tc_round_to(float *x, size_t n, smyrf_dtype dt) {
+    for (size_t i = 0; i < n; i++) {
+        if (dt == SMYRF_DTYPE_F16) x[i] = tc_f16_to_f32(tc_f32_to_f16(x[i]));
+        if (dt == SMYRF_DTYPE_BF16) x[i] = tc_bf16_to_f32(tc_f32_to_bf16(x[i]));
+    }
+}
+
 /* ---------------------------------------------------------------- half precision */
 
 uint16_t tc_f32_to_f16(float f) {

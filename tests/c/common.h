@@ -96,6 +96,15 @@ float *tc_nan_floats(size_t n);   /* n quiet NaNs */
 double *tc_doubles(size_t n);     /* zeroed */
 void tc_to_double(const float *x, double *y, size_t n);
 
+/* ---- layouts: copies between a contiguous BHND float tensor [B, H, N, D] and a
+ * tensor with element strides (batch, head, token) of dtype dt (F32, F16 or BF16) */
+void tc_scatter(const float *src, int64_t B, int64_t H, int64_t N, int64_t D, int64_t sb,
+                int64_t sh, int64_t sn, smyrf_dtype dt, void *dst);
+void tc_gather(const void *src, int64_t B, int64_t H, int64_t N, int64_t D, int64_t sb,
+               int64_t sh, int64_t sn, smyrf_dtype dt, float *dst);
+/* Rounds every value to dt in place (so that the float copy equals what the library reads). */
+void tc_round_to(float *x, size_t n, smyrf_dtype dt);
+
 /* ---- half precision (independent of the library's own conversions) */
 uint16_t tc_f32_to_f16(float f);
 float tc_f16_to_f32(uint16_t h);
