@@ -1,0 +1,118 @@
+//! Helpers shared by the integration tests: seeded inputs and a naive f64 attention.
+#![allow(dead_code)] // each test binary uses a different part
+
+/// A problem shape, tensors in BHND layout.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub batch: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub q_len: usize,
+    pub k_len: usize,
+    pub qk_dim: usize,
+    pub v_dim: usize,
+}
+
+impl Shape {
+    pub fn q(&self) -> usize {
+        self.batch * self.heads * self.q_len * self.qk_dim
+    }
+    pub fn k(&self) -> usize {
+        self.batch * self.kv_heads * self.k_len * self.qk_dim
+    }
+    pub fn v(&self) -> usize {
+        self.batch * self.kv_heads * self.k_len * self.v_dim
+    }
+    pub fn out(&self) -> usize {
+        self.batch * self.heads * self.q_len * self.v_dim
+    }
+    pub fn lse(&self) -> usize {
+        self.batch * self.heads * self.q_len
+    }
+
+    /// A builder with this shape set.
+    pub fn builder(&self) -> smyrf::Builder {
+        smyrf::Builder::new()
+            .batch(self.batch as i64)
+            .heads(self.heads as i64)
+            .kv_heads(self.kv_heads as i64)
+            .q_len(self.q_len as i64)
+            .k_len(self.k_len as i64)
+            .qk_dim(self.qk_dim as i64)
+            .v_dim(self.v_dim as i64)
+    }
+}
+
+/// Deterministic uniform values in [-1, 1) from a seed (SplitMix64).
+pub fn random(count: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Exact softmax attention in f64 on BHND tensors: (out, lse). `mask`: [B, Nk], nonzero
+/// = valid key; causal is bottom-right aligned. A row without allowed keys gets zeros and
+/// -inf.
+pub fn naive_attention(
+    s: &Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[u8]>,
+    causal: bool,
+    scale: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0.0; s.out()];
+    let mut lse = vec![f64::NEG_INFINITY; s.lse()];
+    let group = s.heads / s.kv_heads;
+    for b in 0..s.batch {
+        for h in 0..s.heads {
+            let kh = h / group;
+            for i in 0..s.q_len {
+                let qi = &q[((b * s.heads + h) * s.q_len + i) * s.qk_dim..][..s.qk_dim];
+                let allowed = |j: usize| {
+                    mask.is_none_or(|m| m[b * s.k_len + j] != 0)
+                        && (!causal || j + s.q_len <= i + s.k_len)
+                };
+                let scores: Vec<(usize, f64)> = (0..s.k_len)
+                    .filter(|&j| allowed(j))
+                    .map(|j| {
+                        let kj = &k[((b * s.kv_heads + kh) * s.k_len + j) * s.qk_dim..][..s.qk_dim];
+                        let dot: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
+                        (j, scale * dot)
+                    })
+                    .collect();
+                if scores.is_empty() {
+                    continue;
+                }
+                let max = scores.iter().map(|&(_, x)| x).fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = scores.iter().map(|&(_, x)| (x - max).exp()).sum();
+                let row = (b * s.heads + h) * s.q_len + i;
+                lse[row] = max + sum.ln();
+                let o = &mut out[row * s.v_dim..][..s.v_dim];
+                for &(j, x) in &scores {
+                    let p = (x - max).exp() / sum;
+                    let vj = &v[((b * s.kv_heads + kh) * s.k_len + j) * s.v_dim..][..s.v_dim];
+                    for (oc, &vc) in o.iter_mut().zip(vj) {
+                        *oc += p * vc as f64;
+                    }
+                }
+            }
+        }
+    }
+    (out, lse)
+}
+
+/// The largest absolute difference.
+pub fn max_diff(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max)
+}
