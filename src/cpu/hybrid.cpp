@@ -6,6 +6,7 @@
 #include "cpu/parallel.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace smyrf::cpu {
 namespace hybrid {
@@ -33,7 +34,8 @@ void take_pair(Arena &arena, const Desc &d, Pair *p) {
 }
 
 // Valid keys, the dense limit, and the group count of the pair in slot t.
-void prepare(const Desc &d, const Args &a, Pair &p, int64_t pair) {
+void prepare(const Desc &d, const Args &a, const float *log_n, Pair &p, int64_t pair) {
+    p.log_n = log_n;
     p.b = pair / d.kv_heads;
     p.hk = pair % d.kv_heads;
     p.n_valid = valid_keys(a.key_mask, p.b, d.k_len, p.valid);
@@ -79,6 +81,7 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
 
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
+    bf.log_n = arena.take<float>((size_t)d.k_len + 1);
     bf.chunk = std::min(d.batch * d.kv_heads, d.threads);
     bf.pairs = arena.take<Pair>((size_t)bf.chunk);
     for (int64_t t = 0; t < bf.chunk; t++) take_pair(arena, d, bf.pairs ? &bf.pairs[t] : nullptr);
@@ -97,7 +100,7 @@ Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread) {
 void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np) {
     const int64_t T = d.threads;
     parallel_for(np, T, [&](int64_t t, int) {
-        prepare(d, a, bf.pairs[t], first + t);
+        prepare(d, a, bf.log_n, bf.pairs[t], first + t);
         if (!bf.pairs[t].dense && !d.causal) kmeans_init(d, a, bf.pairs[t]);
     });
 
@@ -126,18 +129,19 @@ void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first,
             const Pair &p = bf.pairs[task / tiles];
             const int64_t u0 = (task % tiles) * kKeyTile;
             if (!p.dense && u0 < p.n_valid)
-                kmeans_assign(d, p, u0, std::min(p.n_valid, u0 + kKeyTile),
+                kmeans_assign(d, a, p, u0, std::min(p.n_valid, u0 + kKeyTile), it == 0,
                               thread_scratch(d, bf, thread));
         });
     }
 
-    const int64_t width = d.qk_dim + d.v_dim, sum_slices = ceil_div(width, kSliceWidth);
+    // Slices of the key columns, then of the value columns.
+    const int64_t key_slices = slices, sum_slices = key_slices + ceil_div(d.v_dim, kSliceWidth);
     parallel_for(np * sum_slices, T, [&](int64_t task, int thread) {
         const Pair &p = bf.pairs[task / sum_slices];
-        const int64_t c0 = (task % sum_slices) * kSliceWidth;
-        if (!p.dense)
-            group_sums(d, a, p, c0, std::min(width, c0 + kSliceWidth),
-                       thread_scratch(d, bf, thread));
+        const int64_t x = task % sum_slices;
+        const int64_t c0 = x < key_slices ? x * kSliceWidth : d.qk_dim + (x - key_slices) * kSliceWidth;
+        const int64_t c1 = std::min(x < key_slices ? d.qk_dim : d.qk_dim + d.v_dim, c0 + kSliceWidth);
+        if (!p.dense) group_sums(d, a, p, c0, c1, thread_scratch(d, bf, thread));
     });
 }
 
@@ -155,6 +159,11 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
     const Buffers bf = layout(arena, d);
     const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
     const int64_t tiles = (d.q_len + kQueryTile - 1) / kQueryTile;
+    const int64_t log_chunks = ceil_div(d.k_len + 1, 4096);
+    parallel_for(log_chunks, d.threads, [&](int64_t c, int) {
+        for (int64_t n = c * 4096; n < std::min(d.k_len + 1, (c + 1) * 4096); n++)
+            bf.log_n[n] = std::log((float)n);
+    });
     for (int64_t first = 0; first < pairs; first += bf.chunk) {
         const int64_t np = std::min(bf.chunk, pairs - first);
         build_pairs(d, a, bf, first, np);

@@ -15,6 +15,7 @@ constexpr int64_t kSliceWidth = 16;   // columns per task of the k-means sums
 // The groups and exact keys of one pair.
 struct Pair {
     int64_t b, hk;
+    const float *log_n;  // log(n) for n in 0..Nk
     int32_t *valid;    // [Nk] ascending valid key positions
     int64_t n_valid;
     bool dense;        // dense limit: every allowed valid key is exact, no groups
@@ -56,16 +57,18 @@ struct Range {
 Range window_range(const Desc &d, const Pair &p, int64_t i);
 
 // ---- k-means on the keys of a non-causal pair (hybrid_kmeans.cpp)
-// Gathers the valid keys and picks the initial centres from the seed.
+// Picks the initial centres from the seed.
 void kmeans_init(const Desc &d, const Args &a, const Pair &p);
-// Assigns valid keys [u0, u1) (at most kKeyTile) to their nearest centre.
-void kmeans_assign(const Desc &d, const Pair &p, int64_t u0, int64_t u1, const Scratch &s);
+// Assigns valid keys [u0, u1) (at most kKeyTile) to their nearest centre; the first
+// assignment also gathers those keys into p.keys.
+void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
+                   bool first, const Scratch &s);
 // Moves the centres' columns [c0, c1) of the d key columns to their members' mean.
 void kmeans_update(const Desc &d, const Pair &p, int64_t c0, int64_t c1, const Scratch &s);
 
 // ---- groups (hybrid_groups.cpp)
-// Non-causal: counts and member sums of columns [c0, c1) of the d + dv key and value
-// columns, by label.
+// Non-causal: counts and member sums by label of columns [c0, c1) of the keys, or of
+// columns [c0 - d, c1 - d) of the values when c0 >= d.
 void group_sums(const Desc &d, const Args &a, const Pair &p, int64_t c0, int64_t c1,
                 const Scratch &s);
 // Causal: the running sums and total of positional block g.
@@ -78,6 +81,7 @@ void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, 
 // ---- the pipeline (hybrid.cpp): workspace layout and the build of the pairs' groups,
 // shared by hybrid_run and the test probe.
 struct Buffers {
+    float *log_n;          // [Nk + 1] log(n), for the summary logits
     int64_t chunk;         // pairs in flight
     Pair *pairs;           // [chunk]
     float *scratch_base;   // per thread

@@ -72,7 +72,7 @@ void summary_logits(const Pair &p, const float *s_row, const Columns &c, Range r
         const int64_t first = p.valid[r.s] / p.block;
         for (int64_t g = 0; g < p.groups; g++) {
             const int32_t m = g < first ? p.count[g] : 0;
-            t[g] = m > 0 ? t[g] / (float)m + std::log((float)m) : kNegInf;
+            t[g] = m > 0 ? t[g] / (float)m + p.log_n[m] : kNegInf;
         }
         return;
     }
@@ -86,7 +86,7 @@ void summary_logits(const Pair &p, const float *s_row, const Columns &c, Range r
     for (int x = 0; x < n_extras; x++) hit(extras[x]);
     for (int64_t g = 0; g < p.groups; g++) {
         const int32_t m = p.count[g] - sc.hits[g];
-        t[g] = m > 0 ? (t[g] - sc.hit_logits[g]) / (float)m + std::log((float)m) : kNegInf;
+        t[g] = m > 0 ? (t[g] - sc.hit_logits[g]) / (float)m + p.log_n[m] : kNegInf;
     }
 }
 
@@ -136,7 +136,7 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
         float tp = kNegInf;
         if (pn > 0) {
             const float dot = dot_of(sc.q + t * dim, p.pk + ri.s * dim, dim);
-            tp = scale * dot / (float)pn + std::log((float)pn);
+            tp = scale * dot / (float)pn + p.log_n[pn];
             mx = std::max(mx, tp);
         }
         for (int64_t j = 0; j < c.count; j++) s[j] = fast_exp(s[j] - mx);

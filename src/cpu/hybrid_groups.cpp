@@ -8,18 +8,19 @@ namespace smyrf::cpu::hybrid {
 
 void group_sums(const Desc &d, const Args &a, const Pair &p, int64_t c0, int64_t c1,
                 const Scratch &s) {
-    const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim, w = c1 - c0;
+    const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim;
+    // Columns [c0, c1) of the keys, or of the values past dim.
+    const bool keys = c0 < dim;
+    const int64_t x0 = keys ? c0 : c0 - dim, w = c1 - c0, width = keys ? dim : dv;
     std::fill(s.acc, s.acc + G * w, 0.0);
     for (int64_t u = 0; u < p.n_valid; u++) {
-        const float *k = p.keys + u * dim, *v = a.v.row(p.b, p.hk, p.valid[u]);
+        const float *x = (keys ? p.keys + u * dim : a.v.row(p.b, p.hk, p.valid[u])) + x0;
         double *acc = s.acc + p.label[u] * w;
-        for (int64_t c = c0; c < c1; c++) acc[c - c0] += c < dim ? k[c] : v[c - dim];
+        for (int64_t c = 0; c < w; c++) acc[c] += x[c];
     }
+    float *sum = keys ? p.ksum : p.vsum;
     for (int64_t g = 0; g < G; g++)
-        for (int64_t c = c0; c < c1; c++) {
-            const float x = (float)s.acc[g * w + c - c0];
-            if (c < dim) p.ksum[g * dim + c] = x; else p.vsum[g * dv + c - dim] = x;
-        }
+        for (int64_t c = 0; c < w; c++) sum[g * width + x0 + c] = (float)s.acc[g * w + c];
     if (c0 == 0) {  // one task counts
         std::fill(p.count, p.count + G, 0);
         for (int64_t u = 0; u < p.n_valid; u++) p.count[p.label[u]]++;

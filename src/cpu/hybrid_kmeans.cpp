@@ -14,9 +14,6 @@ namespace smyrf::cpu::hybrid {
 
 void kmeans_init(const Desc &d, const Args &a, const Pair &p) {
     const int64_t n = p.n_valid, G = p.groups, dim = d.qk_dim;
-    for (int64_t u = 0; u < n; u++)
-        std::memcpy(p.keys + u * dim, a.k.row(p.b, p.hk, p.valid[u]), (size_t)dim * sizeof(float));
-
     // The G keys with the smallest h_j = mix64(mix64(mix64(seed) ^ kv_head) ^ j), ties to
     // the lower j: a max-heap of G indices, kept in the label array (overwritten later).
     const uint64_t base = mix64(mix64(d.seed) ^ (uint64_t)p.hk);
@@ -38,11 +35,15 @@ void kmeans_init(const Desc &d, const Args &a, const Pair &p) {
     // Centres in position order: that order is the assignment tie-break.
     std::sort(heap, heap + G);
     for (int64_t g = 0; g < G; g++)
-        std::memcpy(p.centres + g * dim, p.keys + heap[g] * dim, (size_t)dim * sizeof(float));
+        std::memcpy(p.centres + g * dim, a.k.row(p.b, p.hk, p.valid[heap[g]]), (size_t)dim * sizeof(float));
 }
 
-void kmeans_assign(const Desc &d, const Pair &p, int64_t u0, int64_t u1, const Scratch &s) {
+void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
+                   bool first, const Scratch &s) {
     const int64_t G = p.groups, dim = d.qk_dim;
+    if (first)  // gather the tile's keys once, contiguous for every later GEMM and sum
+        for (int64_t u = u0; u < u1; u++)
+            std::memcpy(p.keys + u * dim, a.k.row(p.b, p.hk, p.valid[u]), (size_t)dim * sizeof(float));
     for (int64_t g = 0; g < G; g++) {
         const float *c = p.centres + g * dim;
         s.cnorm[g] = dot_of(c, c, dim);
