@@ -29,6 +29,8 @@ void take_pair(Arena &arena, const Desc &d, Pair *p) {
         t.label = arena.take<int32_t>(nk);
         t.keys = arena.take<float>(nk * d.qk_dim);
         t.centres = arena.take<float>(g * d.qk_dim);
+        t.partial = arena.take<double>(kSumChunks * g * (d.qk_dim + d.v_dim));
+        t.partial_n = arena.take<int32_t>(kSumChunks * g);
     }
     if (p) *p = t;
 }
@@ -63,7 +65,7 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     Scratch s;
     s.dist = arena.take<float>(kKeyTile * g);
     s.cnorm = arena.take<float>(g);
-    s.acc = arena.take<double>(std::max(g * kSliceWidth, dim + dv));
+    s.acc = arena.take<double>(dim + dv);
     s.q = arena.take<float>(tq * dim);
     s.k = arena.take<float>(cols * dim);
     s.v = arena.take<float>(cols * dv);
@@ -115,16 +117,19 @@ void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first,
 
     // Lloyd iterations: assign, then (move the centres, assign) I - 1 more times.
     const int64_t tiles = ceil_div(d.k_len, kKeyTile);
-    const int64_t slices = ceil_div(d.qk_dim, kSliceWidth);
+    auto sums = [&](bool values) {
+        parallel_for(np * kSumChunks, T, [&](int64_t task, int) {
+            const Pair &p = bf.pairs[task / kSumChunks];
+            if (!p.dense) chunk_sums(d, a, p, task % kSumChunks, values);
+        });
+    };
     for (int64_t it = 0; it < d.kmeans_iters; it++) {
-        if (it > 0)
-            parallel_for(np * slices, T, [&](int64_t task, int thread) {
-                const Pair &p = bf.pairs[task / slices];
-                const int64_t c0 = (task % slices) * kSliceWidth;
-                if (!p.dense)
-                    kmeans_update(d, p, c0, std::min(d.qk_dim, c0 + kSliceWidth),
-                                  thread_scratch(d, bf, thread));
+        if (it > 0) {
+            sums(false);
+            parallel_for(np, T, [&](int64_t t, int) {
+                if (!bf.pairs[t].dense) kmeans_move(d, bf.pairs[t]);
             });
+        }
         parallel_for(np * tiles, T, [&](int64_t task, int thread) {
             const Pair &p = bf.pairs[task / tiles];
             const int64_t u0 = (task % tiles) * kKeyTile;
@@ -133,15 +138,9 @@ void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first,
                               thread_scratch(d, bf, thread));
         });
     }
-
-    // Slices of the key columns, then of the value columns.
-    const int64_t key_slices = slices, sum_slices = key_slices + ceil_div(d.v_dim, kSliceWidth);
-    parallel_for(np * sum_slices, T, [&](int64_t task, int thread) {
-        const Pair &p = bf.pairs[task / sum_slices];
-        const int64_t x = task % sum_slices;
-        const int64_t c0 = x < key_slices ? x * kSliceWidth : d.qk_dim + (x - key_slices) * kSliceWidth;
-        const int64_t c1 = std::min(x < key_slices ? d.qk_dim : d.qk_dim + d.v_dim, c0 + kSliceWidth);
-        if (!p.dense) group_sums(d, a, p, c0, c1, thread_scratch(d, bf, thread));
+    sums(true);
+    parallel_for(np, T, [&](int64_t t, int) {
+        if (!bf.pairs[t].dense) group_totals(d, bf.pairs[t]);
     });
 }
 
@@ -159,14 +158,16 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
     const Buffers bf = layout(arena, d);
     const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
     const int64_t tiles = (d.q_len + kQueryTile - 1) / kQueryTile;
-    const int64_t log_chunks = ceil_div(d.k_len + 1, 4096);
-    parallel_for(log_chunks, d.threads, [&](int64_t c, int) {
-        for (int64_t n = c * 4096; n < std::min(d.k_len + 1, (c + 1) * 4096); n++)
-            bf.log_n[n] = std::log((float)n);
-    });
+    int64_t logs = 0;  // log_n holds log(0 .. logs - 1)
     for (int64_t first = 0; first < pairs; first += bf.chunk) {
         const int64_t np = std::min(bf.chunk, pairs - first);
         build_pairs(d, a, bf, first, np);
+        // A summary never has more members than its whole group.
+        for (int64_t t = 0; t < np; t++) {
+            const Pair &p = bf.pairs[t];
+            const int64_t most = p.groups ? *std::max_element(p.count, p.count + p.groups) : 0;
+            for (; logs <= most; logs++) bf.log_n[logs] = std::log((float)logs);
+        }
         parallel_for(np * heads * tiles, d.threads, [&](int64_t task, int thread) {
             const Pair &p = bf.pairs[task / (heads * tiles)];
             const int64_t h = p.hk * heads + (task / tiles) % heads;

@@ -10,7 +10,7 @@ namespace smyrf::cpu::hybrid {
 
 constexpr int64_t kQueryTile = 32;    // queries per attention task
 constexpr int64_t kKeyTile = 256;     // keys per k-means assignment GEMM
-constexpr int64_t kSliceWidth = 16;   // columns per task of the k-means sums
+constexpr int64_t kSumChunks = 8;     // fixed key chunks of the sums by label
 
 // The groups and exact keys of one pair.
 struct Pair {
@@ -28,6 +28,8 @@ struct Pair {
     // non-causal k-means state
     float *keys;       // [Nk][d] the valid keys, gathered
     float *centres;    // [G][d]
+    double *partial;   // [kSumChunks][G][d + dv] sums by label of each key chunk
+    int32_t *partial_n;  // [kSumChunks][G]
     // causal running sums: members of the block of valid key u with positions before it
     float *pk, *pv;    // [Nk][d], [Nk][dv]
     int32_t *pn;       // [Nk]
@@ -36,7 +38,7 @@ struct Pair {
 // Per-thread scratch of every stage.
 struct Scratch {
     float *dist, *cnorm;  // k-means: [kKeyTile][G], [G]
-    double *acc;          // sums: [max(G * kSliceWidth, d + dv)]
+    double *acc;          // causal block sums: [d + dv]
     float *q, *k, *v;     // attention: [kQueryTile][d], [cols][d], [cols][dv]
     float *s, *t, *o;     // [kQueryTile][cols], [kQueryTile][G], [kQueryTile][dv]
     int32_t *col_label;   // [cols]
@@ -63,14 +65,18 @@ void kmeans_init(const Desc &d, const Args &a, const Pair &p);
 // assignment also gathers those keys into p.keys.
 void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
                    bool first, const Scratch &s);
-// Moves the centres' columns [c0, c1) of the d key columns to their members' mean.
-void kmeans_update(const Desc &d, const Pair &p, int64_t c0, int64_t c1, const Scratch &s);
+// Moves each centre to its members' mean (from chunk_sums without values).
+void kmeans_move(const Desc &d, const Pair &p);
 
 // ---- groups (hybrid_groups.cpp)
-// Non-causal: counts and member sums by label of columns [c0, c1) of the keys, or of
-// columns [c0 - d, c1 - d) of the values when c0 >= d.
-void group_sums(const Desc &d, const Args &a, const Pair &p, int64_t c0, int64_t c1,
-                const Scratch &s);
+// Non-causal: member counts and key (and, with `values`, value) sums by label of key
+// chunk c, into p.partial. Fixed chunks summed in order keep every thread count's
+// result the same, and each pass reads the keys once.
+void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values);
+// The member counts and key/value sums of each group, from every chunk's values.
+void group_totals(const Desc &d, const Pair &p);
+// The sums of all chunks, in chunk order, of group g's column x (of d + dv).
+double chunk_total(const Desc &d, const Pair &p, int64_t g, int64_t x);
 // Causal: the running sums and total of positional block g.
 void block_sums(const Desc &d, const Args &a, const Pair &p, int64_t g, const Scratch &s);
 

@@ -6,24 +6,40 @@
 
 namespace smyrf::cpu::hybrid {
 
-void group_sums(const Desc &d, const Args &a, const Pair &p, int64_t c0, int64_t c1,
-                const Scratch &s) {
-    const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim;
-    // Columns [c0, c1) of the keys, or of the values past dim.
-    const bool keys = c0 < dim;
-    const int64_t x0 = keys ? c0 : c0 - dim, w = c1 - c0, width = keys ? dim : dv;
-    std::fill(s.acc, s.acc + G * w, 0.0);
-    for (int64_t u = 0; u < p.n_valid; u++) {
-        const float *x = (keys ? p.keys + u * dim : a.v.row(p.b, p.hk, p.valid[u])) + x0;
-        double *acc = s.acc + p.label[u] * w;
-        for (int64_t c = 0; c < w; c++) acc[c] += x[c];
+void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values) {
+    const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim, width = dim + dv;
+    double *part = p.partial + c * G * width;
+    int32_t *part_n = p.partial_n + c * G;
+    std::fill(part, part + G * width, 0.0);
+    std::fill(part_n, part_n + G, 0);
+    const int64_t u0 = c * p.n_valid / kSumChunks, u1 = (c + 1) * p.n_valid / kSumChunks;
+    for (int64_t u = u0; u < u1; u++) {
+        const int32_t g = p.label[u];
+        double *acc = part + g * width;
+        const float *k = p.keys + u * dim;
+        part_n[g]++;
+        for (int64_t x = 0; x < dim; x++) acc[x] += k[x];
+        if (!values) continue;
+        const float *v = a.v.row(p.b, p.hk, p.valid[u]);
+        for (int64_t x = 0; x < dv; x++) acc[dim + x] += v[x];
     }
-    float *sum = keys ? p.ksum : p.vsum;
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t c = 0; c < w; c++) sum[g * width + x0 + c] = (float)s.acc[g * w + c];
-    if (c0 == 0) {  // one task counts
-        std::fill(p.count, p.count + G, 0);
-        for (int64_t u = 0; u < p.n_valid; u++) p.count[p.label[u]]++;
+}
+
+double chunk_total(const Desc &d, const Pair &p, int64_t g, int64_t x) {
+    const int64_t width = d.qk_dim + d.v_dim;
+    double total = 0.0;
+    for (int64_t c = 0; c < kSumChunks; c++) total += p.partial[(c * p.groups + g) * width + x];
+    return total;
+}
+
+void group_totals(const Desc &d, const Pair &p) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
+    for (int64_t g = 0; g < p.groups; g++) {
+        int32_t n = 0;
+        for (int64_t c = 0; c < kSumChunks; c++) n += p.partial_n[c * p.groups + g];
+        p.count[g] = n;
+        for (int64_t x = 0; x < dim; x++) p.ksum[g * dim + x] = (float)chunk_total(d, p, g, x);
+        for (int64_t x = 0; x < dv; x++) p.vsum[g * dv + x] = (float)chunk_total(d, p, g, dim + x);
     }
 }
 

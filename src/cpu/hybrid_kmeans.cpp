@@ -1,7 +1,7 @@
 // HYBRID step 3, non-causal: k-means on the valid keys of a pair. Initial centres come
 // from a seeded hash of the key positions; each assignment is one GEMM per key tile
-// (|c|^2 - 2 k . c); the centre update sums each column in key order, so results do not
-// depend on how columns and tiles are spread over threads.
+// (|c|^2 - 2 k . c); the centre update reads the sums of fixed key chunks
+// (hybrid_groups.cpp), so results do not depend on how tasks are spread over threads.
 #include "core/random.hpp"
 #include "cpu/blas.hpp"
 #include "cpu/hybrid.hpp"
@@ -61,21 +61,14 @@ void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int6
     }
 }
 
-void kmeans_update(const Desc &d, const Pair &p, int64_t c0, int64_t c1, const Scratch &s) {
-    const int64_t G = p.groups, dim = d.qk_dim, w = c1 - c0;
-    std::fill(s.acc, s.acc + G * w, 0.0);
-    std::fill(s.hits, s.hits + G, 0);
-    for (int64_t u = 0; u < p.n_valid; u++) {
-        const int32_t g = p.label[u];
-        const float *k = p.keys + u * dim + c0;
-        double *acc = s.acc + g * w;
-        s.hits[g]++;
-        for (int64_t c = 0; c < w; c++) acc[c] += k[c];
-    }
-    for (int64_t g = 0; g < G; g++) {
-        if (s.hits[g] == 0) continue;  // an empty cluster keeps its centre
-        float *c = p.centres + g * dim + c0;
-        for (int64_t j = 0; j < w; j++) c[j] = (float)(s.acc[g * w + j] / s.hits[g]);
+void kmeans_move(const Desc &d, const Pair &p) {
+    const int64_t dim = d.qk_dim;
+    for (int64_t g = 0; g < p.groups; g++) {
+        int64_t n = 0;
+        for (int64_t c = 0; c < kSumChunks; c++) n += p.partial_n[c * p.groups + g];
+        if (n == 0) continue;  // an empty cluster keeps its centre
+        for (int64_t x = 0; x < dim; x++)
+            p.centres[g * dim + x] = (float)(chunk_total(d, p, g, x) / (double)n);
     }
 }
 
