@@ -4,6 +4,8 @@
 
 #if defined(SWIGPYTHON)
 %module(package="smyrf", threads="1") capi
+#elif defined(SWIGJAVA)
+%module SmyrfNative
 #else
 %module smyrf
 #endif
@@ -16,6 +18,8 @@
 
 #if defined(SWIGPYTHON)
 %include "python/smyrf_python.i"
+#elif defined(SWIGJAVA)
+%include "java/smyrf_java.i"
 #endif
 
 %include <smyrf/smyrf.h>
