@@ -4,3 +4,24 @@ pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
 
+
+# CUDA (optional): SMYRF_WITH_CUDA is ON by default when nvcc is found. The build machines
+# have no GPU, so the architectures are set explicitly (never detected from a device).
+include(CheckLanguage)
+if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+  find_program(SMYRF_NVCC nvcc HINTS ENV CUDA_PATH ENV CUDA_HOME PATH_SUFFIXES bin
+               PATHS /usr/local/cuda/bin)
+  if(SMYRF_NVCC)
+    set(CMAKE_CUDA_COMPILER "${SMYRF_NVCC}" CACHE FILEPATH "CUDA compiler")
+  endif()
+endif()
+check_language(CUDA)
+if(CMAKE_CUDA_COMPILER)
+  set(SMYRF_CUDA_DEFAULT ON)
+else()
+  set(SMYRF_CUDA_DEFAULT OFF)
+endif()
+option(SMYRF_WITH_CUDA "Build the CUDA backend (needs nvcc)" ${SMYRF_CUDA_DEFAULT})
+if(SMYRF_WITH_CUDA AND NOT CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures to build for")
+endif()

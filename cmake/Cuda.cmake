@@ -1,0 +1,15 @@
+# The CUDA toolchain for the CUDA backend (included when SMYRF_WITH_CUDA is ON).
+# CMAKE_CUDA_ARCHITECTURES is set in Dependencies.cmake ("80;90" unless given): "80" and
+# "90" embed both machine code and PTX, so newer GPUs can still JIT-compile the kernels.
+if(NOT CMAKE_CUDA_COMPILER)
+  message(FATAL_ERROR "SMYRF_WITH_CUDA=ON but no CUDA compiler (nvcc) was found; "
+                      "set CMAKE_CUDA_COMPILER or CUDACXX, or use -DSMYRF_WITH_CUDA=OFF")
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+set(CMAKE_CUDA_STANDARD 17)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+set(CMAKE_CUDA_EXTENSIONS OFF)
+set(CMAKE_CUDA_VISIBILITY_PRESET hidden)
+message(STATUS "libsmyrf: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+               "architectures ${CMAKE_CUDA_ARCHITECTURES})")

@@ -1,0 +1,252 @@
+// The CUDA backend: device checks and per-plan preparation (hash directions uploaded
+// once, tile shapes, workspace layout), and execute: the mode's stages, enqueued on the
+// caller's stream. execute never synchronises the host and allocates nothing when it is
+// given a workspace (without one: cudaMallocAsync / cudaFreeAsync on the stream).
+#include "core/backend.hpp"
+#include "core/directions.hpp"
+#include "cuda/common.cuh"
+
+#include <climits>
+#include <string>
+#include <vector>
+
+namespace smyrf {
+namespace gpu {
+
+void raise(cudaError_t e, const char *call, const char *file, int line) {
+    const smyrf_status status =
+        e == cudaErrorMemoryAllocation ? SMYRF_ERR_OUT_OF_MEMORY : SMYRF_ERR_DEVICE;
+    const char *base = file;
+    for (const char *c = file; *c; c++)
+        if (*c == '/') base = c + 1;
+    fail(status, "CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(e), cudaGetErrorString(e),
+         call, base, line);
+}
+
+Problem make_problem(const Desc &d) {
+    Problem p{};
+    p.B = (int)d.batch;
+    p.H = (int)d.heads;
+    p.Hkv = (int)d.kv_heads;
+    p.group = (int)d.group_size();
+    p.Nq = (int)d.q_len;
+    p.Nk = (int)d.k_len;
+    p.d = (int)d.qk_dim;
+    p.dv = (int)d.v_dim;
+    p.R = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_hashes : 1;
+    p.C = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_clusters() : 1;
+    p.causal = d.causal ? 1 : 0;
+    p.causal_offset = (long long)d.causal_offset();
+    p.scale = (float)d.scale;
+    p.q = d.q, p.k = d.k, p.v = d.v, p.out = d.out;
+    return p;
+}
+
+namespace {
+
+// Makes `device` current for the scope and restores the caller's device after.
+class DeviceScope {
+public:
+    explicit DeviceScope(int device) {
+        SMYRF_CUDA(cudaGetDevice(&previous_));
+        if (previous_ != device) SMYRF_CUDA(cudaSetDevice(device));
+        else previous_ = -1;
+    }
+    ~DeviceScope() {
+        if (previous_ >= 0) (void)cudaSetDevice(previous_);
+    }
+    DeviceScope(const DeviceScope &) = delete;
+    DeviceScope &operator=(const DeviceScope &) = delete;
+
+private:
+    int previous_ = -1;
+};
+
+// Bump allocator over the workspace; a sizing pass when base is null.
+class Carver {
+public:
+    explicit Carver(void *base) : base_((char *)base) {}
+    template <class T>
+    T *take(size_t count) {
+        const size_t at = used_;
+        used_ += (count * sizeof(T) + 255) & ~(size_t)255;
+        return base_ ? (T *)(base_ + at) : nullptr;
+    }
+    size_t used() const { return used_; }
+
+private:
+    char *base_;
+    size_t used_ = 0;
+};
+
+Work carve(const Desc &d, void *base, size_t sort_temp, size_t *bytes) {
+    Carver c(base);
+    Work w{};
+    const size_t B = (size_t)d.batch, H = (size_t)d.heads, Hkv = (size_t)d.kv_heads;
+    const size_t Nq = (size_t)d.q_len, Nk = (size_t)d.k_len, dv = (size_t)d.v_dim;
+    w.valid = c.take<int32_t>(B * Nk);
+    w.n_valid = c.take<int32_t>(B);
+    if (d.mode == SMYRF_MODE_SMYRF) {
+        const size_t R = (size_t)d.n_hashes;
+        w.q_norm = c.take<float>(B * H * Nq);
+        w.k_norm = c.take<float>(B * Hkv * Nk);
+        w.q_max = c.take<uint32_t>(B * H);
+        w.k_max = c.take<uint32_t>(B * Hkv);
+        for (int i = 0; i < 2; i++) {
+            w.q_key[i] = c.take<uint32_t>(B * H * R * Nq);
+            w.q_idx[i] = c.take<int32_t>(B * H * R * Nq);
+            w.k_key[i] = c.take<uint32_t>(B * H * R * Nk);
+            w.k_idx[i] = c.take<int32_t>(B * H * R * Nk);
+        }
+        // The raw projections live in the sorts' second buffers until the sort keys exist.
+        w.q_raw = (float *)w.q_key[1];
+        w.k_raw = (float *)w.k_key[1];
+        w.sort_temp = c.take<unsigned char>(sort_temp);
+        w.sort_temp_bytes = sort_temp;
+    }
+    w.acc = c.take<float>(B * H * Nq * dv);
+    w.m = c.take<float>(B * H * Nq);
+    w.l = c.take<float>(B * H * Nq);
+    if (bytes) *bytes = c.used();
+    return w;
+}
+
+// Why no device can be used, or "" when `device` is usable.
+std::string device_problem(int64_t device) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: clear it
+        return std::string("no usable CUDA device (cudaGetDeviceCount: ") + cudaGetErrorName(e) +
+               ": " + cudaGetErrorString(e) + ")";
+    }
+    if (device >= count)
+        return "SMYRF_PARAM_DEVICE = " + std::to_string(device) + " but only " +
+               std::to_string(count) + " CUDA device(s) exist";
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, (int)device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, (int)device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return "could not query CUDA device " + std::to_string(device);
+    }
+    if (major < 8)
+        return "CUDA device " + std::to_string(device) + " has compute capability " +
+               std::to_string(major) + "." + std::to_string(minor) +
+               "; the CUDA backend needs 8.0 or newer";
+    return "";
+}
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(const Desc &d) : d_(d), p_(gpu::make_problem(d)) {
+        const std::string why = device_problem(d.device);
+        if (!why.empty()) fail(SMYRF_ERR_BACKEND_UNAVAILABLE, "SMYRF_PARAM_BACKEND = CUDA: %s", why.c_str());
+        device_ = (int)d.device;
+        DeviceScope scope(device_);
+
+        int smem_optin = 0;
+        SMYRF_CUDA(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
+        tiles_ = gpu::choose_tiles(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
+        if (tiles_.bq == 0)
+            fail(SMYRF_ERR_UNSUPPORTED,
+                 "CUDA backend: qk_dim = %lld, v_dim = %lld need more shared memory than the "
+                 "device's %d bytes per block",
+                 (long long)d.qk_dim, (long long)d.v_dim, smem_optin);
+        gpu::attention_prepare(d.dtype, tiles_);
+
+        size_t sort_temp = 0;
+        if (d.mode == SMYRF_MODE_SMYRF) {
+            const int64_t max_cq = (d.q_len + p_.C - 1) / p_.C;
+            tiles_per_cluster_ = (int)((max_cq + tiles_.bq - 1) / tiles_.bq);
+            sort_temp = gpu::sort_temp_bytes(p_);
+            const std::vector<float> dirs = hash_directions(d);
+            SMYRF_CUDA(cudaMalloc((void **)&dirs_, dirs.size() * sizeof(float)));
+            const cudaError_t e = cudaMemcpy(dirs_, dirs.data(), dirs.size() * sizeof(float),
+                                             cudaMemcpyHostToDevice);
+            if (e != cudaSuccess) {
+                (void)cudaFree(dirs_);
+                dirs_ = nullptr;
+                gpu::raise(e, "cudaMemcpy(directions)", __FILE__, __LINE__);
+            }
+        }
+        sort_temp_ = sort_temp;
+        carve(d_, nullptr, sort_temp_, &workspace_);
+    }
+
+    ~CudaBackend() override {
+        if (!dirs_) return;
+        int previous = -1;
+        if (cudaGetDevice(&previous) == cudaSuccess && previous != device_) (void)cudaSetDevice(device_);
+        (void)cudaFree(dirs_);
+        if (previous >= 0 && previous != device_) (void)cudaSetDevice(previous);
+    }
+
+    const char *name() const override { return "cuda"; }
+    size_t workspace_size() const override { return workspace_; }
+
+    void execute(const Tensors &t, void *workspace, void *stream) const override {
+        DeviceScope scope(device_);
+        const cudaStream_t s = (cudaStream_t)stream;
+        void *own = nullptr;
+        if (!workspace) {
+            SMYRF_CUDA(cudaMallocAsync(&own, workspace_, s));
+            workspace = own;
+        }
+        try {
+            run(t, workspace, s);
+        } catch (...) {
+            if (own) (void)cudaFreeAsync(own, s);
+            throw;
+        }
+        if (own) SMYRF_CUDA(cudaFreeAsync(own, s));
+    }
+
+private:
+    void run(const Tensors &t, void *workspace, cudaStream_t s) const {
+        const gpu::Work w = carve(d_, workspace, sort_temp_, nullptr);
+        if (d_.mode == SMYRF_MODE_DENSE) {
+            gpu::dense(p_, d_.dtype, tiles_, t.q, t.k, t.v, t.key_mask, t.out, t.lse, w, s);
+            return;
+        }
+        gpu::valid_keys(p_, t.key_mask, w, s);
+        gpu::transform_hash(p_, d_.dtype, t.q, t.k, t.key_mask, dirs_, w, s);
+        const int32_t *q_sorted = nullptr, *k_sorted = nullptr;
+        gpu::sort_clusters(p_, w, s, &q_sorted, &k_sorted);
+        for (int r = 0; r < p_.R; r++) {
+            gpu::AttentionJob job{};
+            job.dense = false;
+            job.round = r;
+            job.q_sorted = q_sorted;
+            job.k_sorted = k_sorted;
+            job.tiles_per_cluster = tiles_per_cluster_;
+            gpu::attention(p_, d_.dtype, tiles_, job, t.q, t.k, t.v, w, s);
+        }
+        gpu::combine(p_, d_.dtype, t.q, t.k, t.v, t.out, t.lse, w, s);
+    }
+
+    Desc d_;
+    gpu::Problem p_;
+    gpu::Tiles tiles_{};
+    int device_ = 0;
+    int tiles_per_cluster_ = 0;
+    float *dirs_ = nullptr;  // [H][R][d + 2] on the device
+    size_t sort_temp_ = 0, workspace_ = 0;
+};
+
+}  // namespace
+}  // namespace gpu
+
+bool cuda_device_available(int64_t device) { return gpu::device_problem(device).empty(); }
+
+std::unique_ptr<Backend> make_cuda_backend(const Desc &d) {
+    if (d.mode == SMYRF_MODE_HYBRID) {
+        // Not on the GPU yet: AUTO falls back to the CPU, an explicit CUDA request fails.
+        if (d.backend == SMYRF_BACKEND_AUTO) return make_cpu_backend(d);
+        fail(SMYRF_ERR_UNSUPPORTED,
+             "SMYRF_PARAM_MODE = HYBRID is not implemented by the CUDA backend (use "
+             "SMYRF_BACKEND_CPU or SMYRF_BACKEND_AUTO)");
+    }
+    return std::make_unique<gpu::CudaBackend>(d);
+}
+
+}  // namespace smyrf

@@ -1,0 +1,87 @@
+// Stage 5, combine (the final part): out = acc / l and lse = m + log l for every query,
+// written once in the caller's dtype and strides; a query that met no allowed key in any
+// round (or tile) falls back to its latest allowed valid key alone, else zeros and
+// lse = -inf (cpu/combine.cpp, combine_finish; docs/algorithm.md).
+#include "cuda/common.cuh"
+
+namespace smyrf::gpu {
+namespace {
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+// One warp per query row.
+template <class T>
+__global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__restrict__ k,
+                               const T *__restrict__ v, T *__restrict__ out,
+                               float *__restrict__ lse, const int32_t *__restrict__ valid,
+                               const int32_t *__restrict__ n_valid, const float *__restrict__ acc,
+                               const float *__restrict__ gm, const float *__restrict__ gl) {
+    const long long rows = (long long)p.B * p.H * p.Nq;
+    const int lane = threadIdx.x % 32;
+    const long long warps = (long long)gridDim.x * blockDim.x / 32;
+    for (long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; row < rows;
+         row += warps) {
+        const long long prob = row / p.Nq, b = prob / p.H;
+        const int i = (int)(row % p.Nq), h = (int)(prob % p.H), hk = h / p.group;
+        T *orow = out + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
+        const float l = gl[row];
+        float lse_v;
+        if (l != 0.0f) {
+            const float inv = 1.0f / l;
+            const float *arow = acc + row * p.dv;
+            for (int c = lane; c < p.dv; c += 32) orow[c] = from_f32<T>(arow[c] * inv);
+            lse_v = gm[row] + logf(l);
+        } else {
+            // Every round missed this query: its latest allowed valid key alone.
+            const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
+            const int32_t *vl = valid + b * p.Nk;
+            int lo = 0, hi = n_valid[b];
+            while (lo < hi) {
+                const int mid = (lo + hi) / 2;
+                if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
+            }
+            if (lo > 0) {
+                const int j = vl[lo - 1];
+                const T *vrow = v + b * p.v.batch + (long long)hk * p.v.head + (long long)j * p.v.token;
+                const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
+                const T *krow = k + b * p.k.batch + (long long)hk * p.k.head + (long long)j * p.k.token;
+                for (int c = lane; c < p.dv; c += 32) orow[c] = vrow[c];
+                float dot = 0.0f;
+                for (int c = lane; c < p.d; c += 32) dot = fmaf(to_f32(qrow[c]), to_f32(krow[c]), dot);
+                lse_v = p.scale * warp_sum(dot);
+            } else {
+                for (int c = lane; c < p.dv; c += 32) orow[c] = from_f32<T>(0.0f);
+                lse_v = -__builtin_huge_valf();
+            }
+        }
+        if (lse && lane == 0) lse[row] = lse_v;
+    }
+}
+
+template <class T>
+void launch(const Problem &p, const void *q, const void *k, const void *v, void *out, float *lse,
+            const Work &w, cudaStream_t s) {
+    const long long rows = (long long)p.B * p.H * p.Nq;
+    unsigned blocks = blocks_for(rows, 8);  // 8 warps of 32 threads per block
+    if (blocks > 65536u * 16u) blocks = 65536u * 16u;
+    combine_kernel<T><<<blocks, 256, 0, s>>>(p, (const T *)q, (const T *)k, (const T *)v, (T *)out,
+                                             lse, w.valid, w.n_valid, w.acc, w.m, w.l);
+    SMYRF_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+void combine(const Problem &p, smyrf_dtype dtype, const void *q, const void *k, const void *v,
+             void *out, float *lse, const Work &w, cudaStream_t s) {
+    switch (dtype) {
+    case SMYRF_DTYPE_F32: launch<float>(p, q, k, v, out, lse, w, s); break;
+    case SMYRF_DTYPE_F16: launch<__half>(p, q, k, v, out, lse, w, s); break;
+    case SMYRF_DTYPE_BF16: launch<__nv_bfloat16>(p, q, k, v, out, lse, w, s); break;
+    }
+}
+
+}  // namespace smyrf::gpu
