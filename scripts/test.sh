@@ -16,8 +16,7 @@ python_options=()
 if [[ -f "$python_env" ]]; then
   # python-env.sh prints the venv's interpreter as its last line of stdout.
   python=$(bash "$python_env" | tail -n 1)
-  python_options=(-DSMYRF_BUILD_PYTHON=ON "-DPython_EXECUTABLE=$python"
-                  "-DPython3_EXECUTABLE=$python")
+  python_options=(-DSMYRF_BUILD_PYTHON=ON "-DPython_EXECUTABLE=$python")  # FindPython
 fi
 
 cd "$root"
