@@ -1,0 +1,367 @@
+// The CUDA backend against the CPU backend, case by case: fp32, fp16 and bf16, both
+// layouts and explicit strides, key-padding masks, causal, GQA, cross-attention, awkward
+// sizes, SMYRF and DENSE modes. Skips (77) where no usable GPU exists.
+//
+// SMYRF rows whose cluster borders a cut that float32 hashing could place differently
+// (the float64 reference flags them) are left out of the comparison, as in
+// tests/c/test_smyrf.c; every other row must match the CPU within the dtype's tolerance.
+// Also checked: no NaN anywhere, padding of a strided out untouched, lse = -inf exactly
+// where the CPU has it, run-to-run bitwise equality (own workspace vs caller workspace on
+// a non-default stream), and a workspace of exactly smyrf_plan_workspace_size bytes.
+#include "cuda_test.hpp"
+
+#include "ref/ref.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+enum class Strided { no, yes };
+
+struct Case {
+    const char *name;
+    int64_t B, H, Hkv, Nq, Nk, d, dv;
+    int causal;
+    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+    smyrf_mode mode;
+    int64_t R, cq;
+};
+
+const Case kCases[] = {
+    {"smyrf 587, d 32", 1, 2, 2, 587, 587, 32, 32, 0, 0, SMYRF_MODE_SMYRF, 2, 64},
+    {"smyrf d 64, 2 batches, mask", 2, 2, 2, 300, 300, 64, 64, 0, 0.7, SMYRF_MODE_SMYRF, 2, 37},
+    {"smyrf GQA, cross, dv != d", 1, 4, 2, 200, 333, 40, 24, 0, 0, SMYRF_MODE_SMYRF, 3, 16},
+    {"smyrf causal, d 128", 1, 2, 1, 300, 300, 128, 128, 1, 0, SMYRF_MODE_SMYRF, 2, 100},
+    {"smyrf causal, padded, Nk > Nq", 2, 2, 1, 150, 260, 8, 8, 1, 0.8, SMYRF_MODE_SMYRF, 4, 16},
+    {"smyrf causal, Nq > Nk (rows without keys)", 1, 2, 2, 120, 50, 8, 8, 1, 0, SMYRF_MODE_SMYRF, 2, 16},
+    {"smyrf few valid keys, empty clusters", 2, 1, 1, 100, 100, 8, 8, 0, 0.04, SMYRF_MODE_SMYRF, 2, 10},
+    {"smyrf one cluster (= dense)", 1, 2, 2, 130, 130, 16, 16, 0, 0, SMYRF_MODE_SMYRF, 2, 1 << 20},
+    {"smyrf big clusters (> 64 queries)", 1, 1, 1, 700, 700, 64, 64, 0, 0, SMYRF_MODE_SMYRF, 2, 300},
+    {"smyrf Nq = 1", 1, 1, 1, 1, 17, 5, 3, 0, 0, SMYRF_MODE_SMYRF, 2, 64},
+    {"smyrf d 256, awkward N", 1, 1, 1, 97, 211, 256, 256, 0, 0, SMYRF_MODE_SMYRF, 1, 32},
+    {"smyrf batch 0 fully padded", 2, 1, 1, 64, 64, 16, 16, 0, -1, SMYRF_MODE_SMYRF, 2, 16},
+    {"dense 333 x 517, mask", 2, 2, 1, 333, 517, 48, 32, 0, 0.6, SMYRF_MODE_DENSE, 1, 64},
+    {"dense causal, d 128", 1, 2, 2, 257, 257, 128, 128, 1, 0, SMYRF_MODE_DENSE, 1, 64},
+    {"dense causal, Nq > Nk", 1, 1, 1, 100, 40, 24, 24, 1, 0.9, SMYRF_MODE_DENSE, 1, 64},
+    {"dense d 3", 1, 3, 3, 70, 70, 3, 7, 0, 0, SMYRF_MODE_DENSE, 1, 64},
+};
+
+struct Tol {
+    double out, lse;
+};
+Tol tolerance(smyrf_dtype t) {
+    // fp32: only rounding order differs. fp16/bf16: the CUDA kernel rounds the softmax
+    // weights to the input dtype for the P V product (as FlashAttention does) and both
+    // backends round out to the dtype (one ulp: 2^-11 fp16, 2^-8 bf16).
+    switch (t) {
+    case SMYRF_DTYPE_F32: return {5e-5, 2e-5};
+    case SMYRF_DTYPE_F16: return {4e-3, 5e-4};
+    case SMYRF_DTYPE_BF16: return {2.5e-2, 5e-4};
+    }
+    return {0, 0};
+}
+
+const char *dtype_name(smyrf_dtype t) {
+    return t == SMYRF_DTYPE_F32 ? "f32" : t == SMYRF_DTYPE_F16 ? "f16" : "bf16";
+}
+
+uint64_t g_rng = 0;
+double uniform() {
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+double normal() {
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+float quantize(float x, smyrf_dtype t) {
+    if (t == SMYRF_DTYPE_F16) return __half2float(__float2half_rn(x));
+    if (t == SMYRF_DTYPE_BF16) return __bfloat162float(__float2bfloat16_rn(x));
+    return x;
+}
+
+// A [B, heads, N, dim] tensor in the caller's memory format: its strides and bytes.
+struct Format {
+    int64_t sb, sh, st;  // element strides
+    size_t elems;        // span in elements
+};
+Format format_of(int64_t B, int64_t heads, int64_t N, int64_t dim, smyrf_layout layout,
+                 Strided strided) {
+    Format f{};
+    if (strided == Strided::yes) {  // padded rows, heads and batches
+        f.st = dim + 5;
+        f.sh = N * f.st + 3;
+        f.sb = heads * f.sh + 11;
+    } else if (layout == SMYRF_LAYOUT_BHND) {
+        f.st = dim, f.sh = N * dim, f.sb = heads * N * dim;
+    } else {
+        f.st = heads * dim, f.sh = dim, f.sb = N * heads * dim;
+    }
+    f.elems = (size_t)((B - 1) * f.sb + (heads - 1) * f.sh + (N - 1) * f.st + dim);
+    return f;
+}
+
+size_t at(const Format &f, int64_t b, int64_t h, int64_t n) {
+    return (size_t)(b * f.sb + h * f.sh + n * f.st);
+}
+
+// Host buffer in the dtype: logical BHND fp32 values placed at the format's offsets, the
+// gaps filled with `fill` (NaN for inputs: they must never be read).
+std::vector<unsigned char> pack(const std::vector<float> &x, int64_t B, int64_t heads, int64_t N,
+                                int64_t dim, const Format &f, smyrf_dtype t, float fill) {
+    const size_t es = t == SMYRF_DTYPE_F32 ? 4 : 2;
+    std::vector<unsigned char> buf(f.elems * es);
+    auto put = [&](size_t i, float val) {
+        if (t == SMYRF_DTYPE_F32) {
+            std::memcpy(&buf[i * 4], &val, 4);
+        } else if (t == SMYRF_DTYPE_F16) {
+            const __half hv = __float2half_rn(val);
+            std::memcpy(&buf[i * 2], &hv, 2);
+        } else {
+            const __nv_bfloat16 bv = __float2bfloat16_rn(val);
+            std::memcpy(&buf[i * 2], &bv, 2);
+        }
+    };
+    for (size_t i = 0; i < f.elems; i++) put(i, fill);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t c = 0; c < dim; c++)
+                    put(at(f, b, h, n) + c, x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
+    return buf;
+}
+
+float get(const std::vector<unsigned char> &buf, size_t i, smyrf_dtype t) {
+    if (t == SMYRF_DTYPE_F32) {
+        float v;
+        std::memcpy(&v, &buf[i * 4], 4);
+        return v;
+    }
+    uint16_t bits;
+    std::memcpy(&bits, &buf[i * 2], 2);
+    if (t == SMYRF_DTYPE_F16) {
+        __half_raw hr;
+        hr.x = bits;
+        return __half2float(__half(hr));
+    }
+    __nv_bfloat16_raw br;
+    br.x = bits;
+    return __bfloat162float(__nv_bfloat16(br));
+}
+
+smyrf_plan *make_plan(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided,
+                      const Format &fq, const Format &fk, const Format &fv, const Format &fo,
+                      smyrf_backend backend) {
+    smyrf_config *cfg = nullptr;
+    REQUIRE_OK(smyrf_config_create(&cfg));
+    const std::pair<smyrf_param, int64_t> values[] = {
+        {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
+        {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
+        {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
+        {SMYRF_PARAM_V_DIM, c.dv},      {SMYRF_PARAM_MODE, c.mode},
+        {SMYRF_PARAM_CAUSAL, c.causal}, {SMYRF_PARAM_DTYPE, t},
+        {SMYRF_PARAM_LAYOUT, layout},   {SMYRF_PARAM_BACKEND, backend},
+        {SMYRF_PARAM_SEED, 1234567},
+    };
+    for (const auto &pv : values) REQUIRE_OK(smyrf_config_set(cfg, pv.first, pv.second));
+    if (c.mode == SMYRF_MODE_SMYRF) {
+        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_N_HASHES, c.R));
+        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq));
+    }
+    if (strided == Strided::yes) {
+        const Format *fs[] = {&fq, &fk, &fv, &fo};
+        const smyrf_param first[] = {SMYRF_PARAM_Q_STRIDE_BATCH, SMYRF_PARAM_K_STRIDE_BATCH,
+                                     SMYRF_PARAM_V_STRIDE_BATCH, SMYRF_PARAM_OUT_STRIDE_BATCH};
+        for (int i = 0; i < 4; i++) {
+            REQUIRE_OK(smyrf_config_set(cfg, first[i], fs[i]->sb));
+            REQUIRE_OK(smyrf_config_set(cfg, (smyrf_param)(first[i] + 1), fs[i]->sh));
+            REQUIRE_OK(smyrf_config_set(cfg, (smyrf_param)(first[i] + 2), fs[i]->st));
+        }
+    }
+    smyrf_plan *plan = nullptr;
+    REQUIRE_OK(smyrf_plan_create(&plan, cfg));
+    smyrf_config_destroy(cfg);
+    return plan;
+}
+
+template <class T>
+T *to_device(const std::vector<T> &x) {
+    T *p = nullptr;
+    REQUIRE_CUDA(cudaMalloc((void **)&p, x.size() * sizeof(T) + 1));
+    if (!x.empty()) REQUIRE_CUDA(cudaMemcpy(p, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return p;
+}
+
+void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided) {
+    const std::string what = std::string(c.name) + " [" + dtype_name(t) + ", " +
+                             (strided == Strided::yes ? "strided"
+                              : layout == SMYRF_LAYOUT_BHND ? "BHND" : "BNHD") + "]";
+    g_rng = 0x5eed + (uint64_t)c.Nq * 31 + (uint64_t)c.d;
+    const size_t nq = (size_t)(c.B * c.H * c.Nq * c.d), nk = (size_t)(c.B * c.Hkv * c.Nk * c.d);
+    const size_t nv = (size_t)(c.B * c.Hkv * c.Nk * c.dv), no = (size_t)(c.B * c.H * c.Nq * c.dv);
+    const size_t nl = (size_t)(c.B * c.H * c.Nq);
+    std::vector<float> q(nq), k(nk), v(nv);
+    for (auto &x : q) x = quantize((float)normal(), t);
+    for (auto &x : k) x = quantize((float)normal(), t);
+    for (auto &x : v) x = quantize((float)normal(), t);
+    std::vector<uint8_t> mask;
+    if (c.mask_keep != 0) {
+        mask.resize((size_t)(c.B * c.Nk));
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t j = 0; j < c.Nk; j++)
+                mask[(size_t)(b * c.Nk + j)] =
+                    c.mask_keep < 0 ? (uint8_t)(b != 0) : (uint8_t)(j == 0 || uniform() < c.mask_keep);
+    }
+
+    const Format fq = format_of(c.B, c.H, c.Nq, c.d, layout, strided);
+    const Format fk = format_of(c.B, c.Hkv, c.Nk, c.d, layout, strided);
+    const Format fv = format_of(c.B, c.Hkv, c.Nk, c.dv, layout, strided);
+    const Format fo = format_of(c.B, c.H, c.Nq, c.dv, layout, strided);
+    const float sentinel = 12345.0f;
+    const auto hq = pack(q, c.B, c.H, c.Nq, c.d, fq, t, NAN);
+    const auto hk = pack(k, c.B, c.Hkv, c.Nk, c.d, fk, t, NAN);
+    const auto hv = pack(v, c.B, c.Hkv, c.Nk, c.dv, fv, t, NAN);
+    const auto ho_init = pack(std::vector<float>(no, NAN), c.B, c.H, c.Nq, c.dv, fo, t, sentinel);
+    const uint8_t *hmask = mask.empty() ? nullptr : mask.data();
+
+    // CPU
+    smyrf_plan *cpu = make_plan(c, t, layout, strided, fq, fk, fv, fo, SMYRF_BACKEND_CPU);
+    std::vector<unsigned char> out_cpu = ho_init;
+    std::vector<float> lse_cpu(nl);
+    REQUIRE_OK(smyrf_execute(cpu, hq.data(), hk.data(), hv.data(), hmask, out_cpu.data(),
+                             lse_cpu.data(), nullptr, 0, nullptr));
+    smyrf_plan_destroy(cpu);
+
+    // CUDA: own workspace on the default stream, then a caller workspace on a stream.
+    smyrf_plan *gpu = make_plan(c, t, layout, strided, fq, fk, fv, fo, SMYRF_BACKEND_CUDA);
+    CHECK(std::strcmp(smyrf_plan_backend_name(gpu), "cuda") == 0, "%s: backend %s", what.c_str(),
+          smyrf_plan_backend_name(gpu));
+    unsigned char *dq = to_device(hq), *dk = to_device(hk), *dv = to_device(hv);
+    unsigned char *dout = to_device(ho_init);
+    uint8_t *dmask = mask.empty() ? nullptr : to_device(mask);
+    float *dlse = to_device(std::vector<float>(nl, NAN));
+    REQUIRE_OK(smyrf_execute(gpu, dq, dk, dv, dmask, dout, dlse, nullptr, 0, nullptr));
+    REQUIRE_CUDA(cudaDeviceSynchronize());
+    std::vector<unsigned char> out_gpu(ho_init.size());
+    std::vector<float> lse_gpu(nl);
+    REQUIRE_CUDA(cudaMemcpy(out_gpu.data(), dout, out_gpu.size(), cudaMemcpyDeviceToHost));
+    REQUIRE_CUDA(cudaMemcpy(lse_gpu.data(), dlse, nl * sizeof(float), cudaMemcpyDeviceToHost));
+
+    const size_t ws_bytes = smyrf_plan_workspace_size(gpu);
+    void *ws = nullptr;
+    REQUIRE_CUDA(cudaMalloc(&ws, ws_bytes + 64));
+    cudaStream_t stream;
+    REQUIRE_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    REQUIRE_CUDA(cudaMemcpy(dout, ho_init.data(), ho_init.size(), cudaMemcpyHostToDevice));
+    // An odd offset: execute must realign the caller's workspace itself.
+    REQUIRE_OK(smyrf_execute(gpu, dq, dk, dv, dmask, dout, dlse, (char *)ws + 8, ws_bytes,
+                             stream));
+    REQUIRE_CUDA(cudaStreamSynchronize(stream));
+    std::vector<unsigned char> out_gpu2(ho_init.size());
+    std::vector<float> lse_gpu2(nl);
+    REQUIRE_CUDA(cudaMemcpy(out_gpu2.data(), dout, out_gpu2.size(), cudaMemcpyDeviceToHost));
+    REQUIRE_CUDA(cudaMemcpy(lse_gpu2.data(), dlse, nl * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(out_gpu == out_gpu2, "%s: two CUDA runs differ (out)", what.c_str());
+    CHECK(std::memcmp(lse_gpu.data(), lse_gpu2.data(), nl * sizeof(float)) == 0,
+          "%s: two CUDA runs differ (lse)", what.c_str());
+    REQUIRE_CUDA(cudaStreamDestroy(stream));
+    REQUIRE_CUDA(cudaFree(ws));
+    smyrf_plan_destroy(gpu);
+    for (void *p : {(void *)dq, (void *)dk, (void *)dv, (void *)dout, (void *)dmask, (void *)dlse})
+        if (p) REQUIRE_CUDA(cudaFree(p));
+
+    // Rows to leave out: SMYRF cuts that float32 hashing may move (float64 reference).
+    std::vector<uint8_t> unsure(nl, 0);
+    if (c.mode == SMYRF_MODE_SMYRF) {
+        std::vector<double> qd(q.begin(), q.end()), kd(k.begin(), k.end()), vd(v.begin(), v.end());
+        smyrf_ref_problem rp{};
+        rp.batch = c.B, rp.heads = c.H, rp.kv_heads = c.Hkv, rp.q_len = c.Nq, rp.k_len = c.Nk;
+        rp.qk_dim = c.d, rp.v_dim = c.dv, rp.causal = c.causal, rp.scale = 0;
+        rp.q = qd.data(), rp.k = kd.data(), rp.v = vd.data(), rp.key_mask = hmask;
+        std::vector<double> want(no), want_lse(nl);
+        smyrf_ref_smyrf(&rp, c.R, c.cq, 1234567, want.data(), want_lse.data(), unsure.data());
+    }
+
+    const Tol tol = tolerance(t);
+    double scale = 1e-30, worst = 0, worst_lse = 0;
+    size_t compared = 0, skipped = 0;
+    for (int64_t b = 0; b < c.B; b++)  // the largest |out| of the CPU: the error scale
+        for (int64_t h = 0; h < c.H; h++)
+            for (int64_t i = 0; i < c.Nq; i++)
+                for (int64_t e = 0; e < c.dv; e++)
+                    scale = std::fmax(scale, std::fabs(get(out_cpu, at(fo, b, h, i) + (size_t)e, t)));
+    for (int64_t b = 0; b < c.B; b++)
+        for (int64_t h = 0; h < c.H; h++)
+            for (int64_t i = 0; i < c.Nq; i++) {
+                const size_t row = (size_t)((b * c.H + h) * c.Nq + i);
+                for (int64_t e = 0; e < c.dv; e++) {
+                    const float g = get(out_gpu, at(fo, b, h, i) + (size_t)e, t);
+                    CHECK(std::isfinite(g), "%s: out[%lld,%lld,%lld,%lld] = %g", what.c_str(),
+                          (long long)b, (long long)h, (long long)i, (long long)e, g);
+                }
+                if (unsure[row]) {
+                    skipped++;
+                    continue;
+                }
+                compared++;
+                for (int64_t e = 0; e < c.dv; e++) {
+                    const size_t o = at(fo, b, h, i) + (size_t)e;
+                    const double diff = std::fabs((double)get(out_gpu, o, t) - get(out_cpu, o, t));
+                    worst = std::fmax(worst, diff / scale);
+                    if (diff > tol.out * scale)
+                        CHECK(false, "%s: out[%lld,%lld,%lld,%lld]: cuda %.7g cpu %.7g", what.c_str(),
+                              (long long)b, (long long)h, (long long)i, (long long)e,
+                              get(out_gpu, o, t), get(out_cpu, o, t));
+                }
+                const float lg = lse_gpu[row], lc = lse_cpu[row];
+                if (std::isinf(lc) || std::isinf(lg)) {
+                    CHECK(lg == lc, "%s: lse[%zu]: cuda %g cpu %g", what.c_str(), row, lg, lc);
+                } else {
+                    const double d = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
+                    worst_lse = std::fmax(worst_lse, d);
+                    CHECK(d <= tol.lse, "%s: lse[%zu]: cuda %.8g cpu %.8g", what.c_str(), row, lg, lc);
+                }
+            }
+    // The out padding (strided formats) is never written.
+    if (strided == Strided::yes) {
+        std::vector<uint8_t> inside(fo.elems, 0);
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t h = 0; h < c.H; h++)
+                for (int64_t i = 0; i < c.Nq; i++)
+                    std::memset(&inside[at(fo, b, h, i)], 1, (size_t)c.dv);
+        for (size_t i = 0; i < fo.elems; i++)
+            if (!inside[i]) CHECK(get(out_gpu, i, t) == sentinel, "%s: padding %zu written", what.c_str(), i);
+    }
+    CHECK(skipped * 4 <= nl, "%s: %zu of %zu rows unsure: the comparison says little", what.c_str(),
+          skipped, nl);
+    std::printf("%-55s rows %zu (unsure %zu)  max |diff|/max|out| %.2e  lse %.2e\n", what.c_str(),
+                compared, skipped, worst, worst_lse);
+}
+
+}  // namespace
+
+int main() {
+    if (usable_devices() == 0) {
+        std::printf("SKIP: no CUDA device with compute capability >= 8.0\n");
+        return kSkip;
+    }
+    const smyrf_dtype dtypes[] = {SMYRF_DTYPE_F32, SMYRF_DTYPE_F16, SMYRF_DTYPE_BF16};
+    for (const Case &c : kCases)
+        for (smyrf_dtype t : dtypes) {
+            run_case(c, t, SMYRF_LAYOUT_BHND, Strided::no);
+            run_case(c, t, SMYRF_LAYOUT_BNHD, Strided::no);
+            run_case(c, t, SMYRF_LAYOUT_BHND, Strided::yes);
+        }
+    if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
