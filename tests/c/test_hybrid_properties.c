@@ -99,6 +99,71 @@ static void same_bits_for_every_thread_count(void **state) {
     }
 }
 
+/* BNHD layout and f16 inputs reach the same pipeline: on inputs already rounded to f16,
+ * BNHD gives the same bits as BHND, and f16 the same values up to f16 output rounding. */
+static void layouts_and_half_precision(void **state) {
+    (void)state;
+    const tc_shape s = {2, 2, 1, 150, 0, 16, 8, 0};
+    const th_params hp = {24, 0, 0, -1, 0, 0, 3};
+    tc_inputs *in = tc_inputs_create(&s, 730, 0.8);
+    for (size_t e = 0; e < in->nq_el; e++) in->q[e] = tc_f16_to_f32(tc_f32_to_f16(in->q[e]));
+    for (size_t e = 0; e < in->nk_el; e++) in->k[e] = tc_f16_to_f32(tc_f32_to_f16(in->k[e]));
+    for (size_t e = 0; e < in->nv_el; e++) in->v[e] = tc_f16_to_f32(tc_f32_to_f16(in->v[e]));
+    tc_inputs_sync(in);
+    smyrf_plan *plan = th_plan(&in->s, &hp);
+    float *want, *want_lse;
+    run(plan, in, &want, &want_lse);
+    smyrf_plan_destroy(plan);
+
+    /* [B, H, N, D] -> [B, N, H, D] of each tensor, and back for out */
+    const int64_t heads[4] = {2, 1, 1, 2}, dims[4] = {16, 16, 8, 8};
+    float *src[4] = {in->q, in->k, in->v, NULL};
+    float *t[4];
+    uint16_t *h16[3];
+    for (int x = 0; x < 4; x++) {
+        const size_t n = (size_t)(2 * heads[x] * 150 * dims[x]);
+        t[x] = tc_alloc(n * 4);
+        if (x < 3) h16[x] = tc_alloc(n * 2);
+        if (!src[x]) continue;
+        for (int64_t b = 0; b < 2; b++)
+            for (int64_t h = 0; h < heads[x]; h++)
+                for (int64_t i = 0; i < 150; i++)
+                    for (int64_t c = 0; c < dims[x]; c++) {
+                        const float e = src[x][((b * heads[x] + h) * 150 + i) * dims[x] + c];
+                        t[x][((b * 150 + i) * heads[x] + h) * dims[x] + c] = e;
+                        h16[x][((b * heads[x] + h) * 150 + i) * dims[x] + c] = tc_f32_to_f16(e);
+                    }
+    }
+    smyrf_config *cfg = th_config(&in->s, &hp);
+    tc_set(cfg, SMYRF_PARAM_LAYOUT, SMYRF_LAYOUT_BNHD);
+    plan = tc_plan(cfg);
+    float *lse = tc_nan_floats(in->nlse);
+    assert_int_equal(smyrf_execute(plan, t[0], t[1], t[2], in->mask, t[3], lse, NULL, 0, NULL), SMYRF_OK);
+    for (int64_t b = 0; b < 2; b++)
+        for (int64_t h = 0; h < 2; h++)
+            for (int64_t i = 0; i < 150; i++)
+                tc_assert_same_bits(want + ((b * 2 + h) * 150 + i) * 8,
+                                    t[3] + ((b * 150 + i) * 2 + h) * 8, 32, "BNHD out");
+    tc_assert_same_bits(want_lse, lse, in->nlse * 4, "BNHD lse");
+    smyrf_plan_destroy(plan);
+
+    tc_set(cfg, SMYRF_PARAM_LAYOUT, SMYRF_LAYOUT_BHND);
+    tc_set(cfg, SMYRF_PARAM_DTYPE, SMYRF_DTYPE_F16);
+    plan = tc_plan(cfg);
+    uint16_t *out16 = tc_alloc(in->no_el * 2);
+    assert_int_equal(smyrf_execute(plan, h16[0], h16[1], h16[2], in->mask, out16, lse, NULL, 0, NULL), SMYRF_OK);
+    float *out = tc_alloc(in->no_el * 4);
+    for (size_t e = 0; e < in->no_el; e++) out[e] = tc_f16_to_f32(out16[e]);
+    tc_assert_close_ff(out, want, in->no_el, 2e-3, 0, "f16 out");
+    tc_assert_close_ff(lse, want_lse, in->nlse, 1e-5, 0, "f16 lse");
+    smyrf_plan_destroy(plan);
+    smyrf_config_destroy(cfg);
+    for (int x = 0; x < 4; x++) free(t[x]);
+    for (int x = 0; x < 3; x++) free(h16[x]);
+    free(out16), free(out), free(lse), free(want), free(want_lse);
+    tc_inputs_destroy(in);
+}
+
 static void refused(const th_params *hp, const char *needle) {
     const tc_shape s = {1, 1, 0, 64, 0, 8, 0, 0};
     smyrf_config *cfg = th_config(&s, hp);
@@ -151,6 +216,7 @@ int main(void) {
         cmocka_unit_test(causal_ignores_future_keys),
         cmocka_unit_test(padded_content_changes_nothing),
         cmocka_unit_test(same_bits_for_every_thread_count),
+        cmocka_unit_test(layouts_and_half_precision),
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(defaults_derive_from_the_budget),
     };
