@@ -13,3 +13,7 @@ set(CMAKE_CUDA_EXTENSIONS OFF)
 set(CMAKE_CUDA_VISIBILITY_PRESET hidden)
 message(STATUS "libsmyrf: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
                "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+
+# What a static link of libsmyrf.a needs besides it (for smyrf.pc, Libs.private): the
+# static CUDA runtime and what it uses. smyrf.pc.in references it as @SMYRF_PC_CUDA_LIBS@.
+set(SMYRF_PC_CUDA_LIBS "-L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt")

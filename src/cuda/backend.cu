@@ -7,6 +7,7 @@
 #include "cuda/common.cuh"
 
 #include <climits>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -117,22 +118,31 @@ std::string device_problem(int64_t device) {
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();  // not sticky: clear it
-        return std::string("no usable CUDA device (cudaGetDeviceCount: ") + cudaGetErrorName(e) +
-               ": " + cudaGetErrorString(e) + ")";
+        const bool none = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver;
+        return std::string(none ? "no CUDA device or NVIDIA driver on this machine"
+                                : "no usable CUDA device") +
+               " (cudaGetDeviceCount: " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e) + ")";
     }
-    if (device >= count)
-        return "SMYRF_PARAM_DEVICE = " + std::to_string(device) + " but only " +
-               std::to_string(count) + " CUDA device(s) exist";
+    // snprintf, not std::to_string: its inline tables would be exported (GNU unique).
+    char text[160];
+    if (device >= count) {
+        std::snprintf(text, sizeof text, "SMYRF_PARAM_DEVICE = %lld but only %d CUDA device(s) exist",
+                      (long long)device, count);
+        return text;
+    }
     int major = 0, minor = 0;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, (int)device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, (int)device) != cudaSuccess) {
         (void)cudaGetLastError();
-        return "could not query CUDA device " + std::to_string(device);
+        std::snprintf(text, sizeof text, "could not query CUDA device %lld", (long long)device);
+        return text;
     }
-    if (major < 8)
-        return "CUDA device " + std::to_string(device) + " has compute capability " +
-               std::to_string(major) + "." + std::to_string(minor) +
-               "; the CUDA backend needs 8.0 or newer";
+    if (major < 8) {
+        std::snprintf(text, sizeof text,
+                      "CUDA device %lld has compute capability %d.%d; the CUDA backend needs 8.0 "
+                      "or newer", (long long)device, major, minor);
+        return text;
+    }
     return "";
 }
 
