@@ -1,6 +1,7 @@
 // `smyrf bench`: sweeps N, hash rounds and cluster sizes; a table or JSON lines.
 #include "commands.hpp"
 #include "json_line.hpp"
+#include "machine_load.hpp"
 #include "run_options.hpp"
 #include "stats.hpp"
 #include "text_table.hpp"
@@ -146,6 +147,8 @@ int bench_command(int argc, char **argv) {
     args.finish();
     const std::set<std::string> wanted(modes.begin(), modes.end());
 
+    const std::string load_note = busy_machine_note();
+    if (!load_note.empty()) std::fprintf(stderr, "[smyrf] %s\n", load_note.c_str());
     Reporter reporter(json, opt.settings.reps, dense_max_n);
     bool failed = false;
     for (int64_t n : lengths) {

@@ -1,5 +1,6 @@
 // `smyrf demo`: DENSE, SMYRF and HYBRID side by side on built-in structured inputs.
 #include "commands.hpp"
+#include "machine_load.hpp"
 #include "run_options.hpp"
 #include "stats.hpp"
 #include "text_table.hpp"
@@ -85,6 +86,8 @@ int demo_command(int argc, char **argv) {
     // DENSE first: it is the reference of the other rows.
     const std::vector<ModeSpec> specs = {dense, smyrf, hybrid};
     std::printf("smyrf demo: fp32, seed %llu\n", (unsigned long long)opt.settings.seed);
+    const std::string load_note = busy_machine_note();
+    if (!load_note.empty()) std::printf("%s\n", load_note.c_str());
     bool failed = false;
     for (int64_t n : lengths) {
         Shape shape = opt.shape;
