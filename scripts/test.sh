@@ -9,7 +9,16 @@ source "$root/scripts/ensure-packages.sh"
 
 packages=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev)
 python_env="$root/scripts/python-env.sh"
-[[ -f "$python_env" ]] && packages+=(swig python3-dev python3-venv)
+if [[ -f "$python_env" ]]; then
+  packages+=(swig)
+  # Debian's own python3 needs these for a venv and for building the extension; a
+  # python3 that brings its own (pyenv, as on these machines) has both already.
+  base_python=${SMYRF_PYTHON:-python3}
+  "$base_python" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+  "$base_python" -c 'import os, sysconfig
+assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' \
+    2>/dev/null || packages+=(python3-dev)
+fi
 ensure_packages "${packages[@]}"
 
 python_options=()
