@@ -169,9 +169,15 @@ static void scale_must_be_finite_and_positive(void **state) {
 /* ---------------------------------------------------------------- plans */
 
 /* Creates a plan from cfg expecting `want`; on failure the handle stays untouched. */
-static void expect_plan(const smyrf_config *cfg, smyrf_status want, const char *arg) {
+#define expect_plan(cfg, want, arg) expect_plan_at(cfg, want, arg, __LINE__)
+static void expect_plan_at(const smyrf_config *cfg, smyrf_status want, const char *arg, int line) {
     smyrf_plan *plan = (smyrf_plan *)(uintptr_t)0x1234;
-    expect_status(smyrf_plan_create(&plan, cfg), want, arg);
+    const smyrf_status got = smyrf_plan_create(&plan, cfg);
+    if (got != want)
+        fail_msg("line %d: smyrf_plan_create: status %d (%s), want %d (%s)%s%s", line, (int)got,
+                 smyrf_status_string(got), (int)want, smyrf_status_string(want),
+                 got != SMYRF_OK ? "; message: " : "", got != SMYRF_OK ? smyrf_last_error_message() : "");
+    expect_status(got, want, arg);
     if (want == SMYRF_OK) {
         assert_non_null(plan);
         smyrf_plan_destroy(plan);
@@ -201,6 +207,45 @@ static void plan_null_pointers(void **state) {
     assert_string_equal(smyrf_plan_backend_name(plan), "cpu");
     smyrf_plan_destroy(plan);
     smyrf_plan_destroy(NULL); /* a no-op */
+    smyrf_config_destroy(cfg);
+}
+
+/* smyrf_plan_get reports resolved values: derived sizes, clamped cluster size, the
+ * key cap of the balanced cut, thread count, strides of the layout, and the scale. */
+static void plan_reports_resolved_values(void **state) {
+    (void)state;
+    smyrf_config *cfg;
+    expect_ok(smyrf_config_create(&cfg));
+    tc_set(cfg, SMYRF_PARAM_Q_LEN, 100);
+    tc_set(cfg, SMYRF_PARAM_QK_DIM, 16);
+    tc_set(cfg, SMYRF_PARAM_HEADS, 4);
+    tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 30); /* C = 4: ceil(100 / 4) = 25 keys */
+    tc_set(cfg, SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU);
+    smyrf_plan *plan = tc_plan(cfg);
+    const struct { smyrf_param p; int64_t want; } resolved[] = {
+        {SMYRF_PARAM_K_LEN, 100}, {SMYRF_PARAM_V_DIM, 16}, {SMYRF_PARAM_KV_HEADS, 4},
+        {SMYRF_PARAM_K_CLUSTER_SIZE, 25}, {SMYRF_PARAM_Q_STRIDE_TOKEN, 16},
+        {SMYRF_PARAM_Q_STRIDE_HEAD, 1600}, {SMYRF_PARAM_OUT_STRIDE_BATCH, 6400},
+    };
+    int64_t v;
+    for (size_t i = 0; i < sizeof resolved / sizeof resolved[0]; i++) {
+        expect_ok(smyrf_plan_get(plan, resolved[i].p, &v));
+        if (v != resolved[i].want)
+            fail_msg("%s = %lld, want %lld", smyrf_param_name(resolved[i].p), (long long)v,
+                     (long long)resolved[i].want);
+    }
+    expect_ok(smyrf_plan_get(plan, SMYRF_PARAM_THREADS, &v));
+    assert_true(v >= 1); /* 0 resolves to the hardware's count */
+    double scale;
+    expect_ok(smyrf_plan_get_scale(plan, &scale));
+    assert_true(scale == 0.25);
+    smyrf_plan_destroy(plan);
+    /* one cluster: q_cluster_size is clamped to q_len */
+    tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 1000);
+    plan = tc_plan(cfg);
+    expect_ok(smyrf_plan_get(plan, SMYRF_PARAM_Q_CLUSTER_SIZE, &v));
+    assert_true(v == 100);
+    smyrf_plan_destroy(plan);
     smyrf_config_destroy(cfg);
 }
 
@@ -612,6 +657,7 @@ int main(void) {
         cmocka_unit_test(unknown_params),
         cmocka_unit_test(scale_must_be_finite_and_positive),
         cmocka_unit_test(plan_null_pointers),
+        cmocka_unit_test(plan_reports_resolved_values),
         cmocka_unit_test(required_sizes),
         cmocka_unit_test(kv_heads_must_divide_heads),
         cmocka_unit_test(k_cluster_size_cap),

@@ -186,7 +186,8 @@ static void layouts_strides_dtypes(void **state) {
     char what[160];
     for (size_t v = 0; v < sizeof views / sizeof views[0]; v++)
         for (int causal = 0; causal < 2; causal++) {
-            const tc_shape s = {2, 3, 0, 143, 143, 21, 0, causal};
+            /* GQA (4 heads over 2) wherever q, k, v are separate tensors */
+            const tc_shape s = {2, 4, views[v].fused_qkv ? 0 : 2, 143, 143, 21, 0, causal};
             tc_inputs *in = tc_inputs_create(&s, 2200 + v, views[v].fused_qkv ? 0 : 0.8);
             tc_round_to(in->q, in->nq_el, views[v].dt);
             tc_round_to(in->k, in->nk_el, views[v].dt);
