@@ -353,19 +353,19 @@ Tiles choose_tiles(smyrf_dtype dtype, int d, int dv, size_t max_smem) {
     return t;
 }
 
-void attention_prepare(smyrf_dtype dtype, const Tiles &t) {
+void attention_prepare(smyrf_dtype dtype, size_t max_smem) {
     switch (dtype) {
     case SMYRF_DTYPE_F32:
         SMYRF_CUDA(cudaFuncSetAttribute(attention_kernel<float>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)t.smem));
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
         break;
     case SMYRF_DTYPE_F16:
         SMYRF_CUDA(cudaFuncSetAttribute(attention_kernel<__half>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)t.smem));
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
         break;
     case SMYRF_DTYPE_BF16:
         SMYRF_CUDA(cudaFuncSetAttribute(attention_kernel<__nv_bfloat16>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)t.smem));
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
         break;
     }
 }

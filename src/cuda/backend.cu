@@ -162,7 +162,8 @@ public:
                  "CUDA backend: qk_dim = %lld, v_dim = %lld need more shared memory than the "
                  "device's %d bytes per block",
                  (long long)d.qk_dim, (long long)d.v_dim, smem_optin);
-        gpu::attention_prepare(d.dtype, tiles_);
+        // The cap, not this plan's need: plans with other shapes share the kernel.
+        gpu::attention_prepare(d.dtype, (size_t)smem_optin);
 
         size_t sort_temp = 0;
         if (d.mode == SMYRF_MODE_SMYRF) {

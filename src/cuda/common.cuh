@@ -105,8 +105,9 @@ struct AttentionJob {
 
 // Tiles for dtype/dims within max_smem bytes; bq == 0 when nothing fits.
 Tiles choose_tiles(smyrf_dtype dtype, int d, int dv, size_t max_smem);
-// Raises the kernel's dynamic shared memory limit on the current device.
-void attention_prepare(smyrf_dtype dtype, const Tiles &t);
+// Raises the kernel's dynamic shared memory limit on the current device to max_smem (the
+// device's opt-in maximum: every plan sets the same value, so plans never shrink it).
+void attention_prepare(smyrf_dtype dtype, size_t max_smem);
 
 // cluster.cu: valid[b] and n_valid[b] from the key-padding mask (null: all valid).
 void valid_keys(const Problem &p, const uint8_t *key_mask, const Work &w, cudaStream_t s);
