@@ -69,7 +69,7 @@ void check_size(int64_t b, int64_t h, int64_t n, int64_t dim, size_t elem, const
 
 // Strides from the layout, or the three explicit ones (all or none).
 Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t len,
-                        int64_t dim, smyrf_layout layout, const char *tensor) {
+                        int64_t dim, size_t elem, smyrf_layout layout, const char *tensor) {
     int64_t sb = raw.value[first], sh = raw.value[first + 1], sn = raw.value[first + 2];
     if (sb == 0 && sh == 0 && sn == 0) {
         if (layout == SMYRF_LAYOUT_BHND) return {heads * len * dim, len * dim, dim};
@@ -83,7 +83,7 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
     if (sn < dim)
         fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %lld is below the row length %lld",
              kParams[first + 2].name, (long long)sn, (long long)dim);
-    // The largest offset must be addressable.
+    // The largest offset must be addressable, in elements and in bytes.
     int64_t last = 0;
     const int64_t ext[3][2] = {{sb, raw.value[SMYRF_PARAM_BATCH] - 1}, {sh, heads - 1},
                                {sn, len - 1}};
@@ -92,6 +92,10 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
         if (__builtin_add_overflow(last, term, &last))
             fail(SMYRF_ERR_INVALID_ARGUMENT, "the extent of %s overflows", tensor);
     }
+    int64_t bytes;
+    if (__builtin_add_overflow(last, dim, &last) ||
+        __builtin_mul_overflow(last, (int64_t)elem, &bytes))
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "the byte extent of %s overflows", tensor);
     return {sb, sh, sn};
 }
 
@@ -210,10 +214,10 @@ Desc resolve(const RawParams &raw) {
     check_size(d.batch, d.kv_heads, d.k_len, d.v_dim, es, "v");
     check_size(d.batch, d.heads, d.q_len, d.v_dim, es, "out");
     check_size(d.batch, d.heads, d.q_len, 1, sizeof(float), "lse");
-    d.q = resolve_strides(raw, SMYRF_PARAM_Q_STRIDE_BATCH, d.heads, d.q_len, d.qk_dim, d.layout, "q");
-    d.k = resolve_strides(raw, SMYRF_PARAM_K_STRIDE_BATCH, d.kv_heads, d.k_len, d.qk_dim, d.layout, "k");
-    d.v = resolve_strides(raw, SMYRF_PARAM_V_STRIDE_BATCH, d.kv_heads, d.k_len, d.v_dim, d.layout, "v");
-    d.out = resolve_strides(raw, SMYRF_PARAM_OUT_STRIDE_BATCH, d.heads, d.q_len, d.v_dim, d.layout, "out");
+    d.q = resolve_strides(raw, SMYRF_PARAM_Q_STRIDE_BATCH, d.heads, d.q_len, d.qk_dim, es, d.layout, "q");
+    d.k = resolve_strides(raw, SMYRF_PARAM_K_STRIDE_BATCH, d.kv_heads, d.k_len, d.qk_dim, es, d.layout, "k");
+    d.v = resolve_strides(raw, SMYRF_PARAM_V_STRIDE_BATCH, d.kv_heads, d.k_len, d.v_dim, es, d.layout, "v");
+    d.out = resolve_strides(raw, SMYRF_PARAM_OUT_STRIDE_BATCH, d.heads, d.q_len, d.v_dim, es, d.layout, "out");
     check_out_not_self_overlapping(d);
 
     d.scale = raw.scale > 0 ? raw.scale : 1.0 / std::sqrt((double)d.qk_dim);

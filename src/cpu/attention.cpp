@@ -5,6 +5,7 @@
 #include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -27,23 +28,23 @@ void gather(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n,
 
 }  // namespace
 
-AttentionScratch attention_scratch(Arena &arena, int64_t max_q, int64_t max_k, const Desc &d) {
+AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
+    const size_t tq = kQueryTile, tk = kKeyTile;
     AttentionScratch s;
-    s.q = arena.take<float>((size_t)(max_q * d.qk_dim));
-    s.k = arena.take<float>((size_t)(max_k * d.qk_dim));
-    s.v = arena.take<float>((size_t)(max_k * d.v_dim));
-    s.s = arena.take<float>((size_t)(max_q * max_k));
+    s.q = arena.take<float>(tq * d.qk_dim);
+    s.k = arena.take<float>(tk * d.qk_dim);
+    s.v = arena.take<float>(tk * d.v_dim);
+    s.s = arena.take<float>(tq * tk);
+    s.o = arena.take<float>(tq * d.v_dim);
+    s.mx = arena.take<float>(tq);
+    s.sum = arena.take<float>(tq);
     return s;
 }
 
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *o, float *mx, float *sum) {
+                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws) {
+    float *o = ws.o, *mx = ws.mx, *sum = ws.sum;
     const float neg_inf = -std::numeric_limits<float>::infinity();
-    if (nk == 0) {
-        for (int64_t t = 0; t < nq; t++) mx[t] = neg_inf, sum[t] = 0.0f;
-        return;
-    }
     const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dv = d.v_dim;
     gather(a.q, b, h, qi, nq, dim, ws.q);
     gather(a.k, b, hk, kj, nk, dim, ws.k);
@@ -70,6 +71,18 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
         sum[t] = sum_of(s, nk);
     }
     gemm_nn(nq, dv, nk, 1.0f, ws.s, nk, ws.v, dv, 0.0f, o, dv);
+}
+
+void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                  int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                  float *m, float *l) {
+    for (int64_t q0 = 0; q0 < nq; q0 += kQueryTile) {
+        const int64_t tq = std::min(kQueryTile, nq - q0);
+        for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile) {
+            cluster_attention(d, a, b, h, qi + q0, tq, kj + k0, std::min(kKeyTile, nk - k0), ws);
+            combine_merge(d, a, b, h, qi + q0, tq, ws.o, ws.mx, ws.sum, m, l);
+        }
+    }
 }
 
 }  // namespace smyrf::cpu

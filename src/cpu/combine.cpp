@@ -19,6 +19,15 @@ void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0
     }
 }
 
+void combine_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                      int64_t nq) {
+    for (int64_t t = 0; t < nq; t++) {
+        const char *row = (const char *)a.out.row(b, h, qi[t]);
+        for (int64_t at = 0; at < d.v_dim * (int64_t)sizeof(float); at += 64)
+            __builtin_prefetch(row + at, 1);
+    }
+}
+
 void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                    int64_t nq, const float *o, const float *mx, const float *sum, float *m,
                    float *l) {

@@ -25,19 +25,25 @@ struct Args {
     float *lse;               // [B, H, Nq] or null
 };
 
-// Bump allocator over the workspace. Sizing pass: base == nullptr, only counts.
+// Bump allocator over the workspace. Sizing pass: base == nullptr, only counts; a size
+// that no machine could hold is refused there (as out of memory) instead of wrapping.
 class Arena {
 public:
     explicit Arena(void *base = nullptr) : base_((char *)base) {}
     template <class T>
     T *take(size_t count) {
         const size_t at = used_;
-        used_ += (count * sizeof(T) + 63) & ~(size_t)63;  // keep 64-byte alignment
+        size_t bytes;
+        if (__builtin_mul_overflow(count, sizeof(T), &bytes) || bytes > kMaxBytes ||
+            kMaxBytes - bytes < used_)
+            fail(SMYRF_ERR_OUT_OF_MEMORY, "the workspace would exceed 2^62 bytes");
+        used_ += (bytes + 63) & ~(size_t)63;  // keep 64-byte alignment
         return base_ ? (T *)(base_ + at) : nullptr;
     }
     size_t used() const { return used_; }
 
 private:
+    static constexpr size_t kMaxBytes = (size_t)1 << 62;
     char *base_;
     size_t used_ = 0;
 };

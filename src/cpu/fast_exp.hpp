@@ -16,7 +16,7 @@ inline float fast_exp(float x) {
     // Adding 1.5 * 2^23 rounds to an integer and leaves n in the low mantissa bits.
     const float magic = 12582912.0f;
     const float t = xc * 1.44269504f + magic;
-    int32_t t_bits, magic_bits;
+    uint32_t t_bits, magic_bits;  // unsigned: NaN input must not overflow the shift
     std::memcpy(&t_bits, &t, sizeof t);
     std::memcpy(&magic_bits, &magic, sizeof magic);
     const float n = t - magic;
@@ -28,7 +28,7 @@ inline float fast_exp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = (t_bits - magic_bits + 127) << 23;
+    const uint32_t bits = (t_bits - magic_bits + 127u) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     const float y = p * scale;

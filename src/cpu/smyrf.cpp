@@ -11,48 +11,21 @@ namespace {
 
 // Buffers for `chunk` problems in flight plus per-thread scratch.
 struct Buffers {
-    int64_t chunk, max_cq, max_ck;
-    int32_t *valid;          // [chunk][Nk]
-    int64_t *n_valid;        // [chunk]
-    float *q_norm, *k_norm;  // [chunk][Nq], [chunk][Nk]
-    float *q_hash, *k_hash;  // [chunk][Nq][R], [chunk][Nk][R]
+    int64_t chunk;
+    int32_t *valid;                // [chunk][Nk]
+    int64_t *n_valid;              // [chunk]
+    float *q_norm, *k_norm;        // [chunk][Nq], [chunk][Nk]
+    float *q_hash, *k_hash;        // [chunk][Nq][R], [chunk][Nk][R]
     int32_t *q_sorted, *k_sorted;  // [chunk][R][Nq], [chunk][R][Nk]
-    float *m, *l;            // [chunk][Nq] running combine state
-    uint32_t *sort_scratch;  // [threads][3 max(Nq, Nk)]
-    float *att_base;         // per thread: attention scratch + o + mx + sum
-    size_t att_stride;       // floats per thread
+    float *m, *l;                  // [chunk][Nq] running combine state
+    uint32_t *sort_scratch;        // [threads][sort_scratch_words(max(Nq, Nk))]
+    AttentionScratch *attention;   // [threads]
 };
-
-struct ThreadScratch {
-    AttentionScratch att;
-    float *o, *mx, *sum;
-};
-
-ThreadScratch thread_scratch(const Desc &d, const Buffers &bf, int thread) {
-    Arena arena(bf.att_base + (size_t)thread * bf.att_stride);
-    ThreadScratch t;
-    t.att = attention_scratch(arena, bf.max_cq, bf.max_ck, d);
-    t.o = arena.take<float>((size_t)(bf.max_cq * d.v_dim));
-    t.mx = arena.take<float>((size_t)bf.max_cq);
-    t.sum = arena.take<float>((size_t)bf.max_cq);
-    return t;
-}
-
-size_t thread_scratch_floats(const Desc &d, int64_t max_cq, int64_t max_ck) {
-    Arena arena;
-    attention_scratch(arena, max_cq, max_ck, d);
-    arena.take<float>((size_t)(max_cq * d.v_dim));
-    arena.take<float>((size_t)max_cq);
-    arena.take<float>((size_t)max_cq);
-    return arena.used() / sizeof(float);
-}
 
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
-    const int64_t nq = d.q_len, nk = d.k_len, R = d.n_hashes, C = d.n_clusters();
+    const size_t nq = d.q_len, nk = d.k_len, R = d.n_hashes, T = d.threads;
     bf.chunk = std::min<int64_t>(d.batch * d.heads, d.threads);
-    bf.max_cq = (nq + C - 1) / C;
-    bf.max_ck = (nk + C - 1) / C;
     const size_t ch = (size_t)bf.chunk;
     bf.valid = arena.take<int32_t>(ch * nk);
     bf.n_valid = arena.take<int64_t>(ch);
@@ -64,9 +37,12 @@ Buffers layout(Arena &arena, const Desc &d) {
     bf.k_sorted = arena.take<int32_t>(ch * R * nk);
     bf.m = arena.take<float>(ch * nq);
     bf.l = arena.take<float>(ch * nq);
-    bf.sort_scratch = arena.take<uint32_t>((size_t)(d.threads * sort_scratch_words(std::max(nq, nk))));
-    bf.att_stride = thread_scratch_floats(d, bf.max_cq, bf.max_ck);
-    bf.att_base = arena.take<float>((size_t)d.threads * bf.att_stride);
+    bf.sort_scratch = arena.take<uint32_t>(T * sort_scratch_words(std::max(nq, nk)));
+    bf.attention = arena.take<AttentionScratch>(T);
+    for (size_t t = 0; t < T; t++) {
+        const AttentionScratch s = attention_scratch(arena, d);
+        if (bf.attention) bf.attention[t] = s;
+    }
     return bf;
 }
 
@@ -131,11 +107,9 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
                 const int64_t nv = bf.n_valid[t];
                 const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
                 const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
-                const ThreadScratch ts = thread_scratch(d, bf, thread);
-                cluster_attention(d, a, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0, ts.att, ts.o,
-                                  ts.mx, ts.sum);
-                combine_merge(d, a, b, h, qs + q0, q1 - q0, ts.o, ts.mx, ts.sum, bf.m + t * nq,
-                              bf.l + t * nq);
+                combine_prefetch(d, a, b, h, qs + q0, q1 - q0);
+                attend_tiled(d, a, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
+                             bf.attention[thread], bf.m + t * nq, bf.l + t * nq);
             });
         }
 

@@ -34,19 +34,32 @@ inline int64_t cluster_begin(int64_t n, int64_t clusters, int64_t c) { return c 
 // (b, h) against the keys at positions kj[0..nk) of kv head hk. For each query, writes
 // the unnormalised row o[i] = sum_j e^{s_ij - mx_i} v_j, mx_i = max_j s_ij and
 // sum_i = sum_j e^{s_ij - mx_i}; a query with no allowed key gets mx = -inf, sum = 0.
+// At most kQueryTile queries and kKeyTile keys per call.
+constexpr int64_t kQueryTile = 64, kKeyTile = 256;
 struct AttentionScratch {
-    float *q, *k, *v, *s;  // cq*d, ck*d, ck*dv, cq*ck
+    float *q, *k, *v, *s;  // gathered rows and the logits of one tile
+    float *o, *mx, *sum;   // the tile's result
 };
-AttentionScratch attention_scratch(Arena &arena, int64_t max_q, int64_t max_k, const Desc &d);
+AttentionScratch attention_scratch(Arena &arena, const Desc &d);
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *o, float *mx, float *sum);
+                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws);
+
+// Any number of queries against any number of keys (a SMYRF cluster, or a DENSE query
+// tile against all its keys): cut into tiles for cluster_attention, each merged into the
+// running state with combine_merge, so scratch stays bounded whatever the cluster size.
+void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                  int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                  float *m, float *l);
 
 // ---- combine: the running state of each query is (m, l) plus the accumulator kept in
 // its out row, all relative to e^{m}; m and l are indexed by query position. Each call
 // covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty.
 void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
                   float *m, float *l);
+// Starts loading the out rows of queries qi[0..nq): they sit at random positions, so
+// asking for all of them before the attention hides their latency behind its GEMMs.
+void combine_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                      int64_t nq);
 // Merges one block's (o, mx, sum) of the queries qi[0..nq) into their running state.
 void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                    int64_t nq, const float *o, const float *mx, const float *sum, float *m,

@@ -253,16 +253,19 @@ static void attention_matches_reference(void **) {
         for (int trial = 0; trial < 6; trial++) {
             const int64_t b = trial % d.batch, h = trial % d.heads;
             const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
-            const std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
-            const std::vector<int32_t> kj = random_subset(r, valid.data(), nv, trial == 0 ? 0.0 : 0.3);
+            // one tile: at most kQueryTile queries and kKeyTile keys
+            std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
+            std::vector<int32_t> kj = random_subset(r, valid.data(), nv, trial == 0 ? 0.0 : 0.3);
+            qi.resize(std::min<size_t>(qi.size(), smyrf::cpu::kQueryTile));
+            kj.resize(std::min<size_t>(kj.size(), smyrf::cpu::kKeyTile));
             const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
             smyrf::cpu::Arena sizing;
-            smyrf::cpu::attention_scratch(sizing, nq, nk, d);
+            smyrf::cpu::attention_scratch(sizing, d);
             Buffer ws = aligned_floats(sizing.used());
             smyrf::cpu::Arena arena(ws.get());
-            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, nq, nk, d);
-            std::vector<float> o(nq * d.v_dim + 1), mx(nq + 1), sum(nq + 1);
-            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, o.data(), mx.data(), sum.data());
+            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
+            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc);
+            const float *o = sc.o, *mx = sc.mx, *sum = sc.sum;
             std::vector<double> ro(nq * d.v_dim + 1), rl(nq + 1);
             smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
             for (int64_t t = 0; t < nq; t++) {
@@ -304,13 +307,12 @@ static void combine_matches_reference(void **) {
             const std::vector<int32_t> kj = random_subset(r, valid.data(), nv, 0.1);
             const int64_t nk = (int64_t)kj.size();
             smyrf::cpu::Arena sizing;
-            smyrf::cpu::attention_scratch(sizing, nq, nk, d);
+            smyrf::cpu::attention_scratch(sizing, d);
             Buffer ws = aligned_floats(sizing.used());
             smyrf::cpu::Arena arena(ws.get());
-            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, nq, nk, d);
-            std::vector<float> o(nq * dv + 1), mx(nq), sum(nq);
-            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, o.data(), mx.data(), sum.data());
-            smyrf::cpu::combine_merge(d, a, b, h, qi.data(), nq, o.data(), mx.data(), sum.data(), m.data(), l.data());
+            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
+            // any number of queries and keys: tiles merged online into the running state
+            smyrf::cpu::attend_tiled(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data());
             std::vector<double> co(nq * dv + 1), cl(nq);
             smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, co.data(), cl.data());
             for (int64_t t = 0; t < nq; t++) {
