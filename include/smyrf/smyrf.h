@@ -48,6 +48,14 @@
 #define SMYRF_API
 #endif
 
+/* In C++ the enums get int as a fixed underlying type, so any int a C caller passes is a
+ * valid value to check (rather than undefined behaviour). C sees plain enums. */
+#ifdef __cplusplus
+#define SMYRF_ENUM_BASE : int
+#else
+#define SMYRF_ENUM_BASE
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -63,7 +71,7 @@ SMYRF_API unsigned smyrf_version_number(void);
 
 /* ---------------------------------------------------------------- status and errors */
 
-typedef enum smyrf_status {
+typedef enum smyrf_status SMYRF_ENUM_BASE {
     SMYRF_OK = 0,
     SMYRF_ERR_INVALID_ARGUMENT = 1,    /* a NULL pointer, a value out of range, ... */
     SMYRF_ERR_UNSUPPORTED = 2,         /* valid, but not implemented by this backend */
@@ -85,7 +93,7 @@ SMYRF_API const char *smyrf_last_error_message(void);
 
 /* Every parameter is an int64 set with smyrf_config_set; smyrf_param_bounds gives its
  * range. "0 = derived" means the plan computes the value from the others. */
-typedef enum smyrf_param {
+typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_BATCH = 0,           /* B >= 1, default 1 */
     SMYRF_PARAM_HEADS = 1,           /* query heads H >= 1, default 1 */
     SMYRF_PARAM_KV_HEADS = 2,        /* key/value heads, divides H; 0 = H (default) */
@@ -127,25 +135,25 @@ typedef enum smyrf_param {
     SMYRF_PARAM_OUT_STRIDE_TOKEN = 34
 } smyrf_param;
 
-typedef enum smyrf_mode {
+typedef enum smyrf_mode SMYRF_ENUM_BASE {
     SMYRF_MODE_SMYRF = 0,  /* the paper's algorithm */
     SMYRF_MODE_DENSE = 1,  /* exact attention, tiled (O(N d) memory) */
     SMYRF_MODE_HYBRID = 2  /* window + sinks exact, the rest summarised by k-means groups */
 } smyrf_mode;
 
-typedef enum smyrf_dtype {
+typedef enum smyrf_dtype SMYRF_ENUM_BASE {
     SMYRF_DTYPE_F32 = 0,
     SMYRF_DTYPE_F16 = 1,  /* IEEE binary16; converted to fp32 inside, fp32 accumulation */
     SMYRF_DTYPE_BF16 = 2  /* bfloat16; same */
 } smyrf_dtype;
 
-typedef enum smyrf_backend {
+typedef enum smyrf_backend SMYRF_ENUM_BASE {
     SMYRF_BACKEND_AUTO = 0,  /* CUDA when built in and a device exists, else CPU */
     SMYRF_BACKEND_CPU = 1,
     SMYRF_BACKEND_CUDA = 2
 } smyrf_backend;
 
-typedef enum smyrf_layout {
+typedef enum smyrf_layout SMYRF_ENUM_BASE {
     SMYRF_LAYOUT_BHND = 0,  /* [batch, heads, tokens, dim], contiguous */
     SMYRF_LAYOUT_BNHD = 1   /* [batch, tokens, heads, dim], contiguous */
 } smyrf_layout;
