@@ -2,7 +2,8 @@
 # Fresh Debian 12 machine to every test suite in one command: installs the missing
 # packages, builds the `test` preset (build-test/) and runs ctest. When
 # scripts/python-env.sh exists, its cached virtual environment (outside the clone) is
-# made or reused and the Python bindings are built and tested with its interpreter.
+# made or reused and the Python bindings are built and tested with its interpreter. When
+# bindings/java exists, the Java binding and its JUnit tests are built and run too.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/scripts/ensure-packages.sh"
@@ -19,7 +20,17 @@ if [[ -f "$python_env" ]]; then
 assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' \
     2>/dev/null || packages+=(python3-dev)
 fi
+java_options=()
+if [[ -f "$root/bindings/java/CMakeLists.txt" ]]; then
+  # FindJNI wants the full JDK (libjawt comes with the JRE); JUnit's console launcher.
+  packages+=(swig openjdk-17-jdk junit5)
+  java_options=(-DSMYRF_BUILD_JAVA=ON)
+fi
 ensure_packages "${packages[@]}"
+if ((${#java_options[@]})) && [[ -z "${JAVA_HOME:-}" ]]; then
+  # CMake 3.25's FindJNI does not find JDK 17 by itself: point it at javac's JDK.
+  export JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")
+fi
 
 python_options=()
 if [[ -f "$python_env" ]]; then
@@ -29,6 +40,6 @@ if [[ -f "$python_env" ]]; then
 fi
 
 cd "$root"
-cmake --preset test "${python_options[@]}"
+cmake --preset test "${python_options[@]}" "${java_options[@]}"
 cmake --build --preset test -j "$(nproc)"
 ctest --preset test -j "$(nproc)"
