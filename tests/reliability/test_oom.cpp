@@ -1,0 +1,338 @@
+// Out-of-memory injection over a plan's whole life (issue 8).
+//
+// The life: smyrf_config_create, smyrf_config_set (every parameter of the case),
+// smyrf_config_set_scale, smyrf_plan_create, smyrf_config_destroy, smyrf_execute without a
+// workspace (the call allocates its own), smyrf_execute with a caller workspace, the
+// getters, smyrf_plan_destroy. A dry run counts the allocations libsmyrf makes in that
+// life (N); then for every k in 1..N the life runs again with the k-th allocation failing
+// (alloc_hook.cpp). The call that meets the failure must return SMYRF_ERR_OUT_OF_MEMORY
+// with a message, leave its outputs (handle pointer, out, lse) untouched and leak
+// nothing; the same call is then repeated (memory is back) and must succeed, and every
+// execute must give the dry run's bits: the plan is still usable.
+//
+// Leaks: operator new blocks are accounted by the hook (live_new() must be 0 after each
+// life); everything, aligned_alloc's workspace included, is also checked by the heap
+// statistics (mallinfo2) in a plain build, and by LeakSanitizer after every life in an
+// AddressSanitizer build.
+//
+// Plans use SMYRF_PARAM_THREADS = 1: the calls then run on the calling thread only (the
+// counting window is per thread) and OpenMP stays out (libgomp aborts on its own
+// allocation failures, which are not libsmyrf's to handle).
+#include <smyrf/smyrf.h>
+
+#include "alloc_hook.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include <malloc.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define OOM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OOM_ASAN 1
+#endif
+#endif
+#ifdef OOM_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+namespace {
+
+int g_failures = 0;
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            std::fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            std::fprintf(stderr, __VA_ARGS__);                                \
+            std::fprintf(stderr, "\n");                                       \
+            g_failures++;                                                     \
+            return false;                                                     \
+        }                                                                     \
+    } while (0)
+
+struct Case {
+    const char *name;
+    std::vector<std::pair<smyrf_param, int64_t>> params;
+    double scale;
+    bool mask;
+};
+
+size_t elem_size(const Case &c) {
+    for (auto &p : c.params)
+        if (p.first == SMYRF_PARAM_DTYPE && p.second != SMYRF_DTYPE_F32) return 2;
+    return 4;
+}
+
+int64_t param(const Case &c, smyrf_param p, int64_t fallback) {
+    for (auto &kv : c.params)
+        if (kv.first == p) return kv.second;
+    return fallback;
+}
+
+// Inputs of a case: deterministic bytes that are valid numbers in every dtype.
+struct Inputs {
+    std::vector<uint8_t> q, k, v, mask;
+    size_t out_bytes, lse_n;
+};
+
+Inputs make_inputs(const Case &c) {
+    const int64_t B = param(c, SMYRF_PARAM_BATCH, 1), H = param(c, SMYRF_PARAM_HEADS, 1);
+    const int64_t Hkv = param(c, SMYRF_PARAM_KV_HEADS, 0) ? param(c, SMYRF_PARAM_KV_HEADS, 0) : H;
+    const int64_t Nq = param(c, SMYRF_PARAM_Q_LEN, 0);
+    const int64_t Nk = param(c, SMYRF_PARAM_K_LEN, 0) ? param(c, SMYRF_PARAM_K_LEN, 0) : Nq;
+    const int64_t d = param(c, SMYRF_PARAM_QK_DIM, 0);
+    const int64_t dv = param(c, SMYRF_PARAM_V_DIM, 0) ? param(c, SMYRF_PARAM_V_DIM, 0) : d;
+    const size_t es = elem_size(c);
+    Inputs in;
+    in.q.resize((size_t)(B * H * Nq * d) * es);
+    in.k.resize((size_t)(B * Hkv * Nk * d) * es);
+    in.v.resize((size_t)(B * Hkv * Nk * dv) * es);
+    in.out_bytes = (size_t)(B * H * Nq * dv) * es;
+    in.lse_n = (size_t)(B * H * Nq);
+    uint64_t s = 0x1234567;
+    auto fill = [&](std::vector<uint8_t> &x) {
+        for (size_t i = 0; i < x.size(); i += es) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            const float f = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;  // [-1, 1]
+            if (es == 4) {
+                std::memcpy(&x[i], &f, 4);
+            } else {  // f16 and bf16 both: 0x3c00 / 0x3f80 families; use bf16 bits of f
+                uint32_t bits;
+                std::memcpy(&bits, &f, 4);
+                uint16_t h = (uint16_t)(bits >> 16);
+                if (param(c, SMYRF_PARAM_DTYPE, 0) == SMYRF_DTYPE_F16)
+                    h = (uint16_t)(0x3800 | ((s >> 20) & 0x3ff) | ((s >> 10) & 0x8000));
+                std::memcpy(&x[i], &h, 2);
+            }
+        }
+    };
+    fill(in.q), fill(in.k), fill(in.v);
+    if (c.mask) {
+        in.mask.resize((size_t)(B * Nk));
+        for (size_t j = 0; j < in.mask.size(); j++) in.mask[j] = (uint8_t)(j % 3 != 1);
+    }
+    return in;
+}
+
+// One smyrf_* call inside the counting window.
+smyrf_status call(const std::function<smyrf_status()> &f) {
+    alloc_hook::begin_window();
+    const smyrf_status st = f();
+    alloc_hook::end_window();
+    return st;
+}
+void call_void(const std::function<void()> &f) {
+    alloc_hook::begin_window();
+    f();
+    alloc_hook::end_window();
+}
+
+size_t heap_in_use() {
+#ifdef OOM_ASAN
+    return 0;
+#else
+    return mallinfo2().uordblks;
+#endif
+}
+
+bool leak_check(const char *what) {
+#ifdef OOM_ASAN
+    CHECK(__lsan_do_recoverable_leak_check() == 0, "%s: LeakSanitizer found a leak", what);
+#else
+    (void)what;
+#endif
+    return true;
+}
+
+// Runs the life with the fail_at-th allocation failing (0: none). want_out / want_lse:
+// filled by the dry run, compared against on every other run.
+bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &want_out,
+          std::vector<float> &want_lse) {
+    alloc_hook::reset(fail_at);
+    const bool dry = fail_at == 0;
+    // Wraps one step: detects whether this call met the injected failure; if so, checks
+    // the status and message, runs `untouched`, then repeats the call without failures.
+    bool met = false;
+    auto step = [&](const char *name, const std::function<smyrf_status()> &f,
+                    const std::function<bool()> &untouched) -> bool {
+        const bool before = alloc_hook::injected();
+        smyrf_status st = call(f);
+        if (!before && alloc_hook::injected()) {
+            met = true;
+            CHECK(st == SMYRF_ERR_OUT_OF_MEMORY, "%s k=%ld %s: status %s (%s), want out of memory",
+                  c.name, fail_at, name, smyrf_status_string(st), smyrf_last_error_message());
+            CHECK(std::strlen(smyrf_last_error_message()) > 0, "%s k=%ld %s: no message",
+                  c.name, fail_at, name);
+            if (!untouched()) return false;
+            st = call(f);  // memory is back
+        }
+        CHECK(st == SMYRF_OK, "%s k=%ld %s: status %s (%s)", c.name, fail_at, name,
+              smyrf_status_string(st), smyrf_last_error_message());
+        return true;
+    };
+
+    smyrf_config *const kSentinelCfg = (smyrf_config *)(uintptr_t)0x5a5a5a5a;
+    smyrf_plan *const kSentinelPlan = (smyrf_plan *)(uintptr_t)0x5a5a5a5a;
+    smyrf_config *cfg = kSentinelCfg;
+    if (!step("smyrf_config_create", [&] { return smyrf_config_create(&cfg); },
+              [&] {
+                  CHECK(cfg == kSentinelCfg, "%s k=%ld: cfg written on failure", c.name, fail_at);
+                  return true;
+              }))
+        return false;
+    for (auto &p : c.params)
+        if (!step("smyrf_config_set", [&] { return smyrf_config_set(cfg, p.first, p.second); },
+                  [] { return true; }))
+            return false;
+    if (!step("smyrf_config_set_scale", [&] { return smyrf_config_set_scale(cfg, c.scale); },
+              [] { return true; }))
+        return false;
+    smyrf_plan *plan = kSentinelPlan;
+    if (!step("smyrf_plan_create", [&] { return smyrf_plan_create(&plan, cfg); },
+              [&] {
+                  CHECK(plan == kSentinelPlan, "%s k=%ld: plan written on failure", c.name, fail_at);
+                  return true;
+              }))
+        return false;
+    call_void([&] { smyrf_config_destroy(cfg); });
+
+    // Executes: out and lse start as a pattern that no result has.
+    std::vector<uint8_t> out(in.out_bytes);
+    std::vector<float> lse(in.lse_n);
+    auto poison = [&] {
+        std::memset(out.data(), 0xa5, out.size());
+        for (auto &x : lse) x = -12345.0f;
+    };
+    auto poisoned = [&] {
+        for (uint8_t b : out) CHECK(b == 0xa5, "%s k=%ld: out written on failure", c.name, fail_at);
+        for (float x : lse) CHECK(x == -12345.0f, "%s k=%ld: lse written on failure", c.name, fail_at);
+        return true;
+    };
+    auto compare = [&](const char *what) {
+        if (dry) return true;
+        CHECK(std::memcmp(out.data(), want_out.data(), out.size()) == 0,
+              "%s k=%ld: %s: out differs from the run without failures", c.name, fail_at, what);
+        CHECK(std::memcmp(lse.data(), want_lse.data(), lse.size() * 4) == 0,
+              "%s k=%ld: %s: lse differs from the run without failures", c.name, fail_at, what);
+        return true;
+    };
+    const uint8_t *mask = c.mask ? in.mask.data() : nullptr;
+    poison();
+    if (!step("smyrf_execute (own workspace)",
+              [&] {
+                  return smyrf_execute(plan, in.q.data(), in.k.data(), in.v.data(), mask,
+                                       out.data(), lse.data(), nullptr, 0, nullptr);
+              },
+              poisoned))
+        return false;
+    if (dry) {
+        want_out = out;
+        want_lse = lse;
+    }
+    if (!compare("own workspace")) return false;
+
+    size_t ws_bytes = 0;
+    call_void([&] { ws_bytes = smyrf_plan_workspace_size(plan); });
+    std::vector<uint8_t> ws(ws_bytes + 1);
+    poison();
+    const long before_ws = alloc_hook::counted();
+    if (!step("smyrf_execute (caller workspace)",
+              [&] {
+                  return smyrf_execute(plan, in.q.data(), in.k.data(), in.v.data(), mask,
+                                       out.data(), lse.data(), ws_bytes ? ws.data() + 1 : nullptr,
+                                       ws_bytes, nullptr);
+              },
+              poisoned))
+        return false;
+    if (dry)
+        CHECK(alloc_hook::counted() == before_ws,
+              "%s: smyrf_execute with a caller workspace made %ld allocations", c.name,
+              alloc_hook::counted() - before_ws);
+    if (!compare("caller workspace")) return false;
+
+    int64_t value = 0;
+    double scale = 0;
+    if (!step("smyrf_plan_get", [&] { return smyrf_plan_get(plan, SMYRF_PARAM_K_LEN, &value); },
+              [] { return true; }))
+        return false;
+    if (!step("smyrf_plan_get_scale", [&] { return smyrf_plan_get_scale(plan, &scale); },
+              [] { return true; }))
+        return false;
+    call_void([&] { (void)smyrf_plan_backend_name(plan); });
+    call_void([&] { smyrf_plan_destroy(plan); });
+
+    if (!dry) CHECK(met, "%s k=%ld: the injected failure was not reported by any call", c.name, fail_at);
+    CHECK(alloc_hook::live_new() == 0, "%s k=%ld: %ld operator new blocks leaked", c.name,
+          fail_at, alloc_hook::live_new());
+    return true;
+}
+
+bool run_case(const Case &c) {
+    const Inputs in = make_inputs(c);
+    std::vector<uint8_t> want_out;
+    std::vector<float> want_lse;
+    // Two dry runs: the first lets OpenBLAS and the C library make their one-time
+    // allocations, the second gives the count and the heap baseline.
+    if (!life(c, in, 0, want_out, want_lse)) return false;
+    const size_t heap0 = heap_in_use();
+    if (!life(c, in, 0, want_out, want_lse)) return false;
+    const long n = alloc_hook::counted();
+    CHECK(n > 0, "%s: no allocation counted: the hook is not interposed", c.name);
+    CHECK(heap_in_use() == heap0, "%s: heap grew by %zd bytes over a life", c.name,
+          (ssize_t)(heap_in_use() - heap0));
+    for (long k = 1; k <= n; k++) {
+        const size_t before = heap_in_use();
+        if (!life(c, in, k, want_out, want_lse)) return false;
+        CHECK(heap_in_use() == before, "%s k=%ld: heap grew by %zd bytes", c.name, k,
+              (ssize_t)(heap_in_use() - before));
+        if (!leak_check(c.name)) return false;
+    }
+    std::printf("%-28s %ld allocations per life, each failed once: ok\n", c.name, n);
+    return true;
+}
+
+}  // namespace
+
+int main() {
+    using P = smyrf_param;
+    const std::vector<std::pair<P, int64_t>> shape = {
+        {SMYRF_PARAM_BATCH, 2}, {SMYRF_PARAM_HEADS, 4}, {SMYRF_PARAM_KV_HEADS, 2},
+        {SMYRF_PARAM_Q_LEN, 40}, {SMYRF_PARAM_K_LEN, 56}, {SMYRF_PARAM_QK_DIM, 8},
+        {SMYRF_PARAM_V_DIM, 6}, {SMYRF_PARAM_THREADS, 1}};
+    auto with = [&](std::vector<std::pair<P, int64_t>> extra) {
+        auto all = shape;
+        all.insert(all.end(), extra.begin(), extra.end());
+        return all;
+    };
+    const std::vector<Case> cases = {
+        {"smyrf f32", with({{SMYRF_PARAM_N_HASHES, 3}, {SMYRF_PARAM_Q_CLUSTER_SIZE, 8}}), 0.0, false},
+        {"smyrf f16 causal mask",
+         with({{SMYRF_PARAM_DTYPE, SMYRF_DTYPE_F16}, {SMYRF_PARAM_CAUSAL, 1},
+               {SMYRF_PARAM_Q_CLUSTER_SIZE, 16}, {SMYRF_PARAM_SEED, 7}}),
+         0.3, true},
+        {"dense f32 bnhd", with({{SMYRF_PARAM_MODE, SMYRF_MODE_DENSE}, {SMYRF_PARAM_LAYOUT, SMYRF_LAYOUT_BNHD}}), 0.0, true},
+        {"dense bf16 causal",
+         with({{SMYRF_PARAM_MODE, SMYRF_MODE_DENSE}, {SMYRF_PARAM_DTYPE, SMYRF_DTYPE_BF16},
+               {SMYRF_PARAM_CAUSAL, 1}}),
+         0.0, false},
+        {"hybrid f32", with({{SMYRF_PARAM_MODE, SMYRF_MODE_HYBRID}, {SMYRF_PARAM_BUDGET, 16}}), 0.0, true},
+        {"hybrid f16 causal",
+         with({{SMYRF_PARAM_MODE, SMYRF_MODE_HYBRID}, {SMYRF_PARAM_BUDGET, 12},
+               {SMYRF_PARAM_DTYPE, SMYRF_DTYPE_F16}, {SMYRF_PARAM_CAUSAL, 1}}),
+         0.0, false},
+    };
+    for (const Case &c : cases) run_case(c);
+    if (g_failures) {
+        std::fprintf(stderr, "test_oom: %d failure(s)\n", g_failures);
+        return 1;
+    }
+    return 0;
+}
