@@ -17,7 +17,7 @@ int64_t pick_value(fuzz::Input &in, int64_t lower, int64_t upper) {
     switch (in.below(12)) {
     case 0: return lower;
     case 1: return upper;
-    case 2: return lower - 1;
+    case 2: return lower - (lower > INT64_MIN ? 1 : 0);
     case 3: return upper + (upper < INT64_MAX ? 1 : 0);
     case 4: return 0;
     case 5: return -1;
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     // SMYRF plans hold heads x rounds x (d + 2) hash directions; skip the configs whose
-    // directions alone exceed 64 MiB (a legitimate std::bad_alloc there is reported by
+    // directions alone exceed 4 MiB (a legitimate std::bad_alloc there is reported by
     // AddressSanitizer as a crash rather than thrown).
     int64_t mode = 0, heads = 0, rounds = 0, dim = 0;
     smyrf_config_get(cfg, SMYRF_PARAM_MODE, &mode);
