@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     smyrf_config_get(cfg, SMYRF_PARAM_HEADS, &heads);
     smyrf_config_get(cfg, SMYRF_PARAM_N_HASHES, &rounds);
     smyrf_config_get(cfg, SMYRF_PARAM_QK_DIM, &dim);
-    if (mode == SMYRF_MODE_SMYRF && (double)heads * rounds * (dim + 2) * 4 > 64.0 * (1 << 20)) {
+    if (mode == SMYRF_MODE_SMYRF && (double)heads * rounds * (dim + 2) * 4 > 4.0 * (1 << 20)) {
         smyrf_config_destroy(cfg);
         return 0;
     }
