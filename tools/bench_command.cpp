@@ -137,7 +137,7 @@ private:
 
 int bench_command(int argc, char **argv) {
     Args args(argc, argv, 2, {"json"});
-    const bool json = args.flag("json");
+    const bool json = args.given("json");
     const auto lengths = args.integers("n", {1024, 4096, 16384, 65536}, 1, 1 << 24);
     const auto hashes = args.integers("hashes", {1, 2, 4}, 1, 256);
     const auto clusters = args.integers("cluster", {32, 64, 128}, 1, 1 << 24);

@@ -55,9 +55,10 @@ Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags)
     }
 }
 
-bool Args::flag(const std::string &name) {
+std::string Args::text(const std::string &name, const std::string &fallback) {
     asked_.insert(name);
-    return values_.count(name) != 0;
+    auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
 }
 
 int64_t Args::integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi) {
@@ -92,6 +93,11 @@ std::vector<std::string> Args::words(const std::string &name,
             throw UsageError("--" + name + ": '" + w + "' is not one of " + list);
         }
     return out;
+}
+
+bool Args::given(const std::string &name) {
+    asked_.insert(name);
+    return values_.count(name) != 0;
 }
 
 void Args::finish() const {

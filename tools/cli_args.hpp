@@ -20,7 +20,7 @@ public:
     // Parses argv[first..argc); `flags` names the options that take no value.
     Args(int argc, char **argv, int first, const std::set<std::string> &flags);
 
-    bool flag(const std::string &name);
+    std::string text(const std::string &name, const std::string &fallback);
     int64_t integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi);
     // A comma-separated list such as "1024,4096".
     std::vector<int64_t> integers(const std::string &name, const std::vector<int64_t> &fallback,
@@ -29,6 +29,8 @@ public:
     std::vector<std::string> words(const std::string &name,
                                    const std::vector<std::string> &fallback,
                                    const std::set<std::string> &allowed);
+    // Whether the command line has the option: a flag, or one that does not apply.
+    bool given(const std::string &name);
     // Refuses any option that no call above asked for.
     void finish() const;
 

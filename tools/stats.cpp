@@ -13,6 +13,16 @@ double quantile(const std::vector<double> &sorted, double q) {
     return sorted[lo] + (pos - (double)lo) * (sorted[hi] - sorted[lo]);
 }
 
+double slice_error(const float *approx, const float *exact, size_t count) {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double e = exact[i], a = approx[i];
+        diff += (a - e) * (a - e);
+        norm += e * e;
+    }
+    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
 }  // namespace
 
 Spread spread_of(std::vector<double> samples) {
@@ -22,13 +32,16 @@ Spread spread_of(std::vector<double> samples) {
 }
 
 double relative_error(const std::vector<float> &approx, const std::vector<float> &exact) {
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < exact.size(); i++) {
-        const double e = exact[i], a = approx[i];
-        diff += (a - e) * (a - e);
-        norm += e * e;
-    }
-    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+    return slice_error(approx.data(), exact.data(), exact.size());
+}
+
+double mean_relative_error(const std::vector<float> &approx, const std::vector<float> &exact,
+                           size_t parts) {
+    const size_t each = exact.size() / parts;
+    double sum = 0;
+    for (size_t s = 0; s < parts; s++)
+        sum += slice_error(approx.data() + s * each, exact.data() + s * each, each);
+    return sum / (double)parts;
 }
 
 }  // namespace smyrf_cli

@@ -1,6 +1,7 @@
 // Summaries of repeated timings, and the error measure used against DENSE.
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 namespace smyrf_cli {
@@ -13,5 +14,10 @@ Spread spread_of(std::vector<double> samples);  // samples must not be empty
 
 // ||approx - exact|| / ||exact|| (Frobenius), accumulated in double.
 double relative_error(const std::vector<float> &approx, const std::vector<float> &exact);
+
+// The same error for each of `parts` equal consecutive slices (one per head), averaged:
+// the measure of the table on real attention, where heads differ in scale.
+double mean_relative_error(const std::vector<float> &approx, const std::vector<float> &exact,
+                           size_t parts);
 
 }  // namespace smyrf_cli
