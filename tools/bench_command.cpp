@@ -1,4 +1,6 @@
-// `smyrf bench`: sweeps N, hash rounds and cluster sizes; a table or JSON lines.
+// `smyrf bench`: sweeps N, hash rounds and cluster sizes; a table or JSON lines. With
+// --fixture, the sweep over modes on real attention instead.
+#include "bench_fixture.hpp"
 #include "commands.hpp"
 #include "json_line.hpp"
 #include "machine_load.hpp"
@@ -25,7 +27,11 @@ const char *const kBenchHelp =
     "                   budget R * C for each pair, the keys a query meets in SMYRF\n"
     "  --dense-max-n N  skip DENSE above this N, as it grows as N^2 (default 16384;\n"
     "                   DENSE at N = 65536 takes tens of seconds per call on 2 cores)\n"
-    "  --reps R         timed calls per configuration, after one warm-up call (default 5)\n";
+    "  --reps R         timed calls per configuration, after one warm-up call (default 5)\n"
+    "  --fixture PATH   instead, real q, k, v in the format of tests/data/minilm_qkv.bin\n"
+    "                   (512 tokens, every layer and head): DENSE, then SMYRF (R x 32), a\n"
+    "                   sliding window and HYBRID at 32, 64, 128 keys per query, with each\n"
+    "                   one's mean per-head error against DENSE; the fixture fixes the shapes\n";
 
 namespace {
 
@@ -143,12 +149,19 @@ int bench_command(int argc, char **argv) {
     const auto clusters = args.integers("cluster", {32, 64, 128}, 1, 1 << 24);
     const auto modes = args.words("modes", {"smyrf", "dense"}, {"smyrf", "dense", "hybrid"});
     const int64_t dense_max_n = args.integer("dense-max-n", 16384, 1, 1 << 24);
+    const std::string fixture = args.text("fixture", "");
     const RunOptions opt = read_run_options(args, 5);
+    if (!fixture.empty())
+        for (const char *name : {"n", "hashes", "cluster", "modes", "dense-max-n", "batch",
+                                 "heads", "d"})
+            if (args.given(name))
+                throw UsageError(std::string("--") + name + " does not apply with --fixture");
     args.finish();
     const std::set<std::string> wanted(modes.begin(), modes.end());
 
     const std::string load_note = busy_machine_note();
     if (!load_note.empty()) std::fprintf(stderr, "[smyrf] %s\n", load_note.c_str());
+    if (!fixture.empty()) return bench_fixture(fixture, json, opt.settings) ? 0 : 1;
     Reporter reporter(json, opt.settings.reps, dense_max_n);
     bool failed = false;
     for (int64_t n : lengths) {
