@@ -26,6 +26,51 @@ void gather(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n,
         std::memcpy(dst + t * dim, x.row(b, h, rows[t]), (size_t)dim * sizeof(float));
 }
 
+// Rows for a GEMM: in place when the positions are consecutive (DENSE tiles without
+// padding), else gathered into dst.
+struct Rows {
+    const float *p;
+    int64_t ld;
+};
+
+Rows rows_of(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
+             float *dst) {
+    int64_t run = 1;
+    while (run < n && rows[run] == rows[0] + run) run++;
+    if (run == n) return {x.row(b, h, rows[0]), x.s.token};
+    gather(x, b, h, rows, n, dim, dst);
+    return {dst, dim};
+}
+
+void causal_mask(float *s, const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
+                 int64_t offset) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < nq; t++) {
+        const int64_t limit = qi[t] + offset;
+        for (int64_t u = 0; u < nk; u++)
+            if (kj[u] > limit) s[t * nk + u] = neg_inf;
+    }
+}
+
+// Rows of s become e^{s - max}; the exponentials dominate the non-GEMM time, so the
+// loop is also compiled for AVX2 and picked at load time where the CPU has it.
+__attribute__((target_clones("avx2", "default")))
+void softmax_rows(float *s, int64_t nq, int64_t nk, float *mx, float *sum) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < nq; t++, s += nk) {
+        const float m = max_of(s, nk, neg_inf);
+        if (m == neg_inf) {  // no allowed key: this block contributes nothing
+            std::memset(s, 0, (size_t)nk * sizeof(float));
+            mx[t] = neg_inf;
+            sum[t] = 0.0f;
+            continue;
+        }
+        for (int64_t u = 0; u < nk; u++) s[u] = fast_exp(s[u] - m);
+        mx[t] = m;
+        sum[t] = sum_of(s, nk);
+    }
+}
+
 }  // namespace
 
 AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
@@ -44,33 +89,15 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws) {
     float *o = ws.o, *mx = ws.mx, *sum = ws.sum;
-    const float neg_inf = -std::numeric_limits<float>::infinity();
     const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dv = d.v_dim;
-    gather(a.q, b, h, qi, nq, dim, ws.q);
-    gather(a.k, b, hk, kj, nk, dim, ws.k);
-    gather(a.v, b, hk, kj, nk, dv, ws.v);
-    gemm_nt(nq, nk, dim, (float)d.scale, ws.q, dim, ws.k, dim, 0.0f, ws.s, nk);
+    const Rows q = rows_of(a.q, b, h, qi, nq, dim, ws.q);
+    const Rows k = rows_of(a.k, b, hk, kj, nk, dim, ws.k);
+    const Rows v = rows_of(a.v, b, hk, kj, nk, dv, ws.v);
+    gemm_nt(nq, nk, dim, (float)d.scale, q.p, q.ld, k.p, k.ld, 0.0f, ws.s, nk);
 
-    const int64_t offset = d.causal_offset();
-    for (int64_t t = 0; t < nq; t++) {
-        float *s = ws.s + t * nk;
-        if (d.causal) {
-            const int64_t limit = qi[t] + offset;
-            for (int64_t u = 0; u < nk; u++)
-                if (kj[u] > limit) s[u] = neg_inf;
-        }
-        const float m = max_of(s, nk, neg_inf);
-        if (m == neg_inf) {  // no allowed key: this block contributes nothing
-            std::memset(s, 0, (size_t)nk * sizeof(float));
-            mx[t] = neg_inf;
-            sum[t] = 0.0f;
-            continue;
-        }
-        for (int64_t u = 0; u < nk; u++) s[u] = fast_exp(s[u] - m);
-        mx[t] = m;
-        sum[t] = sum_of(s, nk);
-    }
-    gemm_nn(nq, dv, nk, 1.0f, ws.s, nk, ws.v, dv, 0.0f, o, dv);
+    if (d.causal) causal_mask(ws.s, qi, nq, kj, nk, d.causal_offset());
+    softmax_rows(ws.s, nq, nk, mx, sum);
+    gemm_nn(nq, dv, nk, 1.0f, ws.s, nk, v.p, v.ld, 0.0f, o, dv);
 }
 
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,

@@ -5,13 +5,16 @@
 namespace smyrf::cpu {
 namespace {
 
-// OpenBLAS (pthreads build) hands a GEMM with m*n*k >= 2^18 to its own thread pool. Our
-// callers already run on their own threads, and concurrent calls into that pool contend,
-// so each call is cut into equal row blocks below that size. The blocking depends only on
-// the shape, so results are the same for every thread count.
+// The pthreads build of OpenBLAS hands a GEMM with m*n*k >= 2^18 to its own thread pool.
+// Our callers already run on their own threads, and concurrent calls into that pool
+// contend, so there each call is cut into equal row blocks below that size. (The OpenMP
+// build runs calls made inside a parallel region on the calling thread by itself, and a
+// pool of one thread has nothing to contend for.) Results do not depend on the blocking:
+// each row of C is computed the same way.
 constexpr int64_t kPoolThreshold = int64_t(1) << 18;
 
 int64_t rows_per_call(int64_t m, int64_t n, int64_t k) {
+    if (openblas_get_parallel() != 1 || openblas_get_num_threads() <= 1) return m;
     const int64_t per_row = (n * k > 0) ? n * k : 1;
     const int64_t max_rows = (kPoolThreshold - 1) / per_row;
     if (max_rows < 1) return 1;
