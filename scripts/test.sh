@@ -43,3 +43,7 @@ cd "$root"
 cmake --preset test "${python_options[@]}" "${java_options[@]}"
 cmake --build --preset test -j "$(nproc)"
 ctest --preset test -j "$(nproc)"
+
+# Sanitizers, valgrind, fuzzing and the ABI gate (docs/guarantees.md); about 6-12 min on
+# 2 cores. SMYRF_RELIABILITY=0 skips it for a quick local run (CI always runs it).
+if [[ ${SMYRF_RELIABILITY:-1} != 0 ]]; then bash "$root/scripts/reliability.sh"; fi
