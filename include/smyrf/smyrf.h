@@ -219,6 +219,31 @@ SMYRF_API smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, cons
                                      float *lse, void *workspace, size_t workspace_bytes,
                                      void *stream);
 
+/* ---------------------------------------------------------------- gradients */
+
+/* Bytes of scratch memory smyrf_execute_backward needs when given a workspace. */
+SMYRF_API size_t smyrf_plan_backward_workspace_size(const smyrf_plan *plan);
+
+/* The gradients of out with respect to q, k and v (docs/algorithm.md, "Backward"): the
+ * clusters (SMYRF) or groups and labels (HYBRID) are recomputed from the seed and are
+ * constants of the forward; no gradient flows through them.
+ *   q, k, v, key_mask  the forward's inputs (same plan, same layout and strides)
+ *   out, lse           the forward's outputs for those inputs (lse is required)
+ *   dout               [B, H, Nq, dv], the gradient of the loss with respect to out
+ *                      (out's layout and strides)
+ *   dq, dk, dv         written completely, with the strides of q, k, v; with GQA, dk and
+ *                      dv sum over the query heads of each group; padded keys get zeros.
+ *                      They must not overlap any input or each other.
+ *   workspace, workspace_bytes, stream: as for smyrf_execute (use
+ *                      smyrf_plan_backward_workspace_size).
+ * Same error and thread-safety contract as smyrf_execute. */
+SMYRF_API smyrf_status smyrf_execute_backward(const smyrf_plan *plan, const void *q,
+                                              const void *k, const void *v,
+                                              const uint8_t *key_mask, const void *out,
+                                              const float *lse, const void *dout, void *dq,
+                                              void *dk, void *dv, void *workspace,
+                                              size_t workspace_bytes, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,7 @@
 #include "core/plan.hpp"
 
 #include <cstdio>
+#include <initializer_list>
 
 using smyrf::fail;
 using smyrf::guarded;
@@ -47,6 +48,54 @@ void check_no_overlap(Span written, const char *wname, Span read, const char *rn
         fail(SMYRF_ERR_INVALID_ARGUMENT, "%s overlaps %s: outputs must not alias inputs",
              wname, rname);
 }
+
+struct Named {
+    Span span;
+    const char *name;
+};
+
+using Inputs = std::initializer_list<Named>;
+
+// The byte spans of the four inputs of a call.
+struct Spans {
+    Named q, k, v, mask;
+};
+
+Spans input_spans(const smyrf::Desc &d, const void *q, const void *k, const void *v,
+                  const uint8_t *key_mask) {
+    const size_t es = d.elem_size();
+    return {{span_of(q, d.q, d.batch, d.heads, d.q_len, d.qk_dim, es), "q"},
+            {span_of(k, d.k, d.batch, d.kv_heads, d.k_len, d.qk_dim, es), "k"},
+            {span_of(v, d.v, d.batch, d.kv_heads, d.k_len, d.v_dim, es), "v"},
+            {key_mask ? span_bytes(key_mask, (size_t)(d.batch * d.k_len)) : Span{}, "key_mask"}};
+}
+
+size_t lse_bytes(const smyrf::Desc &d) { return (size_t)(d.batch * d.heads * d.q_len) * 4; }
+
+// Every written buffer (a null span: not given) against every read one and the others.
+void check_outputs(std::initializer_list<Named> written, Inputs read) {
+    for (const Named &w : written) {
+        if (!w.span.begin) continue;
+        for (const Named &r : read) check_no_overlap(w.span, w.name, r.span, r.name);
+        for (const Named &o : written)
+            if (&o < &w && o.span.begin) check_no_overlap(w.span, w.name, o.span, o.name);
+    }
+}
+
+void check_workspace(const void *workspace, size_t bytes, size_t need, const char *query) {
+    if (workspace && bytes < need)
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "workspace_bytes = %zu is below %s = %zu", bytes,
+             query, need);
+    if (!workspace && bytes)
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "workspace is NULL but workspace_bytes = %zu", bytes);
+}
+
+// The caller's workspace aligned to 64 bytes (the size queries include the slack).
+void *aligned(void *workspace) {
+    return workspace ? (void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63) : nullptr;
+}
+
+size_t with_slack(size_t n) { return n ? n + 63 : 0; }
 
 }  // namespace
 
@@ -169,9 +218,11 @@ smyrf_status smyrf_plan_get_scale(const smyrf_plan *plan, double *scale) {
 
 // 63 bytes of slack let execute align any caller workspace to 64 bytes.
 size_t smyrf_plan_workspace_size(const smyrf_plan *plan) {
-    if (!plan) return 0;
-    const size_t n = plan->backend->workspace_size();
-    return n ? n + 63 : 0;
+    return plan ? with_slack(plan->backend->workspace_size()) : 0;
+}
+
+size_t smyrf_plan_backward_workspace_size(const smyrf_plan *plan) {
+    return plan ? with_slack(plan->backend->backward_workspace_size()) : 0;
 }
 
 const char *smyrf_plan_backend_name(const smyrf_plan *plan) {
@@ -188,40 +239,48 @@ smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
         require(v, "v");
         require(out, "out");
         const smyrf::Desc &d = plan->desc;
-        const size_t need = smyrf_plan_workspace_size(plan);
-        if (workspace && workspace_bytes < need)
-            fail(SMYRF_ERR_INVALID_ARGUMENT,
-                 "workspace_bytes = %zu is below smyrf_plan_workspace_size() = %zu",
-                 workspace_bytes, need);
-        if (!workspace && workspace_bytes)
-            fail(SMYRF_ERR_INVALID_ARGUMENT, "workspace is NULL but workspace_bytes = %zu",
-                 workspace_bytes);
+        check_workspace(workspace, workspace_bytes, smyrf_plan_workspace_size(plan),
+                        "smyrf_plan_workspace_size()");
 
-        const size_t es = d.elem_size();
-        const Span sq = span_of(q, d.q, d.batch, d.heads, d.q_len, d.qk_dim, es);
-        const Span sk = span_of(k, d.k, d.batch, d.kv_heads, d.k_len, d.qk_dim, es);
-        const Span sv = span_of(v, d.v, d.batch, d.kv_heads, d.k_len, d.v_dim, es);
-        const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
-        const Span sm = key_mask ? span_bytes(key_mask, (size_t)(d.batch * d.k_len)) : Span{};
-        const Span sl = lse ? span_bytes(lse, (size_t)(d.batch * d.heads * d.q_len) * 4) : Span{};
+        const Spans in = input_spans(d, q, k, v, key_mask);
+        const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, d.elem_size());
+        const Span sl = lse ? span_bytes(lse, lse_bytes(d)) : Span{};
         const Span sw = workspace ? span_bytes(workspace, workspace_bytes) : Span{};
-        const Span reads[] = {sq, sk, sv, sm};
-        const char *read_names[] = {"q", "k", "v", "key_mask"};
-        for (int i = 0; i < 4; i++) {
-            check_no_overlap(so, "out", reads[i], read_names[i]);
-            if (lse) check_no_overlap(sl, "lse", reads[i], read_names[i]);
-            if (workspace) check_no_overlap(sw, "workspace", reads[i], read_names[i]);
-        }
-        if (lse) check_no_overlap(so, "out", sl, "lse");
-        if (workspace) {
-            check_no_overlap(sw, "workspace", so, "out");
-            if (lse) check_no_overlap(sw, "workspace", sl, "lse");
-        }
+        check_outputs({{so, "out"}, {sl, "lse"}, {sw, "workspace"}}, {in.q, in.k, in.v, in.mask});
 
         const smyrf::Tensors t{q, k, v, key_mask, out, lse};
-        void *aligned = workspace ? (void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63)
-                                  : nullptr;
-        plan->backend->execute(t, aligned, stream);
+        plan->backend->execute(t, aligned(workspace), stream);
+    });
+}
+
+smyrf_status smyrf_execute_backward(const smyrf_plan *plan, const void *q, const void *k,
+                                    const void *v, const uint8_t *key_mask, const void *out,
+                                    const float *lse, const void *dout, void *dq, void *dk,
+                                    void *dv, void *workspace, size_t workspace_bytes,
+                                    void *stream) {
+    return guarded([&] {
+        require(plan, "plan");
+        const void *pointers[] = {q, k, v, out, lse, dout, dq, dk, dv};
+        const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
+        for (int i = 0; i < 9; i++) require(pointers[i], names[i]);
+        const smyrf::Desc &d = plan->desc;
+        check_workspace(workspace, workspace_bytes, smyrf_plan_backward_workspace_size(plan),
+                        "smyrf_plan_backward_workspace_size()");
+
+        const size_t es = d.elem_size();
+        const Spans in = input_spans(d, q, k, v, key_mask);
+        const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
+        const Span sdo = span_of(dout, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
+        const Span sl = span_bytes(lse, lse_bytes(d));
+        const Span sdq = span_of(dq, d.q, d.batch, d.heads, d.q_len, d.qk_dim, es);
+        const Span sdk = span_of(dk, d.k, d.batch, d.kv_heads, d.k_len, d.qk_dim, es);
+        const Span sdv = span_of(dv, d.v, d.batch, d.kv_heads, d.k_len, d.v_dim, es);
+        const Span sw = workspace ? span_bytes(workspace, workspace_bytes) : Span{};
+        check_outputs({{sdq, "dq"}, {sdk, "dk"}, {sdv, "dv"}, {sw, "workspace"}},
+                      {in.q, in.k, in.v, in.mask, {so, "out"}, {sdo, "dout"}, {sl, "lse"}});
+
+        const smyrf::GradTensors t{q, k, v, key_mask, out, lse, dout, dq, dk, dv};
+        plan->backend->execute_backward(t, aligned(workspace), stream);
     });
 }
 

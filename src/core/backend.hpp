@@ -1,6 +1,7 @@
 // The interface every backend implements, and the registry that picks one.
 #pragma once
 
+#include "core/error.hpp"
 #include "core/params.hpp"
 
 #include <cstddef>
@@ -16,6 +17,16 @@ struct Tensors {
     float *lse;               // may be null
 };
 
+// The caller's buffers for one backward call.
+struct GradTensors {
+    const void *q, *k, *v;
+    const uint8_t *key_mask;  // may be null
+    const void *out;
+    const float *lse;
+    const void *dout;
+    void *dq, *dk, *dv;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -26,6 +37,12 @@ public:
     // its own (and reports out of memory without writing out). Must not modify the backend:
     // several threads may execute one plan at once. Throws smyrf::Error.
     virtual void execute(const Tensors &t, void *workspace, void *stream) const = 0;
+
+    // The same for the gradients; a backend without them says so (UNSUPPORTED).
+    virtual size_t backward_workspace_size() const { return 0; }
+    virtual void execute_backward(const GradTensors &, void *, void *) const {
+        fail(SMYRF_ERR_UNSUPPORTED, "the %s backend has no backward pass yet", name());
+    }
 };
 
 // The backend d.backend asks for (AUTO: CUDA when built in and a device exists, else CPU).

@@ -62,6 +62,9 @@ public:
         mode_bytes_ = d.mode == SMYRF_MODE_SMYRF  ? smyrf_workspace(d)
                       : d.mode == SMYRF_MODE_DENSE ? dense_workspace(d)
                                                    : hybrid_workspace(d);
+        backward_bytes_ = d.mode == SMYRF_MODE_SMYRF  ? smyrf_backward_workspace(d)
+                          : d.mode == SMYRF_MODE_DENSE ? dense_backward_workspace(d)
+                                                       : hybrid_backward_workspace(d);
     }
 
     const char *name() const override { return "cpu"; }
@@ -89,6 +92,38 @@ public:
             convert_rows(d_, d_.heads, d_.q_len, d_.v_dim, nullptr, {}, s.out, false, t.out, d_.out);
     }
 
+    size_t backward_workspace_size() const override { return backward_bytes_; }
+
+    void execute_backward(const GradTensors &t, void *workspace, void *) const override {
+        if (d_.dtype != SMYRF_DTYPE_F32)
+            fail(SMYRF_ERR_UNSUPPORTED, "the cpu backward pass takes f32 tensors only so far");
+        std::unique_ptr<void, decltype(&std::free)> own(nullptr, &std::free);
+        if (!workspace && backward_bytes_) {
+            own.reset(std::aligned_alloc(64, (backward_bytes_ + 63) & ~(size_t)63));
+            if (!own)
+                fail(SMYRF_ERR_OUT_OF_MEMORY, "could not allocate a %zu-byte workspace",
+                     backward_bytes_);
+            workspace = own.get();
+        }
+        const Desc &d = d_;
+        GradArgs g;
+        g.q = {(float *)t.q, d.q};
+        g.k = {(float *)t.k, d.k};
+        g.v = {(float *)t.v, d.v};
+        g.out = {(float *)t.out, d.out};
+        g.dout = {(float *)t.dout, d.out};
+        g.dq = {(float *)t.dq, d.q};
+        g.dk = {(float *)t.dk, d.k};
+        g.dv = {(float *)t.dv, d.v};
+        g.key_mask = t.key_mask;
+        g.lse = t.lse;
+        switch (d.mode) {
+        case SMYRF_MODE_SMYRF: smyrf_backward_run(d, g, workspace, directions_.data()); break;
+        case SMYRF_MODE_DENSE: dense_backward_run(d, g, workspace); break;
+        case SMYRF_MODE_HYBRID: hybrid_backward_run(d, g, workspace); break;
+        }
+    }
+
 private:
     Args views(const Tensors &t, const Staging &s) const {
         const Desc &d = d_;
@@ -114,7 +149,7 @@ private:
 
     Desc d_;
     std::vector<float> directions_;
-    size_t staging_bytes_ = 0, mode_bytes_ = 0;
+    size_t staging_bytes_ = 0, mode_bytes_ = 0, backward_bytes_ = 0;
 };
 
 }  // namespace

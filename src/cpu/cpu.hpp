@@ -25,6 +25,13 @@ struct Args {
     float *lse;               // [B, H, Nq] or null
 };
 
+// The backward arguments as fp32 views.
+struct GradArgs {
+    View q, k, v, out, dout, dq, dk, dv;
+    const uint8_t *key_mask;  // [B, Nk] or null
+    const float *lse;         // [B, H, Nq]
+};
+
 // Bump allocator over the workspace. Sizing pass: base == nullptr, only counts; a size
 // that no machine could hold is refused there (as out of memory) instead of wrapping.
 class Arena {

@@ -16,4 +16,15 @@ void dense_run(const Desc &d, const Args &a, void *workspace);
 size_t hybrid_workspace(const Desc &d);
 void hybrid_run(const Desc &d, const Args &a, void *workspace);
 
+// Gradients (docs/algorithm.md, "Backward"), one pair per mode.
+size_t smyrf_backward_workspace(const Desc &d);
+void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
+                        const float *directions);
+
+size_t dense_backward_workspace(const Desc &d);
+void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace);
+
+size_t hybrid_backward_workspace(const Desc &d);
+void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace);
+
 }  // namespace smyrf::cpu
