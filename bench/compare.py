@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The performance comparison of the core issue, measured in one run on one thread count.
 
-libsmyrf SMYRF against libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention and a
-straightforward PyTorch SMYRF (bench/torch_smyrf.py), side by side as ratios; growth from
+libsmyrf SMYRF and HYBRID (budget = hash rounds x cluster, the same keys per query) against
+libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention and a straightforward PyTorch
+SMYRF (bench/torch_smyrf.py), side by side as ratios; growth from
 N = 16384 to 65536; in-cluster attention FLOP rate against the OpenBLAS sgemm 2048^3 peak;
 peak memory against inputs plus output.
 
@@ -51,7 +52,7 @@ def run_json(cmd, env=None):
 
 
 def libsmyrf_rows(args, tool):
-    rows = run_json([str(tool), "bench", "--json", "--modes", "smyrf,dense",
+    rows = run_json([str(tool), "bench", "--json", "--modes", "smyrf,dense,hybrid",
                      "--n", ",".join(map(str, args.n)), "--hashes", str(args.hashes),
                      "--cluster", str(args.cluster), "--d", str(args.d),
                      "--threads", str(args.threads), "--reps", str(args.reps),
@@ -135,6 +136,7 @@ def report(args, lib, torch_result, peak, load):
         t = torch_result.get(n, {})
         print(f"\nN = {n:<14d} median ms      min ms   median / libsmyrf SMYRF")
         for name, times in [("libsmyrf SMYRF", lib_times(smyrf(n))),
+                            ("libsmyrf HYBRID", lib_times(lib.get(("hybrid", n)))),
                             ("libsmyrf DENSE", lib_times(lib.get(("dense", n)))),
                             ("PyTorch SDPA", t.get("sdpa")),
                             ("PyTorch SMYRF, plain", t.get("torch_smyrf"))]:
@@ -157,7 +159,19 @@ def report(args, lib, torch_result, peak, load):
     if 16384 in args.n and 65536 in args.n:
         growth = smyrf(65536)["median_ms"] / smyrf(16384)["median_ms"]
         print(f"  time(65536) / time(16384)        {growth:8.2f}   (target <= 4.5)")
-    print(f"  OpenBLAS sgemm 2048^3 peak        {peak['gflops']:8.1f} GFLOP/s "
+    print("\nTargets (issue 10, HYBRID at the same keys per query):")
+    hybrid = lambda n: lib_times(lib.get(("hybrid", n)))
+    if 16384 in args.n and hybrid(16384):
+        h16 = hybrid(16384)[0]
+        print(f"  N = 16384 HYBRID / SMYRF          {h16 / smyrf(16384)['median_ms']:8.2f}   "
+              "(target <= 1.5)")
+        sdpa = torch_result.get(16384, {}).get("sdpa")
+        if sdpa:
+            print(f"  N = 16384 SDPA / HYBRID           {sdpa[0] / h16:8.1f}x  (target >= 100x)")
+        if 65536 in args.n and hybrid(65536):
+            print(f"  time(65536) / time(16384)        {hybrid(65536)[0] / h16:8.2f}   "
+                  "(target <= 4.5)")
+    print(f"\n  OpenBLAS sgemm 2048^3 peak        {peak['gflops']:8.1f} GFLOP/s "
           f"({peak['threads']} threads)")
     for n in args.n:
         rate = smyrf(n)["attention_gflops"]
