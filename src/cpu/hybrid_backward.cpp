@@ -1,12 +1,524 @@
-// HYBRID mode gradients: not implemented yet; the call is refused as unsupported.
+// HYBRID mode gradients (ALGORITHM.md, "Backward"; the derivation is in
+// docs/hybrid-notes.md, "Backward"). The groups and labels are rebuilt exactly as the
+// forward builds them (build_pairs) and are constants; gradients flow through the exact
+// logits s_ij, the summary logits t_ig and the summary values Vbar_ig.
+//
+// Per (batch, kv head) pair:
+//   1. Query tasks: a segment of at most kQueryTile consecutive queries of one query head
+//      whose windows fit one band of consecutive valid keys (plus the sinks). Each task
+//      recomputes its logits, the softmax weights from the forward's lse, and
+//        dS'_ij = P_ij (dout_i.v_j - D_i) - C_{i,a_j},  P'_ij = P_ij - U_{i,a_j}
+//        C_ig = P_ig (dout_i.Vbar_ig - D_i) / m_ig,     U_ig = P_ig / m_ig
+//      then writes dq rows (it owns them) and, into its own slot, its band's key and value
+//      gradients (scale dS'^T Q, P'^T dO) and its group-sum gradients (scale C^T Q, U^T dO).
+//   2. Reduction: the slots are added into dk, dv (by key tiles) and into the pair's group
+//      sum gradients (by pair) in task order, so every thread count adds the same numbers
+//      in the same order: results are bitwise the same for any thread count.
+//   3. Scatter: each member key takes its group's sum gradient (causal: its block's, plus
+//      the running-sum gradients of the window's own block, a suffix sum within a block).
+// Tasks are processed in waves of slots so that the workspace stays O(Nk (d + dv)) per
+// pair; the wave size changes no result (the order of additions is the task order).
+#include "cpu/blas.hpp"
+#include "cpu/fast_exp.hpp"
+#include "cpu/hybrid.hpp"
 #include "cpu/modes.hpp"
+#include "cpu/parallel.hpp"
+#include "cpu/reduce.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
 
 namespace smyrf::cpu {
+namespace hybrid {
+namespace {
 
-size_t hybrid_backward_workspace(const Desc &) { return 0; }
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kReduceTile = 256;  // valid keys per reduction task
 
-void hybrid_backward_run(const Desc &, const GradArgs &, void *) {
-    fail(SMYRF_ERR_UNSUPPORTED, "the cpu backend has no HYBRID-mode backward pass yet");
+// The columns of a band: valid keys [s0, s0 + band), then the sinks outside it (as in
+// hybrid_attention.cpp: the same choice of exact keys).
+struct Columns {
+    int64_t s0, band, count;
+    int64_t extra[2], sink_col[2];
+};
+
+Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n) {
+    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}, {-1, -1}};
+    c.count = c.band;
+    if (p.dense) return c;
+    auto add = [&](int x, int64_t u) {
+        if (u >= c.s0 && u < c.s0 + c.band) {
+            c.sink_col[x] = u - c.s0;
+        } else {
+            c.extra[c.count - c.band] = u;
+            c.sink_col[x] = c.count++;
+        }
+    };
+    if (d.sinks >= 1) add(0, 0);
+    if (d.sinks == 2 && !d.causal && p.n_valid > 1) add(1, p.n_valid - 1);
+    return c;
+}
+
+int64_t column_key(const Columns &c, int64_t j) { return j < c.band ? c.s0 + j : c.extra[j - c.band]; }
+
+// What one query task leaves for the reduction.
+struct Slot {
+    int64_t pair, h, i0, n;
+    Columns c;
+    float *dk, *dv;      // [cols][d], [cols][dv]: the band's key/value gradients
+    float *dks, *dvs;    // [G][d], [G][dv]: gradients of Ksum_g, Vsum_g
+    int32_t *wstart;     // [kQueryTile] causal: window start u of each query (-1: none)
+    float *cp, *up;      // [kQueryTile] causal: coefficients of the partial block summary
+};
+
+// Per-thread scratch of a query task.
+struct BScratch {
+    float *q, *o, *k, *v;   // [T][d], [T][dv] (dout), [cols][d], [cols][dv]
+    float *s, *dp;          // [T][cols]: logits -> dS', dout.v_j -> P'
+    float *t, *dvs;         // [T][G]: summary logits -> C, dout.Vsum_g -> U
+    float *tr;              // [max(cols, G)][T]: transposes
+    float *dq;              // [T][d]
+    int32_t *col_label;     // [cols]
+    int32_t *hits;          // [G]
+    float *hit_s, *hit_dp;  // [G]
+};
+
+BScratch bscratch_layout(Arena &arena, const Desc &d) {
+    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
+    const size_t tq = kQueryTile, dim = d.qk_dim, dv = d.v_dim;
+    BScratch s;
+    s.q = arena.take<float>(tq * dim);
+    s.o = arena.take<float>(tq * dv);
+    s.k = arena.take<float>(cols * dim);
+    s.v = arena.take<float>(cols * dv);
+    s.s = arena.take<float>(tq * cols);
+    s.dp = arena.take<float>(tq * cols);
+    s.t = arena.take<float>(tq * g);
+    s.dvs = arena.take<float>(tq * g);
+    s.tr = arena.take<float>(std::max(cols, g) * tq);
+    s.dq = arena.take<float>(tq * dim);
+    s.col_label = arena.take<int32_t>(cols);
+    s.hits = arena.take<int32_t>(g);
+    s.hit_s = arena.take<float>(g);
+    s.hit_dp = arena.take<float>(g);
+    return s;
+}
+
+// Slot storage: floats per slot (band gradients, group gradients, per-query data).
+size_t slot_floats(const Desc &d) {
+    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
+    return (cols + g) * (size_t)(d.qk_dim + d.v_dim) + 3 * kQueryTile + 64;
+}
+
+void carve_slot(Slot &sl, const Desc &d, float *base) {
+    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
+    sl.dk = base;
+    sl.dv = sl.dk + cols * d.qk_dim;
+    sl.dks = sl.dv + cols * d.v_dim;
+    sl.dvs = sl.dks + g * d.qk_dim;
+    sl.cp = sl.dvs + g * d.v_dim;
+    sl.up = sl.cp + kQueryTile;
+    sl.wstart = (int32_t *)(sl.up + kQueryTile);
+}
+
+// Per pair in flight: query segments, group-sum gradients, causal running-sum gradients.
+struct PairGrad {
+    int32_t *seg;      // [Nq + 1] segment starts; nseg segments
+    int64_t nseg;
+    double *dksum, *dvsum;  // [G][d], [G][dv]
+    float *gk, *gv;    // causal: [Nk][d], [Nk][dv] gradient of the running sums pk/pv at u
+};
+
+struct BLayout {
+    Buffers fwd;
+    PairGrad *grads;     // [chunk]
+    Slot *slots;         // [wave]
+    float *slot_base;
+    int64_t wave;
+    float *scratch_base;
+    size_t scratch_stride;
+};
+
+int64_t wave_slots(const Desc &d) {
+    // Enough slots to keep every thread busy, within about 4 Nk (d + dv) floats (or 8 MiB).
+    const size_t per = slot_floats(d);
+    const size_t room = std::max<size_t>((size_t)1 << 21, 4 * (size_t)d.k_len * (d.qk_dim + d.v_dim));
+    const int64_t most = d.batch * d.kv_heads * d.group_size() * d.q_len;  // tasks at most
+    int64_t w = std::max<int64_t>(2 * d.threads, (int64_t)(room / per));
+    return std::max<int64_t>(1, std::min(w, most));
+}
+
+BLayout blayout(Arena &arena, const Desc &d) {
+    BLayout L;
+    L.fwd = layout(arena, d);
+    const int64_t chunk = L.fwd.chunk;
+    const size_t g = (size_t)max_groups(d), nk = (size_t)d.k_len;
+    L.grads = arena.take<PairGrad>((size_t)chunk);
+    for (int64_t t = 0; t < chunk; t++) {
+        PairGrad pg{};
+        pg.seg = arena.take<int32_t>((size_t)d.q_len + 1);
+        pg.dksum = arena.take<double>(g * d.qk_dim);
+        pg.dvsum = arena.take<double>(g * d.v_dim);
+        if (d.causal) {
+            pg.gk = arena.take<float>(nk * d.qk_dim);
+            pg.gv = arena.take<float>(nk * d.v_dim);
+        }
+        if (L.grads) L.grads[t] = pg;
+    }
+    L.wave = wave_slots(d);
+    L.slots = arena.take<Slot>((size_t)L.wave);
+    L.slot_base = arena.take<float>((size_t)L.wave * slot_floats(d));
+    if (L.slots)
+        for (int64_t w = 0; w < L.wave; w++) carve_slot(L.slots[w], d, L.slot_base + w * slot_floats(d));
+    Arena sizing;
+    bscratch_layout(sizing, d);
+    L.scratch_stride = sizing.used() / sizeof(float);
+    L.scratch_base = arena.take<float>((size_t)d.threads * L.scratch_stride);
+    return L;
+}
+
+BScratch thread_bscratch(const Desc &d, const BLayout &L, int thread) {
+    Arena arena(L.scratch_base + (size_t)thread * L.scratch_stride);
+    return bscratch_layout(arena, d);
+}
+
+// Consecutive queries share a segment while they are at most kQueryTile and their
+// windows span at most the scratch band (the forward's rule).
+int64_t segments(const Desc &d, const Pair &p, int32_t *seg) {
+    const int64_t cap = max_columns(d) - 2;
+    int64_t n = 0;
+    for (int64_t i = 0; i < d.q_len;) {
+        seg[n++] = (int32_t)i;
+        const int64_t s = window_range(d, p, i).s;
+        int64_t e = i + 1;
+        while (e < d.q_len && e - i < kQueryTile && window_range(d, p, e).e - s <= cap) e++;
+        i = e;
+    }
+    seg[n] = (int32_t)d.q_len;
+    return n;
+}
+
+void transpose(const float *a, int64_t rows, int64_t cols, float *at) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) at[c * rows + r] = a[r * cols + c];
+}
+
+// One query task: queries [i0, i0 + n) of head h.
+void query_task(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int64_t i0,
+                int64_t n, Slot &sl, const BScratch &sc) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
+    const float scale = (float)d.scale;
+    Range r[kQueryTile];
+    for (int64_t t = 0; t < n; t++) r[t] = window_range(d, p, i0 + t);
+    const Columns c = columns(d, p, r, n);
+    const int64_t C = c.count;
+    sl.h = h, sl.i0 = i0, sl.n = n, sl.c = c;
+
+    for (int64_t t = 0; t < n; t++) {
+        std::memcpy(sc.q + t * dim, a.q.row(p.b, h, i0 + t), (size_t)dim * sizeof(float));
+        std::memcpy(sc.o + t * dv, a.dout.row(p.b, h, i0 + t), (size_t)dv * sizeof(float));
+    }
+    for (int64_t j = 0; j < C; j++) {
+        const int64_t pos = p.valid[column_key(c, j)];
+        std::memcpy(sc.k + j * dim, a.k.row(p.b, p.hk, pos), (size_t)dim * sizeof(float));
+        std::memcpy(sc.v + j * dv, a.v.row(p.b, p.hk, pos), (size_t)dv * sizeof(float));
+        if (G > 0 && !d.causal) sc.col_label[j] = p.label[column_key(c, j)];
+    }
+    if (C > 0) {
+        gemm_nt(n, C, dim, scale, sc.q, dim, sc.k, dim, 0.0f, sc.s, C);
+        gemm_nt(n, C, dv, 1.0f, sc.o, dv, sc.v, dv, 0.0f, sc.dp, C);
+    }
+    if (G > 0) {
+        gemm_nt(n, G, dim, scale, sc.q, dim, p.ksum, dim, 0.0f, sc.t, G);
+        gemm_nt(n, G, dv, 1.0f, sc.o, dv, p.vsum, dv, 0.0f, sc.dvs, G);
+    }
+
+    for (int64_t t = 0; t < n; t++) {
+        float *s = sc.s + t * C, *dp = sc.dp + t * C, *tg = sc.t + t * G, *dvs = sc.dvs + t * G;
+        const int64_t i = i0 + t;
+        const float lse = a.lse[(p.b * d.heads + h) * d.q_len + i];
+        sl.wstart[t] = -1, sl.cp[t] = 0.0f, sl.up[t] = 0.0f;
+        if (r[t].e == r[t].s || !(lse > kNegInf)) {  // no allowed key: zero gradient
+            std::fill(s, s + C, 0.0f);
+            std::fill(dp, dp + C, 0.0f);
+            std::fill(tg, tg + G, 0.0f);
+            std::fill(dvs, dvs + G, 0.0f);
+            continue;
+        }
+        const float Di = dot_of(a.dout.row(p.b, h, i), a.out.row(p.b, h, i), dv);
+        // Exact columns of this query: its window and the sinks outside it.
+        const int64_t ws = r[t].s - c.s0, we = r[t].e - c.s0;
+        int64_t extras[2];
+        int n_extras = 0;
+        for (int64_t col : c.sink_col)
+            if (col >= 0 && (col < ws || col >= we)) extras[n_extras++] = col;
+        auto exact = [&](int64_t j) {
+            if (j >= ws && j < we) return true;
+            for (int x = 0; x < n_extras; x++)
+                if (extras[x] == j) return true;
+            return false;
+        };
+        // Group terms: the summary logit t_ig, its weight P_ig, dout.Vbar_ig, then
+        // C_ig = P_ig (dout.Vbar_ig - D_i) / m_ig and U_ig = P_ig / m_ig.
+        if (G > 0 && !d.causal) {
+            std::fill(sc.hits, sc.hits + G, 0);
+            std::fill(sc.hit_s, sc.hit_s + G, 0.0f);
+            std::fill(sc.hit_dp, sc.hit_dp + G, 0.0f);
+            auto hit = [&](int64_t j) {
+                sc.hits[sc.col_label[j]]++;
+                sc.hit_s[sc.col_label[j]] += s[j];
+                sc.hit_dp[sc.col_label[j]] += dp[j];
+            };
+            for (int64_t j = ws; j < we; j++) hit(j);
+            for (int x = 0; x < n_extras; x++) hit(extras[x]);
+            for (int64_t g = 0; g < G; g++) {
+                const int32_t m = p.count[g] - sc.hits[g];
+                if (m <= 0) {
+                    tg[g] = 0.0f, dvs[g] = 0.0f;
+                    continue;
+                }
+                const float inv = 1.0f / (float)m;
+                const float tig = (tg[g] - sc.hit_s[g]) * inv + std::log((float)m);
+                const float P = fast_exp(tig - lse);
+                const float dvbar = (dvs[g] - sc.hit_dp[g]) * inv;
+                tg[g] = P * (dvbar - Di) * inv;  // C_ig
+                dvs[g] = P * inv;                // U_ig
+            }
+        } else if (G > 0) {
+            // Causal: whole blocks before the window's block (no exact member).
+            const int64_t first = p.valid[r[t].s] / p.block;
+            for (int64_t g = 0; g < G; g++) {
+                const int32_t m = g < first ? p.count[g] : 0;
+                if (m <= 0) {
+                    tg[g] = 0.0f, dvs[g] = 0.0f;
+                    continue;
+                }
+                const float inv = 1.0f / (float)m;
+                const float P = fast_exp(tg[g] * inv + std::log((float)m) - lse);
+                tg[g] = P * (dvs[g] * inv - Di) * inv;
+                dvs[g] = P * inv;
+            }
+            // The window's own block before the window: the running sums at its start.
+            const int32_t pn = p.pn[r[t].s];
+            if (pn > 0) {
+                const float inv = 1.0f / (float)pn;
+                const float *pk = p.pk + r[t].s * dim, *pv = p.pv + r[t].s * dv;
+                const float tp = scale * dot_of(sc.q + t * dim, pk, dim) * inv + std::log((float)pn);
+                const float P = fast_exp(tp - lse);
+                const float dvbar = dot_of(sc.o + t * dv, pv, dv) * inv;
+                sl.wstart[t] = (int32_t)r[t].s;
+                sl.cp[t] = P * (dvbar - Di) * inv;
+                sl.up[t] = P * inv;
+            }
+        }
+        // Exact keys: dS'_ij = P_ij (dout.v_j - D_i) - C_{i,a_j}, P'_ij = P_ij - U_{i,a_j}.
+        const bool sub = G > 0 && !d.causal;
+        for (int64_t j = 0; j < C; j++) {
+            if (!exact(j)) {
+                s[j] = 0.0f, dp[j] = 0.0f;
+                continue;
+            }
+            const float P = fast_exp(s[j] - lse);
+            float ds = P * (dp[j] - Di), pp = P;
+            if (sub) ds -= tg[sc.col_label[j]], pp -= dvs[sc.col_label[j]];
+            s[j] = ds, dp[j] = pp;
+        }
+    }
+
+    // dq = scale (dS' K + C Ksum) (+ the causal partial block), written in place.
+    if (C > 0) gemm_nn(n, dim, C, scale, sc.s, C, sc.k, dim, 0.0f, sc.dq, dim);
+    else std::fill(sc.dq, sc.dq + n * dim, 0.0f);
+    if (G > 0) gemm_nn(n, dim, G, scale, sc.t, G, p.ksum, dim, 1.0f, sc.dq, dim);
+    for (int64_t t = 0; t < n; t++) {
+        float *dq = sc.dq + t * dim;
+        if (sl.wstart[t] >= 0) {
+            const float w = scale * sl.cp[t];
+            const float *pk = p.pk + sl.wstart[t] * dim;
+            for (int64_t x = 0; x < dim; x++) dq[x] += w * pk[x];
+        }
+        std::memcpy(a.dq.row(p.b, h, i0 + t), dq, (size_t)dim * sizeof(float));
+    }
+    // The band's key and value gradients and the group-sum gradients, into the slot.
+    if (C > 0) {
+        transpose(sc.s, n, C, sc.tr);
+        gemm_nn(C, dim, n, scale, sc.tr, n, sc.q, dim, 0.0f, sl.dk, dim);
+        transpose(sc.dp, n, C, sc.tr);
+        gemm_nn(C, dv, n, 1.0f, sc.tr, n, sc.o, dv, 0.0f, sl.dv, dv);
+    }
+    if (G > 0) {
+        transpose(sc.t, n, G, sc.tr);
+        gemm_nn(G, dim, n, scale, sc.tr, n, sc.q, dim, 0.0f, sl.dks, dim);
+        transpose(sc.dvs, n, G, sc.tr);
+        gemm_nn(G, dv, n, 1.0f, sc.tr, n, sc.o, dv, 0.0f, sl.dvs, dv);
+    }
+}
+
+void add_row(float *dst, const float *src, int64_t n) {
+    for (int64_t x = 0; x < n; x++) dst[x] += src[x];
+}
+
+// Adds the slots [w0, w1) (all of pair slot `t`, in task order) to the valid keys
+// [u0, u1) of the pair.
+void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg,
+                 const Slot *slots, int64_t w0, int64_t w1, int64_t u0, int64_t u1) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
+    for (int64_t w = w0; w < w1; w++) {
+        const Slot &sl = slots[w];
+        const Columns &c = sl.c;
+        for (int64_t j = 0; j < c.count; j++) {
+            const int64_t u = column_key(c, j);
+            if (u < u0 || u >= u1) continue;
+            add_row(a.dk.row(p.b, p.hk, p.valid[u]), sl.dk + j * dim, dim);
+            add_row(a.dv.row(p.b, p.hk, p.valid[u]), sl.dv + j * dv, dv);
+        }
+        if (!d.causal) continue;
+        for (int64_t t = 0; t < sl.n; t++) {
+            const int64_t u = sl.wstart[t];
+            if (u < u0 || u >= u1) continue;
+            const float wk = (float)d.scale * sl.cp[t], wv = sl.up[t];
+            const float *q = a.q.row(p.b, sl.h, sl.i0 + t), *o = a.dout.row(p.b, sl.h, sl.i0 + t);
+            float *gk = pg.gk + u * dim, *gv = pg.gv + u * dv;
+            for (int64_t x = 0; x < dim; x++) gk[x] += wk * q[x];
+            for (int64_t x = 0; x < dv; x++) gv[x] += wv * o[x];
+        }
+    }
+}
+
+void reduce_groups(const Desc &d, const Pair &p, const PairGrad &pg, const Slot *slots,
+                   int64_t w0, int64_t w1) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
+    for (int64_t w = w0; w < w1; w++)
+        for (int64_t g = 0; g < G; g++) {
+            for (int64_t x = 0; x < dim; x++) pg.dksum[g * dim + x] += slots[w].dks[g * dim + x];
+            for (int64_t x = 0; x < dv; x++) pg.dvsum[g * dv + x] += slots[w].dvs[g * dv + x];
+        }
+}
+
+// Every member key takes its group's sum gradient; causal members also the running-sum
+// gradients of the later window starts of their block.
+void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
+    if (G == 0) return;
+    auto add = [&](int64_t u, const double *sk, const double *sv) {
+        float *k = a.dk.row(p.b, p.hk, p.valid[u]), *v = a.dv.row(p.b, p.hk, p.valid[u]);
+        for (int64_t x = 0; x < dim; x++) k[x] += (float)sk[x];
+        for (int64_t x = 0; x < dv; x++) v[x] += (float)sv[x];
+    };
+    if (!d.causal) {
+        for (int64_t u = 0; u < p.n_valid; u++)
+            add(u, pg.dksum + p.label[u] * dim, pg.dvsum + p.label[u] * dv);
+        return;
+    }
+    const int32_t *v = p.valid, *end = p.valid + p.n_valid;
+    double *rk = pg.dksum, *rv = pg.dvsum;  // reused below as running sums, after use
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
+        const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
+        for (int64_t u = u0; u < u1; u++) {
+            if (u == 0 && d.sinks >= 1) continue;
+            add(u, pg.dksum + g * dim, pg.dvsum + g * dv);
+        }
+    }
+    // Suffix sums: member u gets sum over later u' of its block of gk[u'] (pk[u'] sums
+    // the members before u'). Accumulated in float64 in descending order.
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
+        const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
+        std::fill(rk, rk + dim, 0.0);
+        std::fill(rv, rv + dv, 0.0);
+        for (int64_t u = u1 - 1; u >= u0; u--) {
+            if (!(u == 0 && d.sinks >= 1)) add(u, rk, rv);
+            for (int64_t x = 0; x < dim; x++) rk[x] += pg.gk[u * dim + x];
+            for (int64_t x = 0; x < dv; x++) rv[x] += pg.gv[u * dv + x];
+        }
+    }
+}
+
+}  // namespace
+}  // namespace hybrid
+
+size_t hybrid_backward_workspace(const Desc &d) {
+    Arena arena;
+    hybrid::blayout(arena, d);
+    return arena.used();
+}
+
+void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
+    using namespace hybrid;
+    Arena arena(workspace);
+    const BLayout L = blayout(arena, d);
+    const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
+    // The forward's build reads q, k, v, key_mask only.
+    Args fa;
+    fa.q = g.q, fa.k = g.k, fa.v = g.v, fa.out = g.out;
+    fa.key_mask = g.key_mask, fa.lse = nullptr;
+
+    for (int64_t first = 0; first < pairs; first += L.fwd.chunk) {
+        const int64_t np = std::min(L.fwd.chunk, pairs - first);
+        build_pairs(d, fa, L.fwd, first, np);
+        // Zero dk, dv of the pairs, the group gradients; cut the query segments.
+        parallel_for(np, d.threads, [&](int64_t t, int) {
+            const Pair &p = L.fwd.pairs[t];
+            PairGrad &pg = L.grads[t];
+            for (int64_t j = 0; j < d.k_len; j++) {
+                std::fill(g.dk.row(p.b, p.hk, j), g.dk.row(p.b, p.hk, j) + dim, 0.0f);
+                std::fill(g.dv.row(p.b, p.hk, j), g.dv.row(p.b, p.hk, j) + dv, 0.0f);
+            }
+            const size_t G = (size_t)std::max<int64_t>(p.groups, 0);
+            std::fill(pg.dksum, pg.dksum + G * dim, 0.0);
+            std::fill(pg.dvsum, pg.dvsum + G * dv, 0.0);
+            if (d.causal) {
+                std::fill(pg.gk, pg.gk + (size_t)p.n_valid * dim, 0.0f);
+                std::fill(pg.gv, pg.gv + (size_t)p.n_valid * dv, 0.0f);
+            }
+            pg.nseg = segments(d, p, pg.seg);
+        });
+        // Tasks in order: pair slot, query head, segment.
+        int64_t total = 0;
+        int64_t start[64 + 1];
+        std::vector<int64_t> big;
+        int64_t *off = np <= 64 ? start : (big.resize((size_t)np + 1), big.data());
+        for (int64_t t = 0; t < np; t++) off[t] = total, total += heads * L.grads[t].nseg;
+        off[np] = total;
+        for (int64_t w0 = 0; w0 < total; w0 += L.wave) {
+            const int64_t w1 = std::min(total, w0 + L.wave);
+            parallel_for(w1 - w0, d.threads, [&](int64_t x, int thread) {
+                const int64_t task = w0 + x;
+                const int64_t t = std::upper_bound(off, off + np + 1, task) - off - 1;
+                const Pair &p = L.fwd.pairs[t];
+                const PairGrad &pg = L.grads[t];
+                const int64_t local = task - off[t];
+                const int64_t h = p.hk * heads + local / pg.nseg, sgi = local % pg.nseg;
+                Slot &sl = L.slots[x];
+                sl.pair = t;
+                query_task(d, g, p, h, pg.seg[sgi], pg.seg[sgi + 1] - pg.seg[sgi], sl,
+                           thread_bscratch(d, L, thread));
+            });
+            // Reduction by key tiles of each pair, in task order; then the group sums.
+            const int64_t ktiles = (d.k_len + kReduceTile - 1) / kReduceTile;
+            parallel_for(np * (ktiles + 1), d.threads, [&](int64_t task, int) {
+                const int64_t t = task / (ktiles + 1), kt = task % (ktiles + 1);
+                const int64_t a0 = std::max(w0, off[t]) - w0, a1 = std::min(w1, off[t + 1]) - w0;
+                if (a0 >= a1) return;
+                const Pair &p = L.fwd.pairs[t];
+                if (kt == ktiles) {
+                    reduce_groups(d, p, L.grads[t], L.slots, a0, a1);
+                    return;
+                }
+                const int64_t u0 = kt * kReduceTile;
+                if (u0 >= p.n_valid) return;
+                reduce_keys(d, g, p, L.grads[t], L.slots, a0, a1, u0,
+                            std::min(p.n_valid, u0 + kReduceTile));
+            });
+        }
+        parallel_for(np, d.threads, [&](int64_t t, int) {
+            scatter_groups(d, g, L.fwd.pairs[t], L.grads[t]);
+        });
+    }
 }
 
 }  // namespace smyrf::cpu
