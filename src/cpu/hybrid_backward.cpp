@@ -84,6 +84,7 @@ struct BScratch {
     int32_t *col_label;     // [cols]
     int32_t *hits;          // [G]
     float *hit_s, *hit_dp;  // [G]
+    double *acc;            // [d + dv]
 };
 
 BScratch bscratch_layout(Arena &arena, const Desc &d) {
@@ -104,6 +105,7 @@ BScratch bscratch_layout(Arena &arena, const Desc &d) {
     s.hits = arena.take<int32_t>(g);
     s.hit_s = arena.take<float>(g);
     s.hit_dp = arena.take<float>(g);
+    s.acc = arena.take<double>(dim + dv);
     return s;
 }
 
@@ -368,8 +370,14 @@ void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad
     for (int64_t w = w0; w < w1; w++) {
         const Slot &sl = slots[w];
         const Columns &c = sl.c;
-        for (int64_t j = 0; j < c.count; j++) {
-            const int64_t u = column_key(c, j);
+        // Band columns in [u0, u1), then the sink columns after the band.
+        const int64_t j0 = std::max<int64_t>(0, u0 - c.s0), j1 = std::min(c.band, u1 - c.s0);
+        for (int64_t j = j0; j < j1; j++) {
+            add_row(a.dk.row(p.b, p.hk, p.valid[c.s0 + j]), sl.dk + j * dim, dim);
+            add_row(a.dv.row(p.b, p.hk, p.valid[c.s0 + j]), sl.dv + j * dv, dv);
+        }
+        for (int64_t j = c.band; j < c.count; j++) {
+            const int64_t u = c.extra[j - c.band];
             if (u < u0 || u >= u1) continue;
             add_row(a.dk.row(p.b, p.hk, p.valid[u]), sl.dk + j * dim, dim);
             add_row(a.dv.row(p.b, p.hk, p.valid[u]), sl.dv + j * dv, dv);
@@ -398,42 +406,39 @@ void reduce_groups(const Desc &d, const Pair &p, const PairGrad &pg, const Slot 
 }
 
 // Every member key takes its group's sum gradient; causal members also the running-sum
-// gradients of the later window starts of their block.
-void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg) {
-    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
-    if (G == 0) return;
+// gradients of the later window starts of their block. Part `x` of the pair: non-causal,
+// valid keys [x kReduceTile, (x + 1) kReduceTile); causal, block x. Parts touch disjoint
+// keys; `acc` is per-thread float64 scratch of d + dv.
+void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg,
+                    int64_t x, double *acc) {
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
     auto add = [&](int64_t u, const double *sk, const double *sv) {
         float *k = a.dk.row(p.b, p.hk, p.valid[u]), *v = a.dv.row(p.b, p.hk, p.valid[u]);
-        for (int64_t x = 0; x < dim; x++) k[x] += (float)sk[x];
-        for (int64_t x = 0; x < dv; x++) v[x] += (float)sv[x];
+        for (int64_t c = 0; c < dim; c++) k[c] += (float)sk[c];
+        for (int64_t c = 0; c < dv; c++) v[c] += (float)sv[c];
     };
     if (!d.causal) {
-        for (int64_t u = 0; u < p.n_valid; u++)
+        const int64_t u1 = std::min(p.n_valid, (x + 1) * kReduceTile);
+        for (int64_t u = x * kReduceTile; u < u1; u++)
             add(u, pg.dksum + p.label[u] * dim, pg.dvsum + p.label[u] * dv);
         return;
     }
     const int32_t *v = p.valid, *end = p.valid + p.n_valid;
-    double *rk = pg.dksum, *rv = pg.dvsum;  // reused below as running sums, after use
-    for (int64_t g = 0; g < G; g++) {
-        const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
-        const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
-        for (int64_t u = u0; u < u1; u++) {
-            if (u == 0 && d.sinks >= 1) continue;
-            add(u, pg.dksum + g * dim, pg.dvsum + g * dv);
-        }
-    }
+    const int64_t g = x;
+    const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
+    const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
     // Suffix sums: member u gets sum over later u' of its block of gk[u'] (pk[u'] sums
-    // the members before u'). Accumulated in float64 in descending order.
-    for (int64_t g = 0; g < G; g++) {
-        const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
-        const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
-        std::fill(rk, rk + dim, 0.0);
-        std::fill(rv, rv + dv, 0.0);
-        for (int64_t u = u1 - 1; u >= u0; u--) {
-            if (!(u == 0 && d.sinks >= 1)) add(u, rk, rv);
-            for (int64_t x = 0; x < dim; x++) rk[x] += pg.gk[u * dim + x];
-            for (int64_t x = 0; x < dv; x++) rv[x] += pg.gv[u * dv + x];
+    // the members before u'), accumulated in float64 in descending order, plus the
+    // block's whole-group gradient.
+    double *rk = acc, *rv = acc + dim;
+    std::fill(rk, rk + dim + dv, 0.0);
+    for (int64_t u = u1 - 1; u >= u0; u--) {
+        if (!(u == 0 && d.sinks >= 1)) {
+            add(u, pg.dksum + g * dim, pg.dvsum + g * dv);
+            add(u, rk, rv);
         }
+        for (int64_t c = 0; c < dim; c++) rk[c] += pg.gk[u * dim + c];
+        for (int64_t c = 0; c < dv; c++) rv[c] += pg.gv[u * dv + c];
     }
 }
 
@@ -515,8 +520,15 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                             std::min(p.n_valid, u0 + kReduceTile));
             });
         }
-        parallel_for(np, d.threads, [&](int64_t t, int) {
-            scatter_groups(d, g, L.fwd.pairs[t], L.grads[t]);
+        // Scatter the group gradients to their members, by key tiles or causal blocks.
+        const int64_t block = (d.k_len + d.summaries - 1) / d.summaries;
+        const int64_t parts = d.causal ? (d.k_len + block - 1) / block
+                                       : (d.k_len + kReduceTile - 1) / kReduceTile;
+        parallel_for(np * parts, d.threads, [&](int64_t task, int thread) {
+            const Pair &p = L.fwd.pairs[task / parts];
+            const int64_t x = task % parts;
+            if (p.groups == 0 || (d.causal ? x >= p.groups : x * kReduceTile >= p.n_valid)) return;
+            scatter_groups(d, g, p, L.grads[task / parts], x, thread_bscratch(d, L, thread).acc);
         });
     }
 }
