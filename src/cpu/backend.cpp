@@ -28,6 +28,27 @@ Staging staging_layout(Arena &arena, const Desc &d) {
     return s;
 }
 
+// The same for the backward pass: q, k, v, out, dout in; dq, dk, dv out.
+struct GradStaging {
+    float *q, *k, *v, *out, *dout, *dq, *dk, *dv;
+};
+
+GradStaging grad_staging_layout(Arena &arena, const Desc &d) {
+    GradStaging s{};
+    if (d.dtype == SMYRF_DTYPE_F32) return s;
+    const size_t nq = (size_t)(d.batch * d.heads * d.q_len);
+    const size_t nk = (size_t)(d.batch * d.kv_heads * d.k_len);
+    s.q = arena.take<float>(nq * d.qk_dim);
+    s.k = arena.take<float>(nk * d.qk_dim);
+    s.v = arena.take<float>(nk * d.v_dim);
+    s.out = arena.take<float>(nq * d.v_dim);
+    s.dout = arena.take<float>(nq * d.v_dim);
+    s.dq = arena.take<float>(nq * d.qk_dim);
+    s.dk = arena.take<float>(nk * d.qk_dim);
+    s.dv = arena.take<float>(nk * d.v_dim);
+    return s;
+}
+
 Strides contiguous(int64_t heads, int64_t len, int64_t dim) {
     return {heads * len * dim, len * dim, dim};
 }
@@ -62,9 +83,13 @@ public:
         mode_bytes_ = d.mode == SMYRF_MODE_SMYRF  ? smyrf_workspace(d)
                       : d.mode == SMYRF_MODE_DENSE ? dense_workspace(d)
                                                    : hybrid_workspace(d);
-        backward_bytes_ = d.mode == SMYRF_MODE_SMYRF  ? smyrf_backward_workspace(d)
-                          : d.mode == SMYRF_MODE_DENSE ? dense_backward_workspace(d)
-                                                       : hybrid_backward_workspace(d);
+        Arena grad_sizing;
+        grad_staging_layout(grad_sizing, d);
+        grad_staging_bytes_ = grad_sizing.used();
+        const size_t grad_mode_bytes = d.mode == SMYRF_MODE_SMYRF  ? smyrf_backward_workspace(d)
+                                       : d.mode == SMYRF_MODE_DENSE ? dense_backward_workspace(d)
+                                                                    : hybrid_backward_workspace(d);
+        backward_bytes_ = grad_staging_bytes_ + grad_mode_bytes;
     }
 
     const char *name() const override { return "cpu"; }
@@ -95,8 +120,6 @@ public:
     size_t backward_workspace_size() const override { return backward_bytes_; }
 
     void execute_backward(const GradTensors &t, void *workspace, void *) const override {
-        if (d_.dtype != SMYRF_DTYPE_F32)
-            fail(SMYRF_ERR_UNSUPPORTED, "the cpu backward pass takes f32 tensors only so far");
         std::unique_ptr<void, decltype(&std::free)> own(nullptr, &std::free);
         if (!workspace && backward_bytes_) {
             own.reset(std::aligned_alloc(64, (backward_bytes_ + 63) & ~(size_t)63));
@@ -105,22 +128,20 @@ public:
                      backward_bytes_);
             workspace = own.get();
         }
-        const Desc &d = d_;
-        GradArgs g;
-        g.q = {(float *)t.q, d.q};
-        g.k = {(float *)t.k, d.k};
-        g.v = {(float *)t.v, d.v};
-        g.out = {(float *)t.out, d.out};
-        g.dout = {(float *)t.dout, d.out};
-        g.dq = {(float *)t.dq, d.q};
-        g.dk = {(float *)t.dk, d.k};
-        g.dv = {(float *)t.dv, d.v};
-        g.key_mask = t.key_mask;
-        g.lse = t.lse;
-        switch (d.mode) {
-        case SMYRF_MODE_SMYRF: smyrf_backward_run(d, g, workspace, directions_.data()); break;
-        case SMYRF_MODE_DENSE: dense_backward_run(d, g, workspace); break;
-        case SMYRF_MODE_HYBRID: hybrid_backward_run(d, g, workspace); break;
+        Arena arena(workspace);
+        const GradStaging s = grad_staging_layout(arena, d_);
+        const GradArgs g = grad_views(t, s);
+        void *mode_ws = workspace ? (char *)workspace + grad_staging_bytes_ : nullptr;
+        switch (d_.mode) {
+        case SMYRF_MODE_SMYRF: smyrf_backward_run(d_, g, mode_ws, directions_.data()); break;
+        case SMYRF_MODE_DENSE: dense_backward_run(d_, g, mode_ws); break;
+        case SMYRF_MODE_HYBRID: hybrid_backward_run(d_, g, mode_ws); break;
+        }
+        if (s.dq) {  // f16 / bf16: the fp32 gradients go back in the caller's dtype
+            const Desc &d = d_;
+            convert_rows(d, d.heads, d.q_len, d.qk_dim, nullptr, {}, s.dq, false, t.dq, d.q);
+            convert_rows(d, d.kv_heads, d.k_len, d.qk_dim, nullptr, {}, s.dk, false, t.dk, d.k);
+            convert_rows(d, d.kv_heads, d.k_len, d.v_dim, nullptr, {}, s.dv, false, t.dv, d.v);
         }
     }
 
@@ -147,9 +168,46 @@ private:
         return a;
     }
 
+    // The backward arguments as fp32 views: the caller's buffers, or staged copies.
+    GradArgs grad_views(const GradTensors &t, const GradStaging &s) const {
+        const Desc &d = d_;
+        GradArgs g;
+        g.key_mask = t.key_mask;
+        g.lse = t.lse;
+        if (!s.q) {
+            g.q = {(float *)t.q, d.q};
+            g.k = {(float *)t.k, d.k};
+            g.v = {(float *)t.v, d.v};
+            g.out = {(float *)t.out, d.out};
+            g.dout = {(float *)t.dout, d.out};
+            g.dq = {(float *)t.dq, d.q};
+            g.dk = {(float *)t.dk, d.k};
+            g.dv = {(float *)t.dv, d.v};
+            return g;
+        }
+        convert_rows(d, d.heads, d.q_len, d.qk_dim, t.q, d.q, s.q, true, nullptr, {});
+        convert_rows(d, d.kv_heads, d.k_len, d.qk_dim, t.k, d.k, s.k, true, nullptr, {});
+        convert_rows(d, d.kv_heads, d.k_len, d.v_dim, t.v, d.v, s.v, true, nullptr, {});
+        convert_rows(d, d.heads, d.q_len, d.v_dim, t.out, d.out, s.out, true, nullptr, {});
+        convert_rows(d, d.heads, d.q_len, d.v_dim, t.dout, d.out, s.dout, true, nullptr, {});
+        const Strides sq = contiguous(d.heads, d.q_len, d.qk_dim);
+        const Strides sk = contiguous(d.kv_heads, d.k_len, d.qk_dim);
+        const Strides sv = contiguous(d.kv_heads, d.k_len, d.v_dim);
+        const Strides so = contiguous(d.heads, d.q_len, d.v_dim);
+        g.q = {s.q, sq};
+        g.k = {s.k, sk};
+        g.v = {s.v, sv};
+        g.out = {s.out, so};
+        g.dout = {s.dout, so};
+        g.dq = {s.dq, sq};
+        g.dk = {s.dk, sk};
+        g.dv = {s.dv, sv};
+        return g;
+    }
+
     Desc d_;
     std::vector<float> directions_;
-    size_t staging_bytes_ = 0, mode_bytes_ = 0, backward_bytes_ = 0;
+    size_t staging_bytes_ = 0, mode_bytes_ = 0, backward_bytes_ = 0, grad_staging_bytes_ = 0;
 };
 
 }  // namespace

@@ -13,4 +13,8 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64
 void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+// C[m x n] = alpha * A[k x m]^T * B[k x n] + beta * C   (the backward pass's dK, dV)
+void gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+             const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 }  // namespace smyrf::cpu

@@ -274,3 +274,155 @@ void smyrf_ref_smyrf(const smyrf_ref_problem *p, int64_t n_hashes, int64_t q_clu
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------- gradients
+
+extern "C" {
+
+void smyrf_ref_multiset_grad(const smyrf_ref_problem *p, int64_t b, int64_t h, int64_t i,
+                             const int32_t *keys, int64_t count, const double *dout_row,
+                             double *dq_row, double *dk, double *dv) {
+    if (count == 0) return;
+    const int64_t hk = kv_head(p, h), d = p->qk_dim, dvd = p->v_dim;
+    const double scale = scale_of(p);
+    const double *q = q_row(p, b, h, i);
+    std::vector<double> s((size_t)count), out((size_t)dvd, 0.0);
+    double mx = kNegInf;
+    for (int64_t u = 0; u < count; u++) {
+        s[u] = scale * dot(q, k_row(p, b, hk, keys[u]), d);
+        mx = std::max(mx, s[u]);
+    }
+    double total = 0;
+    for (int64_t u = 0; u < count; u++) total += std::exp(s[u] - mx);
+    const double lse = mx + std::log(total);
+    for (int64_t u = 0; u < count; u++) {
+        const double w = std::exp(s[u] - lse);
+        const double *vr = v_row(p, b, hk, keys[u]);
+        for (int64_t c = 0; c < dvd; c++) out[c] += w * vr[c];
+    }
+    const double D = dot(dout_row, out.data(), dvd);
+    for (int64_t u = 0; u < count; u++) {
+        const int64_t j = keys[u];
+        const double P = std::exp(s[u] - lse);
+        const double dS = P * (dot(dout_row, v_row(p, b, hk, j), dvd) - D);
+        double *dvr = dv + ((b * p->kv_heads + hk) * p->k_len + j) * dvd;
+        double *dkr = dk + ((b * p->kv_heads + hk) * p->k_len + j) * d;
+        const double *kr = k_row(p, b, hk, j);
+        for (int64_t c = 0; c < dvd; c++) dvr[c] += P * dout_row[c];
+        for (int64_t c = 0; c < d; c++) {
+            dkr[c] += scale * dS * q[c];
+            dq_row[c] += scale * dS * kr[c];
+        }
+    }
+}
+
+static void ref_grad_zero(const smyrf_ref_problem *p, double *dq, double *dk, double *dv) {
+    std::fill(dq, dq + p->batch * p->heads * p->q_len * p->qk_dim, 0.0);
+    std::fill(dk, dk + p->batch * p->kv_heads * p->k_len * p->qk_dim, 0.0);
+    std::fill(dv, dv + p->batch * p->kv_heads * p->k_len * p->v_dim, 0.0);
+}
+
+void smyrf_ref_dense_grad(const smyrf_ref_problem *p, const double *dout, double *dq,
+                          double *dk, double *dv) {
+    ref_grad_zero(p, dq, dk, dv);
+    std::vector<int32_t> keys;
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t h = 0; h < p->heads; h++)
+            for (int64_t i = 0; i < p->q_len; i++) {
+                keys.clear();
+                for (int64_t j = 0; j < p->k_len; j++)
+                    if (allowed(p, b, i, j)) keys.push_back((int32_t)j);
+                const int64_t at = (b * p->heads + h) * p->q_len + i;
+                smyrf_ref_multiset_grad(p, b, h, i, keys.data(), (int64_t)keys.size(),
+                                        dout + at * p->v_dim, dq + at * p->qk_dim, dk, dv);
+            }
+}
+
+void smyrf_ref_smyrf_grad(const smyrf_ref_problem *p, int64_t n_hashes, int64_t q_cluster_size,
+                          uint64_t seed, const double *dout, double *dq, double *dk, double *dv,
+                          uint8_t *q_unsure, uint8_t *k_unsure, uint8_t *fallback) {
+    const int64_t nq = p->q_len, nk = p->k_len, d = p->qk_dim, R = n_hashes;
+    const int64_t C = (nq + q_cluster_size - 1) / q_cluster_size;
+    ref_grad_zero(p, dq, dk, dv);
+    if (k_unsure) std::fill(k_unsure, k_unsure + p->batch * p->kv_heads * nk, 0);
+    std::vector<int32_t> valid((size_t)nk), qs((size_t)(R * nq)), ks((size_t)(R * nk));
+    std::vector<double> dir((size_t)(d + 2)), qh((size_t)nq), kh((size_t)nk), qe((size_t)nq),
+        ke((size_t)nk);
+    std::vector<uint8_t> cl_unsure((size_t)(R * C)), unsure((size_t)nq);
+    std::vector<int64_t> cl_of((size_t)(R * nq));  // [r][i]: the cluster of query i
+    std::vector<int32_t> keys;
+
+    for (int64_t b = 0; b < p->batch; b++) {
+        const int64_t nv = smyrf_ref_valid_keys(p, b, valid.data());
+        for (int64_t h = 0; h < p->heads; h++) {
+            const int64_t hk = kv_head(p, h);
+            const double m2 = smyrf_ref_transform(p, b, h, nullptr, nullptr);
+            std::fill(unsure.begin(), unsure.end(), 0);
+            for (int64_t r = 0; r < R; r++) {
+                int32_t *qsr = qs.data() + r * nq, *ksr = ks.data() + r * nk;
+                smyrf_ref_direction(seed, h, r, d + 2, dir.data());
+                smyrf_ref_hash(p, b, h, 1, m2, dir.data(), qh.data(), qe.data());
+                smyrf_ref_hash(p, b, h, 0, m2, dir.data(), kh.data(), ke.data());
+                smyrf_ref_sort(qh.data(), nullptr, nq, qsr);
+                smyrf_ref_sort(kh.data(), valid.data(), nv, ksr);
+                for (int64_t c = 0; c < C; c++) {
+                    const int64_t q0 = smyrf_ref_cluster_begin(nq, C, c);
+                    const int64_t q1 = smyrf_ref_cluster_begin(nq, C, c + 1);
+                    const int64_t k0 = smyrf_ref_cluster_begin(nv, C, c);
+                    const int64_t k1 = smyrf_ref_cluster_begin(nv, C, c + 1);
+                    const bool cut_unsure =
+                        smyrf_ref_cut_ambiguous(qh.data(), qe.data(), qsr, nq, q0) ||
+                        smyrf_ref_cut_ambiguous(qh.data(), qe.data(), qsr, nq, q1) ||
+                        smyrf_ref_cut_ambiguous(kh.data(), ke.data(), ksr, nv, k0) ||
+                        smyrf_ref_cut_ambiguous(kh.data(), ke.data(), ksr, nv, k1);
+                    cl_unsure[r * C + c] = cut_unsure;
+                    for (int64_t t = q0; t < q1; t++) {
+                        cl_of[r * nq + qsr[t]] = c;
+                        if (cut_unsure) unsure[qsr[t]] = 1;
+                    }
+                }
+            }
+            // The multiset of each query, and its gradients.
+            for (int64_t i = 0; i < nq; i++) {
+                keys.clear();
+                for (int64_t r = 0; r < R; r++) {
+                    const int64_t c = cl_of[r * nq + i];
+                    const int64_t k0 = smyrf_ref_cluster_begin(nv, C, c);
+                    const int64_t k1 = smyrf_ref_cluster_begin(nv, C, c + 1);
+                    for (int64_t t = k0; t < k1; t++)
+                        if (allowed(p, b, i, ks[r * nk + t])) keys.push_back(ks[r * nk + t]);
+                }
+                const int64_t at = (b * p->heads + h) * nq + i;
+                const bool fell_back = keys.empty();
+                if (fell_back) {
+                    for (int64_t j = nk - 1; j >= 0; j--)
+                        if (allowed(p, b, i, j)) {
+                            keys.push_back((int32_t)j);
+                            break;
+                        }
+                    if (k_unsure && unsure[i] && !keys.empty())
+                        k_unsure[(b * p->kv_heads + hk) * nk + keys[0]] = 1;
+                }
+                if (fallback) fallback[at] = fell_back;
+                if (q_unsure) q_unsure[at] = unsure[i];
+                smyrf_ref_multiset_grad(p, b, h, i, keys.data(), (int64_t)keys.size(),
+                                        dout + at * p->v_dim, dq + at * d, dk, dv);
+            }
+            if (!k_unsure) continue;
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < C; c++) {
+                    bool bad = cl_unsure[r * C + c];
+                    const int64_t q0 = smyrf_ref_cluster_begin(nq, C, c);
+                    const int64_t q1 = smyrf_ref_cluster_begin(nq, C, c + 1);
+                    for (int64_t t = q0; t < q1 && !bad; t++) bad = unsure[qs[r * nq + t]];
+                    if (!bad) continue;
+                    const int64_t k0 = smyrf_ref_cluster_begin(nv, C, c);
+                    const int64_t k1 = smyrf_ref_cluster_begin(nv, C, c + 1);
+                    for (int64_t t = k0; t < k1; t++)
+                        k_unsure[(b * p->kv_heads + hk) * nk + ks[r * nk + t]] = 1;
+                }
+        }
+    }
+}
+
+}  // extern "C"

@@ -90,6 +90,33 @@ int smyrf_ref_combine(int64_t rounds, int64_t dv, const double *o, const double 
 void smyrf_ref_fallback(const smyrf_ref_problem *p, int64_t b, int64_t h, int64_t i,
                         double *out, double *lse);
 
+/* ---- gradients (docs/algorithm.md, "Backward"): of L = sum(dout * out) with respect to
+ * q, k and v, for dout [B, H, Nq, dv]. dq [B, H, Nq, d], dk [B, Hkv, Nk, d] and
+ * dv [B, Hkv, Nk, dv] are overwritten (GQA: dk, dv summed over a group's query heads;
+ * padded keys and rows with no allowed key get zeros). */
+
+/* Query i of problem (b, h) attending the multiset keys[0..count) of key positions (a
+ * position listed twice counts twice; every key assumed allowed), softmax normalised over
+ * that multiset. Adds its gradients into dq_row [d] and the whole tensors dk and dv. */
+void smyrf_ref_multiset_grad(const smyrf_ref_problem *p, int64_t b, int64_t h, int64_t i,
+                             const int32_t *keys, int64_t count, const double *dout_row,
+                             double *dq_row, double *dk, double *dv);
+
+/* DENSE mode: each query's multiset is its allowed valid keys. */
+void smyrf_ref_dense_grad(const smyrf_ref_problem *p, const double *dout, double *dq,
+                          double *dk, double *dv);
+
+/* SMYRF mode, the clusters of smyrf_ref_smyrf: a query's multiset is the allowed keys of
+ * its cluster in every round; one that met none has its fallback key alone. Optional
+ * outputs (NULL = not wanted): q_unsure [B, H, Nq] flags the dq rows that float32 clusters
+ * could change (a cluster of the query next to an ambiguous cut, as in smyrf_ref_smyrf);
+ * k_unsure [B, Hkv, Nk] the dk, dv rows (a cluster of the key next to an ambiguous cut, or
+ * holding an unsure query, or the key is an unsure query's fallback); fallback [B, H, Nq]
+ * the queries that met no allowed key in any round. */
+void smyrf_ref_smyrf_grad(const smyrf_ref_problem *p, int64_t n_hashes, int64_t q_cluster_size,
+                          uint64_t seed, const double *dout, double *dq, double *dk, double *dv,
+                          uint8_t *q_unsure, uint8_t *k_unsure, uint8_t *fallback);
+
 #ifdef __cplusplus
 }
 #endif
