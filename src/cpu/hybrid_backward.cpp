@@ -129,6 +129,7 @@ void carve_slot(Slot &sl, const Desc &d, float *base) {
 // Per pair in flight: query segments, group-sum gradients, causal running-sum gradients.
 struct PairGrad {
     int32_t *seg;      // [Nq + 1] segment starts; nseg segments
+    int32_t *tile_first;  // [tiles + 1] the first segment of each query tile
     int64_t nseg;
     double *dksum, *dvsum;  // [G][d], [G][dv]
     float *gk, *gv;    // causal: [Nk][d], [Nk][dv] gradient of the running sums pk/pv at u
@@ -162,6 +163,7 @@ BLayout blayout(Arena &arena, const Desc &d) {
     for (int64_t t = 0; t < chunk; t++) {
         PairGrad pg{};
         pg.seg = arena.take<int32_t>((size_t)d.q_len + 1);
+        pg.tile_first = arena.take<int32_t>((size_t)(d.q_len + kQueryTile - 1) / kQueryTile + 1);
         pg.dksum = arena.take<double>(g * d.qk_dim);
         pg.dvsum = arena.take<double>(g * d.v_dim);
         if (d.causal) {
@@ -187,19 +189,22 @@ BScratch thread_bscratch(const Desc &d, const BLayout &L, int thread) {
     return bscratch_layout(arena, d);
 }
 
-// Consecutive queries share a segment while they are at most kQueryTile and their
-// windows span at most the scratch band (the forward's rule).
-int64_t segments(const Desc &d, const Pair &p, int32_t *seg) {
+// Segments: each tile of kQueryTile queries (fixed, as in the forward) is cut where the
+// windows of its queries drift further apart than the scratch band holds (the forward's
+// rule). tile_segments writes the starts of tile m's segments (if `seg`) and returns
+// how many there are.
+int64_t tile_segments(const Desc &d, const Pair &p, int64_t m, int32_t *seg) {
     const int64_t cap = max_columns(d) - 2;
+    const int64_t i1 = std::min(d.q_len, (m + 1) * kQueryTile);
     int64_t n = 0;
-    for (int64_t i = 0; i < d.q_len;) {
-        seg[n++] = (int32_t)i;
+    for (int64_t i = m * kQueryTile; i < i1;) {
+        if (seg) seg[n] = (int32_t)i;
+        n++;
         const int64_t s = window_range(d, p, i).s;
         int64_t e = i + 1;
-        while (e < d.q_len && e - i < kQueryTile && window_range(d, p, e).e - s <= cap) e++;
+        while (e < i1 && window_range(d, p, e).e - s <= cap) e++;
         i = e;
     }
-    seg[n] = (int32_t)d.q_len;
     return n;
 }
 
@@ -465,22 +470,43 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
     for (int64_t first = 0; first < pairs; first += L.fwd.chunk) {
         const int64_t np = std::min(L.fwd.chunk, pairs - first);
         build_pairs(d, fa, L.fwd, first, np);
-        // Zero dk, dv of the pairs, the group gradients; cut the query segments.
-        parallel_for(np, d.threads, [&](int64_t t, int) {
+        // Zero dk, dv and the group gradients of the pairs; cut the query segments.
+        const int64_t ktiles = (d.k_len + kReduceTile - 1) / kReduceTile;
+        const int64_t qtiles = (d.q_len + kQueryTile - 1) / kQueryTile;
+        parallel_for(np * (ktiles + qtiles), d.threads, [&](int64_t task, int) {
+            const int64_t t = task / (ktiles + qtiles), x = task % (ktiles + qtiles);
             const Pair &p = L.fwd.pairs[t];
             PairGrad &pg = L.grads[t];
-            for (int64_t j = 0; j < d.k_len; j++) {
+            if (x >= ktiles) {  // segment count of query tile x - ktiles
+                pg.tile_first[x - ktiles + 1] = (int32_t)tile_segments(d, p, x - ktiles, nullptr);
+                return;
+            }
+            const int64_t j1 = std::min(d.k_len, (x + 1) * kReduceTile);
+            for (int64_t j = x * kReduceTile; j < j1; j++) {
                 std::fill(g.dk.row(p.b, p.hk, j), g.dk.row(p.b, p.hk, j) + dim, 0.0f);
                 std::fill(g.dv.row(p.b, p.hk, j), g.dv.row(p.b, p.hk, j) + dv, 0.0f);
+                if (d.causal) {
+                    std::fill(pg.gk + j * dim, pg.gk + (j + 1) * dim, 0.0f);
+                    std::fill(pg.gv + j * dv, pg.gv + (j + 1) * dv, 0.0f);
+                }
             }
-            const size_t G = (size_t)std::max<int64_t>(p.groups, 0);
-            std::fill(pg.dksum, pg.dksum + G * dim, 0.0);
-            std::fill(pg.dvsum, pg.dvsum + G * dv, 0.0);
-            if (d.causal) {
-                std::fill(pg.gk, pg.gk + (size_t)p.n_valid * dim, 0.0f);
-                std::fill(pg.gv, pg.gv + (size_t)p.n_valid * dv, 0.0f);
+            if (x == 0) {
+                const size_t G = (size_t)std::max<int64_t>(p.groups, 0);
+                std::fill(pg.dksum, pg.dksum + G * dim, 0.0);
+                std::fill(pg.dvsum, pg.dvsum + G * dv, 0.0);
             }
-            pg.nseg = segments(d, p, pg.seg);
+        });
+        for (int64_t t = 0; t < np; t++) {
+            PairGrad &pg = L.grads[t];
+            pg.tile_first[0] = 0;
+            for (int64_t m = 0; m < qtiles; m++) pg.tile_first[m + 1] += pg.tile_first[m];
+            pg.nseg = pg.tile_first[qtiles];
+            pg.seg[pg.nseg] = (int32_t)d.q_len;
+        }
+        parallel_for(np * qtiles, d.threads, [&](int64_t task, int) {
+            const PairGrad &pg = L.grads[task / qtiles];
+            const int64_t m = task % qtiles;
+            tile_segments(d, L.fwd.pairs[task / qtiles], m, pg.seg + pg.tile_first[m]);
         });
         // Tasks in order: pair slot, query head, segment.
         int64_t total = 0;
@@ -504,7 +530,6 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                            thread_bscratch(d, L, thread));
             });
             // Reduction by key tiles of each pair, in task order; then the group sums.
-            const int64_t ktiles = (d.k_len + kReduceTile - 1) / kReduceTile;
             parallel_for(np * (ktiles + 1), d.threads, [&](int64_t task, int) {
                 const int64_t t = task / (ktiles + 1), kt = task % (ktiles + 1);
                 const int64_t a0 = std::max(w0, off[t]) - w0, a1 = std::min(w1, off[t + 1]) - w0;
