@@ -173,6 +173,7 @@ class Plan:
         self.backend = capi.smyrf_plan_backend_name(self._handle)
         self.scale = capi.smyrf_plan_get_scale(self._handle)
         self.workspace_size = capi.smyrf_plan_workspace_size(self._handle)
+        self.backward_workspace_size = capi.smyrf_plan_backward_workspace_size(self._handle)
         b, h, hkv = g("batch"), g("heads"), g("kv_heads")
         nq, nk, d, dv = g("q_len"), g("k_len"), g("qk_dim"), g("v_dim")
         # [b, h, n, dim] of each tensor and its resolved element strides.
@@ -238,23 +239,92 @@ class Plan:
         capi.smyrf_execute(self._handle, q, k, v, mask, out, lse, None, 0, None)
         return (out, lse) if return_lse else out
 
-    def execute_addresses(self, q, k, v, key_padding_mask, out, lse, stream=None):
+    def backward(self, q, k, v, out, lse, dout, *, key_padding_mask=None, dq=None, dk=None,
+                 dv=None):
+        """Gradients (dq, dk, dv) of a loss with respect to q, k, v, given its gradient
+        dout with respect to out (smyrf_execute_backward).
+
+        q, k, v, key_padding_mask: the forward's inputs; out, lse: what
+        execute(..., return_lse=True) returned for them; dout: shape and strides of out.
+        The clusters (SMYRF) or groups (HYBRID) are recomputed from the seed and are
+        constants: no gradient flows through the hashing. With grouped-query attention dk
+        and dv sum over the query heads of each group; padded keys get zero gradient.
+        dq, dk, dv: optional preallocated outputs with the shapes and strides of q, k, v;
+        by default new arrays with those strides (a view of a fused QKV array gets a
+        gradient array spanning as much memory as the view does).
+        """
+        self._check_open()
+        if self.backend != "cpu":
+            raise ValueError(f"NumPy arrays live in host memory; this plan runs on "
+                             f"{self.backend!r}: create it with backend='cpu'")
+        for name, arr in (("q", q), ("k", k), ("v", v), ("out", out)):
+            self._check_array(name, arr)
+        self._check_array("out", dout, label="dout")
+        b, h, nq, _ = self.dims["out"]
+        if not isinstance(lse, np.ndarray):
+            raise TypeError(f"lse must be a numpy.ndarray; got {type(lse).__name__}")
+        if lse.dtype != np.float32 or lse.shape != (b, h, nq):
+            raise ValueError(f"lse must be float32 of shape {(b, h, nq)}; got {lse.dtype} "
+                             f"{lse.shape}")
+        lse = np.ascontiguousarray(lse)
+        grads = []
+        for name, given in (("q", dq), ("k", dk), ("v", dv)):
+            if given is None:
+                given = self._empty_like_plan(name)
+            else:
+                self._check_array(name, given, label="d" + name)
+                if not given.flags.writeable:
+                    raise ValueError(f"d{name} is read-only")
+            grads.append(given)
+        mask = self._mask_array(key_padding_mask)
+        capi.smyrf_execute_backward(self._handle, q, k, v, mask, out, lse, dout, *grads,
+                                    None, 0, None)
+        return tuple(grads)
+
+    def execute_addresses(self, q, k, v, key_padding_mask, out, lse, stream=None,
+                          workspace=None, workspace_bytes=0):
         """smyrf_execute on raw addresses (ints; 0 or None = NULL), for tensors of other
         libraries (smyrf.torch). Nothing is checked here: the caller owns the shapes."""
         self._check_open()
-        capi.smyrf_execute(self._handle, q, k, v, key_padding_mask, out, lse, None, 0, stream)
+        capi.smyrf_execute(self._handle, q, k, v, key_padding_mask, out, lse, workspace,
+                           workspace_bytes, stream)
 
-    def _check_array(self, name, arr):
+    def backward_addresses(self, q, k, v, key_padding_mask, out, lse, dout, dq, dk, dv,
+                           stream=None, workspace=None, workspace_bytes=0):
+        """smyrf_execute_backward on raw addresses (ints; 0 or None = NULL), for tensors
+        of other libraries (smyrf.torch). Nothing is checked here."""
+        self._check_open()
+        capi.smyrf_execute_backward(self._handle, q, k, v, key_padding_mask, out, lse, dout,
+                                    dq, dk, dv, workspace, workspace_bytes, stream)
+
+    def _empty_like_plan(self, name):
+        """A new array with the shape, dtype and element strides the plan expects of
+        tensor `name` (its own memory, sized to the span of those strides)."""
+        b, h, n, d = self.dims[name]
+        sb, sh, sn = self.strides[name]
+        span = (b - 1) * sb + (h - 1) * sh + (n - 1) * sn + d
+        flat = np.empty(span, dtype=self.dtype)
+        item = flat.itemsize
+        shape = logical_shape(self.layout, b, h, n, d)
+        strides = (sb * item, sh * item, sn * item, item) if self.layout == "bhnd" \
+            else (sb * item, sn * item, sh * item, item)
+        arr = np.lib.stride_tricks.as_strided(flat, shape=shape, strides=strides)
+        return arr
+
+    def _check_array(self, name, arr, label=None):
+        """arr must have the dtype, shape and strides the plan expects of tensor `name`
+        (error messages call it `label`, default name)."""
+        label = label or name
         if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a numpy.ndarray; got {type(arr).__name__}")
+            raise TypeError(f"{label} must be a numpy.ndarray; got {type(arr).__name__}")
         if arr.dtype != np.dtype(self.dtype):
-            raise TypeError(f"{name} has dtype {arr.dtype}; the plan expects {self.dtype}")
+            raise TypeError(f"{label} has dtype {arr.dtype}; the plan expects {self.dtype}")
         want = logical_shape(self.layout, *self.dims[name])
         if arr.shape != want:
-            raise ValueError(f"{name} has shape {arr.shape}; the plan expects {want} "
+            raise ValueError(f"{label} has shape {arr.shape}; the plan expects {want} "
                              f"({self.layout})")
-        if array_strides(name, arr, self.layout) != self.strides[name]:
-            raise ValueError(f"{name} has element strides {arr.strides} / {arr.itemsize}; "
+        if array_strides(label, arr, self.layout) != self.strides[name]:
+            raise ValueError(f"{label} has element strides {arr.strides} / {arr.itemsize}; "
                              f"the plan expects (batch, head, token) = {self.strides[name]} "
                              "and a contiguous last dimension")
 

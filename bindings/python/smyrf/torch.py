@@ -2,13 +2,20 @@
 
     import smyrf.torch
     out = smyrf.torch.attention(q, k, v, n_hashes=2, q_cluster_size=64)
+    out.sum().backward()          # gradients through smyrf_execute_backward
 
 CPU tensors run on the CPU backend, CUDA tensors on the CUDA backend of their device, on
 the current CUDA stream. Inputs are read in place whatever their strides, as long as the
-last dimension is contiguous (a transposed [B, N, H, D] view costs no copy). A fake
-(meta) implementation is registered, so torch.compile and torch.export trace through
-the op. The backward pass does not exist yet: asking for a gradient raises
-NotImplementedError at once rather than failing later in backward().
+last dimension is contiguous (a transposed [B, N, H, D] view costs no copy). Fake (meta)
+implementations are registered, so torch.compile and torch.export trace through the op.
+
+Autograd: torch.ops.smyrf.attention has a registered backward that calls the second
+custom op torch.ops.smyrf.attention_backward (the library's smyrf_execute_backward, with
+the forward's out and lse saved). As in the paper, the clusters (SMYRF) and the k-means
+groups (HYBRID) are constants of the forward: gradients are those of softmax attention
+over the keys each query met, and no gradient flows through the hashing. With
+grouped-query attention dk and dv sum over the query heads of each group; padded keys get
+zero gradient. The lse output is not differentiable (a statistic of the forward).
 
 Plans are cached (least recently used first out) by shape, strides, dtype, device and
 configuration; clear_plan_cache() empties the cache.
@@ -27,8 +34,6 @@ __all__ = ["attention", "clear_plan_cache", "PLAN_CACHE_SIZE"]
 PLAN_CACHE_SIZE = 64
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-_NO_BACKWARD = ("smyrf.torch.attention has no backward pass yet: run it under "
-                "torch.no_grad() / torch.inference_mode(), or detach q, k and v")
 
 _plans = OrderedDict()
 _plans_lock = threading.Lock()
@@ -111,36 +116,29 @@ def _empty_out(q, v, out_layout):
     return q.new_empty((b, h, nq, dv))
 
 
-@torch.library.custom_op("smyrf::attention", mutates_args=())
-def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                  key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
-                  mode: str, n_hashes: int, q_cluster_size: int, k_cluster_size: int,
-                  seed: int, budget: int, out_layout: str,
-                  threads: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] (any strides with a
-    contiguous last dimension) -> out [B, H, Nq, dv] stored in out_layout order, and
-    lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults."""
-    _check_inputs(q, k, v, key_padding_mask)
-    tensors = {}
-    strides = {}
-    for name, t in (("q", q), ("k", k), ("v", v)):
+def _usable(t):
+    """t itself when the library can read it in place, else a contiguous copy; and its
+    (batch, head, token) element strides."""
+    st = _element_strides(t)
+    if st is None:
+        t = t.contiguous()
         st = _element_strides(t)
-        if st is None:
-            t = t.contiguous()
-            st = _element_strides(t)
-        tensors[name] = t
-        strides[name] = st
-    out = _empty_out(q, v, out_layout)
-    strides["out"] = _element_strides(out)
+    return t, st
+
+
+def _uint8_mask(key_padding_mask):
+    if key_padding_mask is None:
+        return None
+    mask = key_padding_mask if key_padding_mask.dtype in (torch.bool, torch.uint8) \
+        else key_padding_mask != 0
+    return mask.contiguous().view(torch.uint8)
+
+
+def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size,
+              seed, budget, threads):
+    """The cached plan for these shapes, strides (q, k, v, out) and settings."""
     b, h, nq, d = q.shape
     _, hkv, nk, dv = v.shape
-    lse = q.new_empty((b, h, nq), dtype=torch.float32)
-    mask = None
-    if key_padding_mask is not None:
-        mask = key_padding_mask if key_padding_mask.dtype in (torch.bool, torch.uint8) \
-            else key_padding_mask != 0
-        mask = mask.contiguous().view(torch.uint8)
-
     device = q.device
     settings = dict(
         batch=b, heads=h, kv_heads=hkv, q_len=nq, k_len=nk, qk_dim=d, v_dim=dv,
@@ -151,11 +149,34 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     key = (device.type, device.index,
            tuple((k, tuple(sorted(v.items())) if k == "strides" else v)
                  for k, v in sorted(settings.items())))
-    plan = _cached_plan(key, settings)
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
-    plan.execute_addresses(
-        tensors["q"].data_ptr(), tensors["k"].data_ptr(), tensors["v"].data_ptr(),
-        mask.data_ptr() if mask is not None else None, out.data_ptr(), lse.data_ptr(), stream)
+    return _cached_plan(key, settings)
+
+
+def _stream(device):
+    return torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
+
+
+@torch.library.custom_op("smyrf::attention", mutates_args=())
+def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                  key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
+                  mode: str, n_hashes: int, q_cluster_size: int, k_cluster_size: int,
+                  seed: int, budget: int, out_layout: str,
+                  threads: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] (any strides with a
+    contiguous last dimension) -> out [B, H, Nq, dv] stored in out_layout order, and
+    lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults."""
+    _check_inputs(q, k, v, key_padding_mask)
+    (q, sq), (k, sk), (v, sv) = _usable(q), _usable(k), _usable(v)
+    out = _empty_out(q, v, out_layout)
+    b, h, nq, _ = q.shape
+    lse = q.new_empty((b, h, nq), dtype=torch.float32)
+    mask = _uint8_mask(key_padding_mask)
+    plan = _plan_for(q, v, {"q": sq, "k": sk, "v": sv, "out": _element_strides(out)},
+                     causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
+                     budget, threads)
+    plan.execute_addresses(q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                           mask.data_ptr() if mask is not None else None, out.data_ptr(),
+                           lse.data_ptr(), _stream(q.device))
     return out, lse
 
 
@@ -167,12 +188,96 @@ def _attention_fake(q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_
     return _empty_out(q, v, out_layout), q.new_empty((b, h, nq), dtype=torch.float32)
 
 
+def _grad_buffer(t):
+    """The gradient tensor of input t: t's strides when t is dense (the library writes
+    dq, dk, dv with the strides of q, k, v), else contiguous. Shared by the real and the
+    fake backward so both give the same strides."""
+    g = torch.empty_like(t, memory_format=torch.preserve_format)
+    if _element_strides(g) is None:
+        g = t.new_empty(t.shape)
+    return g
+
+
+def _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout):
+    _check_inputs(q, k, v, key_padding_mask)
+    b, h, nq, _ = q.shape
+    want = (b, h, nq, v.shape[3])
+    for name, t in (("out", out), ("dout", dout)):
+        if tuple(t.shape) != want:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {want}")
+        if t.dtype != q.dtype or t.device != q.device:
+            raise TypeError(f"{name} must have the dtype and device of q")
+    if tuple(lse.shape) != (b, h, nq) or lse.dtype != torch.float32:
+        raise ValueError(f"lse must be float32 of shape {(b, h, nq)}; got {lse.dtype} "
+                         f"{tuple(lse.shape)}")
+
+
+@torch.library.custom_op("smyrf::attention_backward", mutates_args=())
+def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           key_padding_mask: Optional[torch.Tensor], out: torch.Tensor,
+                           lse: torch.Tensor, dout: torch.Tensor, causal: bool, scale: float,
+                           mode: str, n_hashes: int, q_cluster_size: int,
+                           k_cluster_size: int, seed: int, budget: int,
+                           threads: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dq, dk, dv) of smyrf::attention given the forward's inputs, its out and lse, and
+    dout, the gradient with respect to out (smyrf_execute_backward). The settings are the
+    forward's; the clusters are recomputed from the seed."""
+    _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout)
+    grads, tensors, strides = [], {}, {}
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        g = _grad_buffer(t)
+        if _element_strides(t) != _element_strides(g):
+            t = torch.empty_like(g).copy_(t)  # the library wants dq's strides = q's
+        grads.append(g)
+        tensors[name], strides[name] = t, _element_strides(t)
+    out, so = _usable(out)
+    if _element_strides(dout) != so:
+        dout = torch.empty_like(out).copy_(dout)  # dout takes out's strides
+    strides["out"] = so
+    lse = lse.contiguous()
+    mask = _uint8_mask(key_padding_mask)
+    plan = _plan_for(tensors["q"], tensors["v"], strides, causal, scale, mode, n_hashes,
+                     q_cluster_size, k_cluster_size, seed, budget, threads)
+    workspace, workspace_bytes = None, 0
+    if q.device.type == "cuda" and plan.backward_workspace_size:
+        # From torch's caching allocator rather than a cudaMalloc inside the library.
+        ws = torch.empty(plan.backward_workspace_size, dtype=torch.uint8, device=q.device)
+        workspace, workspace_bytes = ws.data_ptr(), plan.backward_workspace_size
+    plan.backward_addresses(
+        tensors["q"].data_ptr(), tensors["k"].data_ptr(), tensors["v"].data_ptr(),
+        mask.data_ptr() if mask is not None else None, out.data_ptr(), lse.data_ptr(),
+        dout.data_ptr(), grads[0].data_ptr(), grads[1].data_ptr(), grads[2].data_ptr(),
+        _stream(q.device), workspace, workspace_bytes)
+    return tuple(grads)
+
+
+@_attention_backward_op.register_fake
+def _attention_backward_fake(q, k, v, key_padding_mask, out, lse, dout, causal, scale, mode,
+                             n_hashes, q_cluster_size, k_cluster_size, seed, budget, threads):
+    _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout)
+    return _grad_buffer(q), _grad_buffer(k), _grad_buffer(v)
+
+
 def _setup_context(ctx, inputs, output):
-    pass
+    (q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_cluster_size,
+     k_cluster_size, seed, budget, _out_layout, threads) = inputs
+    out, lse = output
+    ctx.mark_non_differentiable(lse)
+    ctx.save_for_backward(q, k, v, key_padding_mask, out, lse)
+    ctx.settings = (causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
+                    budget, threads)
 
 
-def _backward(ctx, dout, dlse):
-    raise NotImplementedError(_NO_BACKWARD)
+def _backward(ctx, dout, _dlse):
+    # lse is marked non-differentiable: _dlse is zeros (or None) and is ignored.
+    need_q, need_k, need_v = ctx.needs_input_grad[:3]
+    none = (None,) * 11
+    if not (need_q or need_k or need_v):
+        return (None, None, None) + none
+    q, k, v, key_padding_mask, out, lse = ctx.saved_tensors
+    dq, dk, dv = torch.ops.smyrf.attention_backward(q, k, v, key_padding_mask, out, lse,
+                                                    dout, *ctx.settings)
+    return (dq if need_q else None, dk if need_k else None, dv if need_v else None) + none
 
 
 _attention_op.register_autograd(_backward, setup_context=_setup_context)
@@ -183,7 +288,9 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
               layout="bhnd", threads=0, return_lse=False):
     """SMYRF (or "dense", or "hybrid") attention of torch tensors; see smyrf.attention for
     the arguments. layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
-    new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32."""
+    new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32 (not
+    differentiable). Differentiable with respect to q, k and v (the clusters are
+    constants of the forward)."""
     choice("mode", mode, MODES)
     choice("layout", layout, LAYOUTS)
     if mode != "hybrid" and budget is not None:
@@ -191,8 +298,6 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        raise NotImplementedError(_NO_BACKWARD)
     if layout == "bnhd":
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     out, lse = torch.ops.smyrf.attention(

@@ -7,10 +7,11 @@
     # or: model.set_attn_implementation("smyrf_hybrid")
 
 Any model whose attention goes through transformers' AttentionInterface (BERT and ViT
-families, LLaMA-style decoders, ...) runs on libsmyrf, inference only. "smyrf" runs the
-configured mode (default: the paper's SMYRF); "smyrf_hybrid" always runs HYBRID. Exact
-attention (libsmyrf's dense mode) is used below `min_seq_len` keys and for single-query
-decoder steps.
+families, LLaMA-style decoders, ...) runs on libsmyrf, for inference and for training
+(gradients through smyrf.torch's registered backward; attention dropout is not
+supported). "smyrf" runs the configured mode (default: the paper's SMYRF);
+"smyrf_hybrid" always runs HYBRID. Exact attention (libsmyrf's dense mode) is used below
+`min_seq_len` keys and for single-query decoder steps.
 
 Masks: both names are also registered with the AttentionMaskInterface, which hands the
 attention a [batch, keys] key-padding mask (or None) for plain bidirectional and causal
@@ -30,7 +31,7 @@ from transformers import masking_utils
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from ._core import MODES, integer
-from .torch import _NO_BACKWARD
+from . import torch as _smyrf_torch  # noqa: F401  (registers torch.ops.smyrf)
 
 __all__ = ["configure", "NAMES"]
 
@@ -117,9 +118,8 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         if kwargs.get(unsupported) is not None:
             raise NotImplementedError(f"smyrf attention does not support {unsupported}")
     if dropout and module.training:
-        raise NotImplementedError("smyrf attention has no dropout (inference only)")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value)):
-        raise NotImplementedError(_NO_BACKWARD)
+        raise NotImplementedError("smyrf attention has no attention dropout: set the model's "
+                                  "attention dropout to 0 to train with it")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
     with _lock:

@@ -6,15 +6,18 @@
  *   the smyrf.SmyrfError hierarchy; a successful status is not returned at all.
  * - Handle and value outputs (smyrf_config **cfg, int64_t *value, ...) become return
  *   values.
- * - Tensor arguments of smyrf_execute take any buffer-protocol object (a NumPy array:
- *   its data pointer is used as is, no copy), an int (a raw address, e.g. a torch CUDA
- *   tensor's data_ptr()) or None (NULL). The buffers stay acquired for the whole call.
+ * - Tensor arguments of smyrf_execute and smyrf_execute_backward take any buffer-protocol
+ *   object (a NumPy array: its data pointer is used as is, no copy), an int (a raw
+ *   address, e.g. a torch CUDA tensor's data_ptr()) or None (NULL). Outputs (out, lse,
+ *   dq, dk, dv, workspace) must be writable buffers. The buffers stay acquired for the
+ *   whole call.
  * - The GIL is released only where the library may work for long: plan creation and
- *   execution. */
+ *   execution, forward and backward. */
 
 %nothread;
 %thread smyrf_plan_create;
 %thread smyrf_execute;
+%thread smyrf_execute_backward;
 
 %{
 static PyObject *smyrf_py_error_factory = NULL;
@@ -131,7 +134,8 @@ void smyrf_py_set_error_factory(PyObject *factory) {
     if (!$result) SWIG_fail;
 }
 
-/* Tensor arguments of smyrf_execute. */
+/* Tensor arguments of smyrf_execute and smyrf_execute_backward (in the backward, out
+ * and lse are read-only inputs: `const void *out`, `const float *lse`). */
 %define SMYRF_PY_TENSOR(TYPE, NAME, WRITABLE)
 %typemap(in) TYPE NAME (Py_buffer view, int have_view = 0) {
     void *address;
@@ -150,3 +154,9 @@ SMYRF_PY_TENSOR(void *, out, 1)
 SMYRF_PY_TENSOR(float *, lse, 1)
 SMYRF_PY_TENSOR(void *, workspace, 1)
 SMYRF_PY_TENSOR(void *, stream, 0)
+SMYRF_PY_TENSOR(const void *, out, 0)
+SMYRF_PY_TENSOR(const float *, lse, 0)
+SMYRF_PY_TENSOR(const void *, dout, 0)
+SMYRF_PY_TENSOR(void *, dq, 1)
+SMYRF_PY_TENSOR(void *, dk, 1)
+SMYRF_PY_TENSOR(void *, dv, 1)
