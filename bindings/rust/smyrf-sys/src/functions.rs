@@ -77,4 +77,26 @@ unsafe extern "C" {
         workspace_bytes: usize,
         stream: *mut c_void,
     ) -> smyrf_status;
+
+    /// Bytes of scratch memory `smyrf_execute_backward` needs when given a workspace.
+    pub fn smyrf_plan_backward_workspace_size(plan: *const smyrf_plan) -> usize;
+
+    /// The gradients dq, dk, dv of out for the upstream gradient dout, from the forward's
+    /// inputs, out and lse (required); see the header for every argument.
+    pub fn smyrf_execute_backward(
+        plan: *const smyrf_plan,
+        q: *const c_void,
+        k: *const c_void,
+        v: *const c_void,
+        key_mask: *const u8,
+        out: *const c_void,
+        lse: *const f32,
+        dout: *const c_void,
+        dq: *mut c_void,
+        dk: *mut c_void,
+        dv: *mut c_void,
+        workspace: *mut c_void,
+        workspace_bytes: usize,
+        stream: *mut c_void,
+    ) -> smyrf_status;
 }

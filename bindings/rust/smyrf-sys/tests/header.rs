@@ -89,6 +89,8 @@ fn functions() -> Vec<(&'static str, *const ())> {
         ("smyrf_plan_workspace_size", smyrf_plan_workspace_size as *const ()),
         ("smyrf_plan_backend_name", smyrf_plan_backend_name as *const ()),
         ("smyrf_execute", smyrf_execute as *const ()),
+        ("smyrf_plan_backward_workspace_size", smyrf_plan_backward_workspace_size as *const ()),
+        ("smyrf_execute_backward", smyrf_execute_backward as *const ()),
     ]
 }
 
