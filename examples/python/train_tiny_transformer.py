@@ -275,11 +275,13 @@ def plot_png(path, curves, evals, title):
         return "matplotlib"
     w, h, left, right, top, bottom = 800, 500, 70, 20, 40, 50
     img = np.full((h, w, 3), 255, dtype=np.uint8)
+    steps = max(len(ys) for ys in curves.values())
+    skip = steps // 50  # the first steps' losses (near log 256) would flatten the rest
     every = [y for ys in curves.values() for y in ys] + \
         [l for e in evals.values() for _, l in e]
-    lo, hi = min(every), max(every)
-    hi = min(hi, lo + 3 * (np.median(every) - lo) + 1e-6) if len(every) > 10 else hi
-    steps = max(len(ys) for ys in curves.values())
+    lo = min(every)
+    hi = max([y for ys in curves.values() for y in smooth(ys)[skip:]] +
+             [l for e in evals.values() for _, l in e])
 
     def px(step, loss):
         x = left + (step - 1) / max(1, steps - 1) * (w - left - right)
@@ -309,8 +311,8 @@ def plot_png(path, curves, evals, title):
             img[int(y) - 3:int(y) + 4, int(x) - 3:int(x) + 4] = colors[name]
     _text(img, left, 10, title, black)
     for i, name in enumerate(curves):
-        _line(img, w - 260, 62 + 18 * i, w - 230, 62 + 18 * i, colors[name])
-        _text(img, w - 222, 57 + 18 * i, f"{name} train (squares held-out)", black)
+        _line(img, w - 300, 62 + 18 * i, w - 270, 62 + 18 * i, colors[name])
+        _text(img, w - 262, 57 + 18 * i, f"{name}: train, squares held-out", black)
     _text(img, w // 2 - 60, h - 20, "step", black)
     _write_png(path, img)
     return "built-in renderer"
