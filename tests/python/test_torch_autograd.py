@@ -81,14 +81,10 @@ def reference(q, k, v, key_padding_mask=None, causal=False, scale=None, counts=N
 
 
 def op_grads(q, k, v, dout, **kw):
-    """(out, dq, dk, dv) of smyrf.torch.attention on float32 leaves, for the cotangent
-    dout; skips the test while this build has no backward for the mode."""
+    """(out, dq, dk, dv) of smyrf.torch.attention on leaves, for the cotangent dout."""
     q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
     out = st.attention(q, k, v, **kw)
-    try:
-        out.backward(dout.to(out.dtype))
-    except smyrf.UnsupportedError as e:
-        pytest.skip(f"no {kw.get('mode', 'smyrf')} backward in this build yet: {e.message}")
+    out.backward(dout.to(out.dtype))
     return out.detach(), q.grad, k.grad, v.grad
 
 
@@ -209,11 +205,8 @@ def gradcheck32(q, k, v, **kw):
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not a double precision.*")
-        try:
-            return torch.autograd.gradcheck(f, inputs, eps=1e-3, atol=5e-3, rtol=5e-3,
-                                            nondet_tol=0.0)
-        except smyrf.UnsupportedError as e:
-            pytest.skip(f"no {kw.get('mode', 'smyrf')} backward in this build yet: {e.message}")
+        return torch.autograd.gradcheck(f, inputs, eps=1e-3, atol=5e-3, rtol=5e-3,
+                                        nondet_tol=0.0)
 
 
 @pytest.mark.parametrize("opts", [
@@ -263,10 +256,7 @@ def test_layouts_views_and_expanded_cotangents():
 
     def grads(fn, *leaves):
         leaves = [t.detach().clone().requires_grad_(True) for t in leaves]
-        try:
-            fn(*leaves).backward()
-        except smyrf.UnsupportedError as e:
-            pytest.skip(f"no dense backward in this build yet: {e.message}")
+        fn(*leaves).backward()
         return [t.grad for t in leaves]
 
     def plain(q, k, v):
@@ -310,10 +300,7 @@ def test_only_requested_gradients_and_lse():
     v.requires_grad_(True)
     out, lse = st.attention(q, k, v, mode="dense", return_lse=True)
     assert out.requires_grad and not lse.requires_grad
-    try:
-        (out.double() * dout).sum().backward()
-    except smyrf.UnsupportedError as e:
-        pytest.skip(f"no dense backward in this build yet: {e.message}")
+    (out.double() * dout).sum().backward()
     assert q.grad is None and k.grad is None
     torch.testing.assert_close(v.grad.double(), ref_grads(q, k, v, dout)[3], **GRAD32)
     with torch.no_grad():
@@ -355,11 +342,6 @@ def test_opcheck_with_gradients(index):
     mask = torch.ones(2, 24, dtype=torch.bool)
     mask[1, 20:] = False
     args = make_args(q, k, v, mask)
-    probe = torch.ops.smyrf.attention(*args)[0]
-    try:
-        probe.sum().backward()
-    except smyrf.UnsupportedError as e:
-        pytest.skip(f"no {mode} backward in this build yet: {e.message}")
     torch.library.opcheck(torch.ops.smyrf.attention.default, args)
     out, lse = torch.ops.smyrf.attention(*(a.detach() if isinstance(a, torch.Tensor) else a
                                            for a in args))
@@ -379,16 +361,35 @@ def test_torch_compile_backward():
 
     def grads(fn):
         leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
-        try:
-            fn(*leaves).backward()
-        except smyrf.UnsupportedError as e:
-            pytest.skip(f"no smyrf backward in this build yet: {e.message}")
+        fn(*leaves).backward()
         return [t.grad for t in leaves]
 
     want = grads(f)
     got = grads(torch.compile(f, backend="aot_eager", fullgraph=True))
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("mode", ["dense", "smyrf", "hybrid"])
+def test_cuda_gradients_match_cpu(mode):
+    """CUDA tensors: the backward runs on the current stream and matches the CPU one."""
+    q, k, v, dout, opts = case("empty_rows")
+    kw = dict(mode=mode, **opts)
+    kw.update({"smyrf": dict(n_hashes=2, q_cluster_size=4, seed=3),
+               "hybrid": dict(budget=8), "dense": {}}[mode])
+    want = op_grads(q, k, v, dout, **kw)
+    kw["key_padding_mask"] = kw["key_padding_mask"].cuda()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        try:
+            got = op_grads(q.cuda(), k.cuda(), v.cuda(), dout.cuda(), **kw)
+        except (smyrf.BackendUnavailableError, smyrf.UnsupportedError) as e:
+            pytest.skip(f"no CUDA {mode} backward in this build: {e.message}")
+    stream.synchronize()
+    for a, b in zip(got, want):
+        assert a.is_cuda
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- NumPy Plan.backward
@@ -402,11 +403,8 @@ def test_numpy_plan_backward_matches_torch():
                     mode="smyrf", n_hashes=2, q_cluster_size=4, causal=True, seed=9,
                     backend="cpu") as plan:
         out, lse = plan.execute(qn, kn, vn, key_padding_mask=mask.numpy(), return_lse=True)
-        try:
-            dq, dk, dv = plan.backward(qn, kn, vn, out, lse, dn,
-                                       key_padding_mask=mask.numpy())
-        except smyrf.UnsupportedError as e:
-            pytest.skip(f"no smyrf backward in this build yet: {e.message}")
+        dq, dk, dv = plan.backward(qn, kn, vn, out, lse, dn,
+                                   key_padding_mask=mask.numpy())
         # preallocated outputs are written in place
         bufs = [np.full_like(a, np.nan) for a in (qn, kn, vn)]
         again = plan.backward(qn, kn, vn, out, lse, dn, key_padding_mask=mask.numpy(),
@@ -446,10 +444,7 @@ def test_numpy_plan_backward_strided_views():
                     strides={"q": st_, "k": st_, "v": st_}) as plan:
         out, lse = plan.execute(q, k, v, return_lse=True)
         dout = np.ones_like(out)
-        try:
-            dq, dk, dv = plan.backward(q, k, v, out, lse, dout)
-        except smyrf.UnsupportedError as e:
-            pytest.skip(f"no dense backward in this build yet: {e.message}")
+        dq, dk, dv = plan.backward(q, k, v, out, lse, dout)
     for g, x in zip((dq, dk, dv), (q, k, v)):
         assert g.strides == x.strides and not np.shares_memory(g, fused)
     want = ref_grads(*(torch.from_numpy(np.ascontiguousarray(x)) for x in (q, k, v)),
@@ -468,8 +463,6 @@ def test_training_example_smoke(tmp_path):
          "--layers", "1", "--batch", "2", "--eval-batches", "1", "--q-cluster-size", "16",
          "--out-dir", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=600)
-    if proc.returncode and "UnsupportedError" in proc.stderr:
-        pytest.skip("no smyrf backward in this build yet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "losses.csv").exists()
     assert (tmp_path / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
