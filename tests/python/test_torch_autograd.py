@@ -305,6 +305,12 @@ def test_only_requested_gradients_and_lse():
     torch.testing.assert_close(v.grad.double(), ref_grads(q, k, v, dout)[3], **GRAD32)
     with torch.no_grad():
         assert not st.attention(q, k, v).requires_grad
+    # no second derivatives: a clear error, not a wrong number
+    q.requires_grad_(True)
+    (g,) = torch.autograd.grad(st.attention(q, k, v, mode="dense").pow(2).sum(), q,
+                               create_graph=True)
+    with pytest.raises(RuntimeError, match="attention_backward"):
+        g.sum().backward()
 
 
 def test_backward_op_errors():

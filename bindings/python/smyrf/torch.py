@@ -15,7 +15,8 @@ the forward's out and lse saved). As in the paper, the clusters (SMYRF) and the 
 groups (HYBRID) are constants of the forward: gradients are those of softmax attention
 over the keys each query met, and no gradient flows through the hashing. With
 grouped-query attention dk and dv sum over the query heads of each group; padded keys get
-zero gradient. The lse output is not differentiable (a statistic of the forward).
+zero gradient. The lse output is not differentiable (a statistic of the forward), and
+there are no second derivatives (backward through attention_backward raises).
 
 Plans are cached (least recently used first out) by shape, strides, dtype, device and
 configuration; clear_plan_cache() empties the cache.
