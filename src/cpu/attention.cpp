@@ -52,9 +52,9 @@ void causal_mask(float *s, const int32_t *qi, int64_t nq, const int32_t *kj, int
     }
 }
 
-// Rows of s become e^{s - max}; the exponentials dominate the non-GEMM time, so the
-// loop is also compiled for AVX2 and AVX-512 and picked at load time by the CPU.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+// Rows of s become e^{s - max}; the exponentials dominate the non-GEMM time (hence the
+// vector clones).
+SMYRF_VECTOR_CLONES
 void softmax_rows(float *s, int64_t nq, int64_t nk, float *mx, float *sum) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     for (int64_t t = 0; t < nq; t++, s += nk) {

@@ -42,7 +42,7 @@ Rows rows_of(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n
 // s (logits) becomes P = e^{s - lse} row by row, 0 where the key is not allowed or the
 // row has no allowed key at all (lse = -inf). Returns whether any entry is allowed;
 // sets met[qi[t]] for each row with an allowed key.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+SMYRF_VECTOR_CLONES
 bool probabilities(float *s, int64_t tq, int64_t tk, const int32_t *qi, const int32_t *kj,
                    const float *lse, bool causal, int64_t offset, uint8_t *met) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -76,7 +76,7 @@ bool probabilities(float *s, int64_t tq, int64_t tk, const int32_t *qi, const in
 }
 
 // dp becomes dS = P (dP - D), row by row.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+SMYRF_VECTOR_CLONES
 void score_gradients(const float *p, float *dp, int64_t tq, int64_t tk, const float *delta) {
     for (int64_t t = 0; t < tq; t++, p += tk, dp += tk) {
         const float D = delta[t];

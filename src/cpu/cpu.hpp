@@ -7,6 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 
+// Hot elementwise loops are also compiled for AVX2 and AVX-512 and picked at load time
+// (an ifunc). ThreadSanitizer cannot run an ifunc resolver before its runtime starts, so
+// its builds keep the portable version only.
+#if defined(__SANITIZE_THREAD__)
+#define SMYRF_VECTOR_CLONES
+#else
+#define SMYRF_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
 namespace smyrf::cpu {
 
 // A strided [B, H, N, dim] fp32 tensor; rows are contiguous.
