@@ -3,6 +3,7 @@
 #include "cpu/blas.hpp"
 #include "cpu/fast_exp.hpp"
 #include "cpu/reduce.hpp"
+#include "cpu/rows.hpp"
 #include "cpu/stages.hpp"
 
 #include <algorithm>
@@ -12,35 +13,6 @@
 
 namespace smyrf::cpu {
 namespace {
-
-// Rows arrive in hash order, i.e. at random positions: prefetching them all first keeps
-// many cache misses in flight instead of one row's at a time.
-void gather(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
-            float *dst) {
-    for (int64_t t = 0; t < n; t++) {
-        const char *row = (const char *)x.row(b, h, rows[t]);
-        for (int64_t at = 0; at < dim * (int64_t)sizeof(float); at += 64)
-            __builtin_prefetch(row + at);
-    }
-    for (int64_t t = 0; t < n; t++)
-        std::memcpy(dst + t * dim, x.row(b, h, rows[t]), (size_t)dim * sizeof(float));
-}
-
-// Rows for a GEMM: in place when the positions are consecutive (DENSE tiles without
-// padding), else gathered into dst.
-struct Rows {
-    const float *p;
-    int64_t ld;
-};
-
-Rows rows_of(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
-             float *dst) {
-    int64_t run = 1;
-    while (run < n && rows[run] == rows[0] + run) run++;
-    if (run == n) return {x.row(b, h, rows[0]), x.s.token};
-    gather(x, b, h, rows, n, dim, dst);
-    return {dst, dim};
-}
 
 void causal_mask(float *s, const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
                  int64_t offset) {

@@ -9,6 +9,7 @@
 #include "cpu/blas.hpp"
 #include "cpu/fast_exp.hpp"
 #include "cpu/reduce.hpp"
+#include "cpu/rows.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -16,28 +17,6 @@
 
 namespace smyrf::cpu {
 namespace {
-
-struct Rows {
-    const float *p;
-    int64_t ld;
-};
-
-// Rows in place when their positions are consecutive, else gathered into dst (after
-// prefetching them all: they sit at random positions in SMYRF mode).
-Rows rows_of(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n, int64_t dim,
-             float *dst) {
-    int64_t run = 1;
-    while (run < n && rows[run] == rows[0] + run) run++;
-    if (run == n) return {x.row(b, h, rows[0]), x.s.token};
-    for (int64_t t = 0; t < n; t++) {
-        const char *row = (const char *)x.row(b, h, rows[t]);
-        for (int64_t at = 0; at < dim * (int64_t)sizeof(float); at += 64)
-            __builtin_prefetch(row + at);
-    }
-    for (int64_t t = 0; t < n; t++)
-        std::memcpy(dst + t * dim, x.row(b, h, rows[t]), (size_t)dim * sizeof(float));
-    return {dst, dim};
-}
 
 // s (logits) becomes P = e^{s - lse} row by row, 0 where the key is not allowed or the
 // row has no allowed key at all (lse = -inf). Returns whether any entry is allowed;

@@ -64,6 +64,18 @@ private:
     size_t used_ = 0;
 };
 
+// One scratch S per thread, each laid out by make(arena) after the array of them (in a
+// sizing pass only counted).
+template <class S, class Make>
+S *per_thread(Arena &arena, int64_t threads, Make make) {
+    S *all = arena.take<S>((size_t)threads);
+    for (int64_t t = 0; t < threads; t++) {
+        const S s = make(arena);
+        if (all) all[t] = s;
+    }
+    return all;
+}
+
 // The key positions of batch b that are valid (mask nonzero, or all), ascending.
 // Returns how many; idx must hold k_len entries.
 int64_t valid_keys(const uint8_t *key_mask, int64_t b, int64_t k_len, int32_t *idx);

@@ -26,11 +26,8 @@ Buffers layout(Arena &arena, const Desc &d) {
     bf.n_valid = arena.take<int64_t>((size_t)d.batch);
     bf.m = arena.take<float>(T * d.q_len);
     bf.l = arena.take<float>(T * d.q_len);
-    bf.attention = arena.take<AttentionScratch>(T);
-    for (size_t t = 0; t < T; t++) {
-        const AttentionScratch s = attention_scratch(arena, d);
-        if (bf.attention) bf.attention[t] = s;
-    }
+    bf.attention = per_thread<AttentionScratch>(arena, T,
+        [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
 }
 

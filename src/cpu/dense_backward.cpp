@@ -31,11 +31,8 @@ Buffers layout(Arena &arena, const Desc &d) {
     bf.valid = arena.take<int32_t>((size_t)(d.batch * d.k_len));
     bf.n_valid = arena.take<int64_t>((size_t)d.batch);
     bf.delta = arena.take<float>((size_t)(d.batch * d.heads * d.q_len));
-    bf.scratch = arena.take<GradScratch>(T);
-    for (size_t t = 0; t < T; t++) {
-        const GradScratch s = grad_scratch(arena, d);
-        if (bf.scratch) bf.scratch[t] = s;
-    }
+    bf.scratch = per_thread<GradScratch>(arena, T,
+        [&](Arena &a) { return grad_scratch(a, d); });
     return bf;
 }
 

@@ -24,11 +24,8 @@ Buffers layout(Arena &arena, const Desc &d) {
     const size_t ch = (size_t)bf.clusters.chunk;
     bf.m = arena.take<float>(ch * nq);
     bf.l = arena.take<float>(ch * nq);
-    bf.attention = arena.take<AttentionScratch>(T);
-    for (size_t t = 0; t < T; t++) {
-        const AttentionScratch s = attention_scratch(arena, d);
-        if (bf.attention) bf.attention[t] = s;
-    }
+    bf.attention = per_thread<AttentionScratch>(arena, T,
+        [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
 }
 

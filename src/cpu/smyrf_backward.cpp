@@ -41,11 +41,8 @@ Buffers layout(Arena &arena, const Desc &d) {
         bf.dk = arena.take<float>(ch * nk * d.qk_dim);
         bf.dv = arena.take<float>(ch * nk * d.v_dim);
     }
-    bf.scratch = arena.take<GradScratch>(T);
-    for (size_t t = 0; t < T; t++) {
-        const GradScratch s = grad_scratch(arena, d);
-        if (bf.scratch) bf.scratch[t] = s;
-    }
+    bf.scratch = per_thread<GradScratch>(arena, T,
+        [&](Arena &a) { return grad_scratch(a, d); });
     return bf;
 }
 
