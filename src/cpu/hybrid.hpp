@@ -58,6 +58,15 @@ struct Range {
 };
 Range window_range(const Desc &d, const Pair &p, int64_t i);
 
+// The exact-key columns of a tile of n queries with windows r[0..n): the band of valid
+// keys [s0, s0 + band) their windows cover, then the sinks outside it (extra), and where
+// each sink sits among the columns (-1: none). Forward and backward use the same choice.
+struct Columns {
+    int64_t s0, band, count;
+    int64_t extra[2], sink_col[2];
+};
+Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n);
+
 // ---- k-means on the keys of a non-causal pair (hybrid_kmeans.cpp)
 // Picks the initial centres from the seed.
 void kmeans_init(const Desc &d, const Args &a, const Pair &p);

@@ -19,32 +19,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The columns of a band: valid keys [s0, s0 + band), then the sinks outside it
-// (valid keys extra[]). sink_col: the column of each sink, in the band or after it; -1
-// when there is no such sink.
-struct Columns {
-    int64_t s0, band, count;
-    int64_t extra[2], sink_col[2];
-};
-
-Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n) {
-    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}, {-1, -1}};
-    c.count = c.band;
-    if (p.dense) return c;  // the band holds every allowed key
-    auto add = [&](int x, int64_t u) {
-        if (u >= c.s0 && u < c.s0 + c.band) {
-            c.sink_col[x] = u - c.s0;
-        } else {
-            c.extra[c.count - c.band] = u;
-            c.sink_col[x] = c.count++;
-        }
-    };
-    if (d.sinks >= 1) add(0, 0);
-    // Causal: the last sink is allowed only for queries whose window already holds it.
-    if (d.sinks == 2 && !d.causal && p.n_valid > 1) add(1, p.n_valid - 1);
-    return c;
-}
-
 // The sink columns that are exact for a query besides its window columns [ws, we).
 int sink_extras(const Columns &c, int64_t ws, int64_t we, int64_t *cols) {
     int n = 0;

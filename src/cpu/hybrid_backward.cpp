@@ -38,30 +38,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kReduceTile = 256;  // valid keys per reduction task
 
-// The columns of a band: valid keys [s0, s0 + band), then the sinks outside it (as in
-// hybrid_attention.cpp: the same choice of exact keys).
-struct Columns {
-    int64_t s0, band, count;
-    int64_t extra[2], sink_col[2];
-};
-
-Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n) {
-    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}, {-1, -1}};
-    c.count = c.band;
-    if (p.dense) return c;
-    auto add = [&](int x, int64_t u) {
-        if (u >= c.s0 && u < c.s0 + c.band) {
-            c.sink_col[x] = u - c.s0;
-        } else {
-            c.extra[c.count - c.band] = u;
-            c.sink_col[x] = c.count++;
-        }
-    };
-    if (d.sinks >= 1) add(0, 0);
-    if (d.sinks == 2 && !d.causal && p.n_valid > 1) add(1, p.n_valid - 1);
-    return c;
-}
-
 int64_t column_key(const Columns &c, int64_t j) { return j < c.band ? c.s0 + j : c.extra[j - c.band]; }
 
 // What one query task leaves for the reduction.
@@ -218,7 +194,7 @@ void query_task(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
                 int64_t n, Slot &sl, const BScratch &sc) {
     const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
     const float scale = (float)d.scale;
-    Range r[kQueryTile];
+    Range r[kQueryTile] = {};
     for (int64_t t = 0; t < n; t++) r[t] = window_range(d, p, i0 + t);
     const Columns c = columns(d, p, r, n);
     const int64_t C = c.count;

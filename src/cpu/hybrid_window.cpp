@@ -27,4 +27,22 @@ Range window_range(const Desc &d, const Pair &p, int64_t i) {
     return {lo, lo + w};
 }
 
+Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n) {
+    Columns c{r[0].s, std::max<int64_t>(0, r[n - 1].e - r[0].s), 0, {0, 0}, {-1, -1}};
+    c.count = c.band;
+    if (p.dense) return c;  // the band holds every allowed key
+    auto add = [&](int x, int64_t u) {
+        if (u >= c.s0 && u < c.s0 + c.band) {
+            c.sink_col[x] = u - c.s0;
+        } else {
+            c.extra[c.count - c.band] = u;
+            c.sink_col[x] = c.count++;
+        }
+    };
+    if (d.sinks >= 1) add(0, 0);
+    // Causal: the last sink is allowed only for queries whose window already holds it.
+    if (d.sinks == 2 && !d.causal && p.n_valid > 1) add(1, p.n_valid - 1);
+    return c;
+}
+
 }  // namespace smyrf::cpu::hybrid
