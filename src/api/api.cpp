@@ -54,8 +54,6 @@ struct Named {
     const char *name;
 };
 
-using Inputs = std::initializer_list<Named>;
-
 // The byte spans of the four inputs of a call.
 struct Spans {
     Named q, k, v, mask;
@@ -73,7 +71,7 @@ Spans input_spans(const smyrf::Desc &d, const void *q, const void *k, const void
 size_t lse_bytes(const smyrf::Desc &d) { return (size_t)(d.batch * d.heads * d.q_len) * 4; }
 
 // Every written buffer (a null span: not given) against every read one and the others.
-void check_outputs(std::initializer_list<Named> written, Inputs read) {
+void check_outputs(std::initializer_list<Named> written, std::initializer_list<Named> read) {
     for (const Named &w : written) {
         if (!w.span.begin) continue;
         for (const Named &r : read) check_no_overlap(w.span, w.name, r.span, r.name);
