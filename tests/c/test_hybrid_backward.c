@@ -12,15 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct bwd_case {
-    const char *name;
-    tc_shape s;
-    double mask_keep;
-    th_params hp;
-} bwd_case;
 
 /* Tiny problems for finite differences. */
-static const bwd_case tiny[] = {
+static const th_case tiny[] = {
     {"k-means", {1, 1, 0, 10, 0, 4, 3, 0}, 0, {0, 3, 3, 2, 2, 0, 1}},
     {"k-means, padded, GQA, Nq < Nk", {2, 2, 1, 7, 13, 4, 3, 0}, 0.7, {0, 3, 3, 2, 2, 0, 2}},
     {"k-means, Nq > Nk, one sink, window of one", {1, 1, 0, 11, 8, 4, 3, 0}, 0, {0, 1, 3, 1, 1, 0, 3}},
@@ -31,21 +25,8 @@ static const bwd_case tiny[] = {
     {"dense limit, causal, padded", {1, 1, 0, 7, 0, 4, 3, 1}, 0.6, {8, 0, 0, -1, 0, 0, 8}},
 };
 
-/* The CPU suite: the forward suite's shapes (tests/c/test_hybrid.c). */
-static const bwd_case cases[] = {
-    {"square, default split of 32", {1, 1, 0, 300, 0, 16, 0, 0}, 0, {32, 0, 0, -1, 0, 0, 1}},
-    {"two batches, heads, padding", {2, 3, 0, 150, 0, 16, 8, 0}, 0.7, {24, 0, 0, -1, 0, 0, 2}},
-    {"GQA 4 over 2, more keys", {1, 4, 2, 70, 260, 16, 0, 0}, 0, {40, 0, 0, -1, 3, 0, 3}},
-    {"few queries, long keys", {1, 1, 0, 5, 700, 8, 0, 0}, 0, {20, 0, 0, -1, 0, 0, 4}},
-    {"more queries than keys", {1, 2, 1, 400, 90, 12, 5, 0}, 0.8, {16, 0, 0, -1, 0, 0, 5}},
-    {"no sinks, one iteration", {1, 1, 0, 200, 0, 16, 0, 0}, 0, {0, 20, 5, 0, 1, 0, 6}},
-    {"one sink, many groups", {1, 1, 0, 200, 0, 16, 0, 0}, 0.9, {0, 9, 30, 1, 4, 0, 7}},
-    {"window of one", {1, 1, 0, 120, 0, 8, 0, 0}, 0, {0, 1, 4, 2, 2, 0, 8}},
-    {"causal square", {1, 2, 0, 257, 0, 16, 0, 1}, 0, {32, 0, 0, -1, 0, 0, 9}},
-    {"causal, keys past the queries", {2, 1, 0, 60, 300, 16, 0, 1}, 0.6, {24, 0, 0, -1, 0, 0, 10}},
-    {"causal, queries past the keys", {1, 1, 0, 300, 80, 16, 0, 1}, 0, {20, 0, 0, -1, 0, 0, 11}},
-    {"causal, padded, GQA, no sinks", {2, 4, 1, 129, 129, 32, 16, 1}, 0.5, {0, 10, 7, 0, 0, 0, 12}},
-    {"causal, one sink, blocks of one", {1, 1, 0, 90, 0, 8, 0, 1}, 0, {0, 8, 90, 1, 0, 0, 13}},
+/* The CPU suite: the forward suite's shapes (th_shapes) and two dense limits. */
+static const th_case dense_limits[] = {
     {"dense limit", {1, 2, 0, 100, 0, 16, 0, 0}, 0, {100, 0, 0, -1, 0, 0, 14}},
     {"dense limit, causal, padded, GQA", {2, 2, 1, 80, 90, 16, 8, 1}, 0.5, {96, 0, 0, -1, 0, 0, 15}},
 };
@@ -112,7 +93,7 @@ static void check_fd(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, con
 static void reference_matches_finite_differences(void **state) {
     (void)state;
     for (size_t c = 0; c < NCASES(tiny); c++) {
-        const bwd_case *k = &tiny[c];
+        const th_case *k = &tiny[c];
         tc_inputs *in = tc_inputs_create(&k->s, 900 + c, k->mask_keep);
         smyrf_plan *plan = th_plan(&in->s, &k->hp);
         const smyrf_ref_hybrid_params hp = th_resolved(plan);
@@ -155,7 +136,7 @@ static void check_zeros(const tc_inputs *in, grads g, const char *name) {
                             fail_msg("%s: query %lld has no key but a gradient", name, (long long)i);
 }
 
-static void compare_with_reference(const bwd_case *k, uint64_t seed, double rtol) {
+static void compare_with_reference(const th_case *k, uint64_t seed, double rtol) {
     tc_inputs *in = tc_inputs_create(&k->s, seed, k->mask_keep);
     smyrf_plan *plan = th_plan(&in->s, &k->hp);
     const smyrf_ref_hybrid_params hp = th_resolved(plan);
@@ -184,34 +165,31 @@ static void compare_with_reference(const bwd_case *k, uint64_t seed, double rtol
 static void cpu_matches_reference(void **state) {
     (void)state;
     for (size_t c = 0; c < NCASES(tiny); c++) compare_with_reference(&tiny[c], 700 + c, 1e-4);
-    for (size_t c = 0; c < NCASES(cases); c++) compare_with_reference(&cases[c], 500 + c, 2e-4);
+    for (size_t c = 0; c < th_shape_count; c++) compare_with_reference(&th_shapes[c], 500 + c, 2e-4);
+    for (size_t c = 0; c < NCASES(dense_limits); c++)
+        compare_with_reference(&dense_limits[c], 500 + th_shape_count + c, 2e-4);
 }
 
-/* In the dense limit HYBRID's gradients are DENSE's (once DENSE has a backward pass). */
+/* In the dense limit HYBRID's gradients are DENSE's. */
 static void dense_limit_equals_dense_backward(void **state) {
     (void)state;
-    for (size_t c = 0; c < NCASES(cases); c++) {
-        const bwd_case *k = &cases[c];
-        if (k->hp.budget < (k->s.k_len ? k->s.k_len : k->s.q_len)) continue;
-        tc_inputs *in = tc_inputs_create(&k->s, 800 + c, k->mask_keep);
+    for (size_t c = 0; c < NCASES(dense_limits); c++) {
+        const th_case *k = &dense_limits[c];
+        tc_inputs *in = tc_inputs_create(&k->s, 800 + th_shape_count + c, k->mask_keep);
         smyrf_plan *hybrid = th_plan(&in->s, &k->hp);
         smyrf_plan *dense = tc_dense_plan(&in->s);
         float *dout = random_dout(in, 77);
         float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
         tc_run(dense, in, out, lse);
         grads want = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
-        const smyrf_status st = smyrf_execute_backward(dense, in->q, in->k, in->v, in->mask, out, lse,
-                                                       dout, want.dq, want.dk, want.dv, NULL, 0, NULL);
-        if (st == SMYRF_ERR_UNSUPPORTED) {
-            printf("[ SKIPPED  ] %s: DENSE has no backward pass yet (the reference covers it)\n", k->name);
-        } else {
-            assert_int_equal(st, SMYRF_OK);
-            grads got = run_backward(hybrid, in, dout);
-            tc_assert_close_ff(got.dq, want.dq, in->nq_el, 1e-5, 1e-6, k->name);
-            tc_assert_close_ff(got.dk, want.dk, in->nk_el, 1e-5, 1e-6, k->name);
-            tc_assert_close_ff(got.dv, want.dv, in->nv_el, 1e-5, 1e-6, k->name);
-            free_grads(got);
-        }
+        assert_int_equal(smyrf_execute_backward(dense, in->q, in->k, in->v, in->mask, out, lse,
+                                                dout, want.dq, want.dk, want.dv, NULL, 0, NULL),
+                         SMYRF_OK);
+        grads got = run_backward(hybrid, in, dout);
+        tc_assert_close_ff(got.dq, want.dq, in->nq_el, 1e-5, 1e-6, k->name);
+        tc_assert_close_ff(got.dk, want.dk, in->nk_el, 1e-5, 1e-6, k->name);
+        tc_assert_close_ff(got.dv, want.dv, in->nv_el, 1e-5, 1e-6, k->name);
+        free_grads(got);
         free_grads(want);
         free(out), free(lse), free(dout);
         smyrf_plan_destroy(hybrid), smyrf_plan_destroy(dense);
@@ -222,7 +200,7 @@ static void dense_limit_equals_dense_backward(void **state) {
 /* Same inputs, any thread count: the same bits. */
 static void deterministic_over_threads(void **state) {
     (void)state;
-    static const bwd_case det[] = {
+    static const th_case det[] = {
         {"k-means, GQA, Nq != Nk, padded", {2, 4, 2, 700, 900, 32, 16, 0}, 0.8, {64, 0, 0, -1, 0, 0, 21}},
         {"causal blocks, GQA, padded", {2, 2, 1, 600, 600, 32, 32, 1}, 0.9, {64, 0, 0, -1, 0, 0, 22}},
         {"causal, more keys", {1, 2, 2, 300, 1000, 16, 16, 1}, 0, {48, 0, 0, -1, 0, 0, 23}},
@@ -255,7 +233,7 @@ static void deterministic_over_threads(void **state) {
 /* A caller's workspace of the advertised size works as well as none. */
 static void workspace_of_the_advertised_size(void **state) {
     (void)state;
-    const bwd_case *k = &cases[2];
+    const th_case *k = &th_shapes[2];
     tc_inputs *in = tc_inputs_create(&k->s, 31, k->mask_keep);
     smyrf_plan *plan = th_plan(&in->s, &k->hp);
     float *dout = random_dout(in, 6);

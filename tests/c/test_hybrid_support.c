@@ -50,3 +50,20 @@ void th_check_reference(const smyrf_plan *plan, const tc_inputs *in, double rtol
     tc_assert_lse_close(lse, want_lse, in->nlse, NULL, rtol, what);
     free(out), free(lse), free(want), free(want_lse);
 }
+
+const th_case th_shapes[] = {
+    {"square, default split of 32", {1, 1, 0, 300, 0, 16, 0, 0}, 0, {32, 0, 0, -1, 0, 0, 1}},
+    {"two batches, heads, padding", {2, 3, 0, 150, 0, 16, 8, 0}, 0.7, {24, 0, 0, -1, 0, 0, 2}},
+    {"GQA 4 over 2, more keys", {1, 4, 2, 70, 260, 16, 0, 0}, 0, {40, 0, 0, -1, 3, 0, 3}},
+    {"few queries, long keys", {1, 1, 0, 5, 700, 8, 0, 0}, 0, {20, 0, 0, -1, 0, 0, 4}},
+    {"more queries than keys", {1, 2, 1, 400, 90, 12, 5, 0}, 0.8, {16, 0, 0, -1, 0, 0, 5}},
+    {"no sinks, one iteration", {1, 1, 0, 200, 0, 16, 0, 0}, 0, {0, 20, 5, 0, 1, 0, 6}},
+    {"one sink, many groups", {1, 1, 0, 200, 0, 16, 0, 0}, 0.9, {0, 9, 30, 1, 4, 0, 7}},
+    {"window of one", {1, 1, 0, 120, 0, 8, 0, 0}, 0, {0, 1, 4, 2, 2, 0, 8}},
+    {"causal square", {1, 2, 0, 257, 0, 16, 0, 1}, 0, {32, 0, 0, -1, 0, 0, 9}},
+    {"causal, keys past the queries", {2, 1, 0, 60, 300, 16, 0, 1}, 0.6, {24, 0, 0, -1, 0, 0, 10}},
+    {"causal, queries past the keys", {1, 1, 0, 300, 80, 16, 0, 1}, 0, {20, 0, 0, -1, 0, 0, 11}},
+    {"causal, padded, GQA, no sinks", {2, 4, 1, 129, 129, 32, 16, 1}, 0.5, {0, 10, 7, 0, 0, 0, 12}},
+    {"causal, one sink, blocks of one", {1, 1, 0, 90, 0, 8, 0, 1}, 0, {0, 8, 90, 1, 0, 0, 13}},
+};
+const size_t th_shape_count = sizeof th_shapes / sizeof th_shapes[0];

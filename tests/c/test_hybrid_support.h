@@ -12,6 +12,18 @@ typedef struct th_params {
     uint64_t seed;
 } th_params;
 
+/* One HYBRID test problem: shape, share of valid keys (0: no mask) and parameters. */
+typedef struct th_case {
+    const char *name;
+    tc_shape s;
+    double mask_keep;
+    th_params hp;
+} th_case;
+
+/* The shapes both the forward and the backward suites run against the reference. */
+extern const th_case th_shapes[];
+extern const size_t th_shape_count;
+
 smyrf_config *th_config(const tc_shape *s, const th_params *hp);
 smyrf_plan *th_plan(const tc_shape *s, const th_params *hp);
 /* The plan's resolved parameters, for the reference. */
