@@ -76,6 +76,23 @@ S *per_thread(Arena &arena, int64_t threads, Make make) {
     return all;
 }
 
+// The workspace bytes of a mode: its layout function run on an Arena that only counts.
+template <class Layout>
+size_t layout_bytes(Layout layout, const Desc &d) {
+    Arena sizing;
+    layout(sizing, d);
+    return sizing.used();
+}
+
+// The position list 0..Nq-1 and every batch's valid keys, as the DENSE passes read them.
+struct DenseKeys {
+    int32_t *positions;  // [Nq]
+    int32_t *valid;      // [B][Nk]
+    int64_t *n_valid;    // [B]
+};
+DenseKeys dense_keys_layout(Arena &arena, const Desc &d);
+void dense_keys_fill(const DenseKeys &k, const Desc &d, const uint8_t *key_mask);
+
 // The key positions of batch b that are valid (mask nonzero, or all), ascending.
 // Returns how many; idx must hold k_len entries.
 int64_t valid_keys(const uint8_t *key_mask, int64_t b, int64_t k_len, int32_t *idx);

@@ -11,9 +11,7 @@ namespace smyrf::cpu {
 namespace {
 
 struct Buffers {
-    int32_t *positions;            // [Nq]: 0, 1, 2, ...
-    int32_t *valid;                // [B][Nk]
-    int64_t *n_valid;              // [B]
+    DenseKeys keys;  // positions 0..Nq-1, valid keys per batch
     float *m, *l;                  // [threads][Nq], indexed by query position
     AttentionScratch *attention;   // [threads]
 };
@@ -21,9 +19,7 @@ struct Buffers {
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
     const size_t T = d.threads;
-    bf.positions = arena.take<int32_t>((size_t)d.q_len);
-    bf.valid = arena.take<int32_t>((size_t)(d.batch * d.k_len));
-    bf.n_valid = arena.take<int64_t>((size_t)d.batch);
+    bf.keys = dense_keys_layout(arena, d);
     bf.m = arena.take<float>(T * d.q_len);
     bf.l = arena.take<float>(T * d.q_len);
     bf.attention = per_thread<AttentionScratch>(arena, T,
@@ -33,27 +29,21 @@ Buffers layout(Arena &arena, const Desc &d) {
 
 }  // namespace
 
-size_t dense_workspace(const Desc &d) {
-    Arena arena;
-    layout(arena, d);
-    return arena.used();
-}
+size_t dense_workspace(const Desc &d) { return layout_bytes(layout, d); }
 
 void dense_run(const Desc &d, const Args &a, void *workspace) {
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
     const int64_t nq = d.q_len, nk = d.k_len;
-    for (int64_t i = 0; i < nq; i++) bf.positions[i] = (int32_t)i;
-    for (int64_t b = 0; b < d.batch; b++)
-        bf.n_valid[b] = valid_keys(a.key_mask, b, nk, bf.valid + b * nk);
+    dense_keys_fill(bf.keys, d, a.key_mask);
 
     const int64_t q_tiles = (nq + kQueryTile - 1) / kQueryTile;
     parallel_for(d.batch * d.heads * q_tiles, d.threads, [&](int64_t task, int thread) {
         const int64_t p = task / q_tiles, b = p / d.heads, h = p % d.heads;
         const int64_t i0 = (task % q_tiles) * kQueryTile, i1 = std::min(nq, i0 + kQueryTile);
         float *m = bf.m + thread * nq, *l = bf.l + thread * nq;
-        const int32_t *valid = bf.valid + b * nk;
-        const int64_t n_valid = bf.n_valid[b];
+        const int32_t *valid = bf.keys.valid + b * nk;
+        const int64_t n_valid = bf.keys.n_valid[b];
         // Causal: keys after the tile's last query's limit are never allowed; skip them.
         int64_t n_keys = n_valid;
         if (d.causal) {
@@ -61,8 +51,8 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
             n_keys = std::upper_bound(valid, valid + n_valid, limit) - valid;
         }
         combine_init(d, a, b, h, i0, i1, m, l);
-        attend_tiled(d, a, b, h, bf.positions + i0, i1 - i0, valid, n_keys, bf.attention[thread],
-                     m, l);
+        attend_tiled(d, a, b, h, bf.keys.positions + i0, i1 - i0, valid, n_keys,
+                     bf.attention[thread], m, l);
         combine_finish(d, a, b, h, i0, i1, valid, n_valid, m, l);
     });
 }

@@ -17,9 +17,7 @@ namespace {
 constexpr int64_t kDenseKeyTile = kGradKeyTile;
 
 struct Buffers {
-    int32_t *positions;    // [Nq]: 0, 1, 2, ...
-    int32_t *valid;        // [B][Nk]
-    int64_t *n_valid;      // [B]
+    DenseKeys keys;  // positions 0..Nq-1, valid keys per batch
     float *delta;          // [B][H][Nq]
     GradScratch *scratch;  // [threads]
 };
@@ -27,9 +25,7 @@ struct Buffers {
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
     const size_t T = d.threads;
-    bf.positions = arena.take<int32_t>((size_t)d.q_len);
-    bf.valid = arena.take<int32_t>((size_t)(d.batch * d.k_len));
-    bf.n_valid = arena.take<int64_t>((size_t)d.batch);
+    bf.keys = dense_keys_layout(arena, d);
     bf.delta = arena.take<float>((size_t)(d.batch * d.heads * d.q_len));
     bf.scratch = per_thread<GradScratch>(arena, T,
         [&](Arena &a) { return grad_scratch(a, d); });
@@ -38,19 +34,13 @@ Buffers layout(Arena &arena, const Desc &d) {
 
 }  // namespace
 
-size_t dense_backward_workspace(const Desc &d) {
-    Arena arena;
-    layout(arena, d);
-    return arena.used();
-}
+size_t dense_backward_workspace(const Desc &d) { return layout_bytes(layout, d); }
 
 void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
     const int64_t nq = d.q_len, nk = d.k_len, dim = d.qk_dim, dvd = d.v_dim, T = d.threads;
-    for (int64_t i = 0; i < nq; i++) bf.positions[i] = (int32_t)i;
-    for (int64_t b = 0; b < d.batch; b++)
-        bf.n_valid[b] = valid_keys(g.key_mask, b, nk, bf.valid + b * nk);
+    dense_keys_fill(bf.keys, d, g.key_mask);
 
     parallel_for(d.batch * d.heads, T, [&](int64_t p, int) {
         attention_backward_delta(d, g, p / d.heads, p % d.heads, bf.delta + p * nq);
@@ -69,9 +59,9 @@ void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
     const int64_t k_tiles = (nk + kDenseKeyTile - 1) / kDenseKeyTile;
     parallel_for(d.batch * d.kv_heads * k_tiles, T, [&](int64_t task, int thread) {
         const int64_t p = task / k_tiles, b = p / d.kv_heads, hk = p % d.kv_heads;
-        const int32_t *valid = bf.valid + b * nk;
+        const int32_t *valid = bf.keys.valid + b * nk;
         const int64_t t0 = (task % k_tiles) * kDenseKeyTile;
-        const int64_t t1 = std::min(bf.n_valid[b], t0 + kDenseKeyTile);
+        const int64_t t1 = std::min(bf.keys.n_valid[b], t0 + kDenseKeyTile);
         if (t0 >= t1) return;  // a tile past the valid keys
         const GradRows dk{g.dk.row(b, hk, 0), g.dk.s.token};
         const GradRows dv{g.dv.row(b, hk, 0), g.dv.s.token};
@@ -82,7 +72,7 @@ void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
         // Causal: queries before the one whose limit reaches the tile's first key see none.
         const int64_t i0 = d.causal ? std::clamp<int64_t>(valid[t0] - d.causal_offset(), 0, nq) : 0;
         for (int64_t h = hk * d.group_size(); h < (hk + 1) * d.group_size(); h++)
-            attention_backward(d, g, b, h, bf.positions + i0, nq - i0, valid + t0, t1 - t0,
+            attention_backward(d, g, b, h, bf.keys.positions + i0, nq - i0, valid + t0, t1 - t0,
                                bf.delta + (b * d.heads + h) * nq, false, &dk, &dv, nullptr,
                                bf.scratch[thread]);
     });
@@ -94,11 +84,11 @@ void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
         const int64_t i0 = (task % q_tiles) * kGradQueryTile, i1 = std::min(nq, i0 + kGradQueryTile);
         for (int64_t i = i0; i < i1; i++)
             std::memset(g.dq.row(b, h, i), 0, (size_t)dim * sizeof(float));
-        const int32_t *valid = bf.valid + b * nk;
-        int64_t n_keys = bf.n_valid[b];
+        const int32_t *valid = bf.keys.valid + b * nk;
+        int64_t n_keys = bf.keys.n_valid[b];
         if (d.causal)
             n_keys = std::upper_bound(valid, valid + n_keys, i1 - 1 + d.causal_offset()) - valid;
-        attention_backward(d, g, b, h, bf.positions + i0, i1 - i0, valid, n_keys,
+        attention_backward(d, g, b, h, bf.keys.positions + i0, i1 - i0, valid, n_keys,
                            bf.delta + p * nq, true, nullptr, nullptr, nullptr,
                            bf.scratch[thread]);
     });

@@ -146,11 +146,7 @@ void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first,
 
 }  // namespace hybrid
 
-size_t hybrid_workspace(const Desc &d) {
-    Arena arena;
-    hybrid::layout(arena, d);
-    return arena.used();
-}
+size_t hybrid_workspace(const Desc &d) { return layout_bytes(hybrid::layout, d); }
 
 void hybrid_run(const Desc &d, const Args &a, void *workspace) {
     using namespace hybrid;

@@ -426,11 +426,7 @@ void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairG
 }  // namespace
 }  // namespace hybrid
 
-size_t hybrid_backward_workspace(const Desc &d) {
-    Arena arena;
-    hybrid::blayout(arena, d);
-    return arena.used();
-}
+size_t hybrid_backward_workspace(const Desc &d) { return layout_bytes(hybrid::blayout, d); }
 
 void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
     using namespace hybrid;

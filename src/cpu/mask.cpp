@@ -20,4 +20,18 @@ int64_t latest_valid_key(const int32_t *valid, int64_t n_valid, int64_t limit) {
     return lo > 0 ? valid[lo - 1] : -1;
 }
 
+DenseKeys dense_keys_layout(Arena &arena, const Desc &d) {
+    DenseKeys k;
+    k.positions = arena.take<int32_t>((size_t)d.q_len);
+    k.valid = arena.take<int32_t>((size_t)(d.batch * d.k_len));
+    k.n_valid = arena.take<int64_t>((size_t)d.batch);
+    return k;
+}
+
+void dense_keys_fill(const DenseKeys &k, const Desc &d, const uint8_t *key_mask) {
+    for (int64_t i = 0; i < d.q_len; i++) k.positions[i] = (int32_t)i;
+    for (int64_t b = 0; b < d.batch; b++)
+        k.n_valid[b] = valid_keys(key_mask, b, d.k_len, k.valid + b * d.k_len);
+}
+
 }  // namespace smyrf::cpu

@@ -31,11 +31,7 @@ Buffers layout(Arena &arena, const Desc &d) {
 
 }  // namespace
 
-size_t smyrf_workspace(const Desc &d) {
-    Arena arena;
-    layout(arena, d);
-    return arena.used();
-}
+size_t smyrf_workspace(const Desc &d) { return layout_bytes(layout, d); }
 
 void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *directions) {
     Arena arena(workspace);
