@@ -1,5 +1,7 @@
 // Stage 5: online merge of blocks (hash rounds, or key tiles in DENSE mode) by their
-// log-sum-exp, with the running accumulator kept in the output rows themselves.
+// log-sum-exp, with the running accumulator kept in the output rows themselves. The
+// merge itself is fused into the tile kernel (cpu/tile.hpp); here the state starts
+// empty and ends normalised.
 #include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 
@@ -16,38 +18,6 @@ void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0
         std::memset(a.out.row(b, h, i), 0, (size_t)d.v_dim * sizeof(float));
         m[i] = neg_inf;
         l[i] = 0.0f;
-    }
-}
-
-void combine_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                      int64_t nq) {
-    for (int64_t t = 0; t < nq; t++) {
-        const char *row = (const char *)a.out.row(b, h, qi[t]);
-        for (int64_t at = 0; at < d.v_dim * (int64_t)sizeof(float); at += 64)
-            __builtin_prefetch(row + at, 1);
-    }
-}
-
-void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                   int64_t nq, const float *o, const float *mx, const float *sum, float *m,
-                   float *l) {
-    const int64_t dv = d.v_dim;
-    for (int64_t t = 0; t < nq; t++) {
-        if (sum[t] == 0.0f) continue;  // the block had no allowed key for this query
-        const int64_t i = qi[t];
-        float *row = a.out.row(b, h, i);
-        const float *src = o + t * dv;
-        if (l[i] == 0.0f) {  // the first block this query meets: take it as it is
-            std::memcpy(row, src, (size_t)dv * sizeof(float));
-            m[i] = mx[t];
-            l[i] = sum[t];
-            continue;
-        }
-        const float top = mx[t] > m[i] ? mx[t] : m[i];
-        const float keep = std::exp(m[i] - top), add = std::exp(mx[t] - top);
-        for (int64_t c = 0; c < dv; c++) row[c] = row[c] * keep + src[c] * add;
-        l[i] = l[i] * keep + sum[t] * add;
-        m[i] = top;
     }
 }
 

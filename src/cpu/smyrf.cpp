@@ -10,6 +10,8 @@
 namespace smyrf::cpu {
 namespace {
 
+constexpr int64_t kClustersPerTask = 8;
+
 // The clusters of the problems in flight, the combine state and per-thread scratch.
 struct Buffers {
     ClusterBuffers clusters;
@@ -55,19 +57,31 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             combine_init(d, a, b, h, 0, nq, bf.m + t * nq, bf.l + t * nq);
         });
 
-        // attention + combine, round after round (a query sits in one cluster per round)
+        // attention + combine, round after round (a query sits in one cluster per round);
+        // a task is a run of consecutive clusters, each one's rows asked for while the
+        // one before it computes
+        const int64_t runs = (C + kClustersPerTask - 1) / kClustersPerTask;
         for (int64_t r = 0; r < R; r++) {
-            parallel_for(np * C, T, [&](int64_t task, int thread) {
-                const int64_t t = task / C, c = task % C;
+            parallel_for(np * runs, T, [&](int64_t task, int thread) {
+                const int64_t t = task / runs, c0 = (task % runs) * kClustersPerTask;
+                const int64_t c1 = std::min(C, c0 + kClustersPerTask);
                 int64_t b, h;
                 problem(t, b, h);
                 const int32_t *qs = cb.queries(d, t, r), *ks = cb.keys(d, t, r);
                 const int64_t nv = cb.n_valid[t];
-                const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
-                const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
-                combine_prefetch(d, a, b, h, qs + q0, q1 - q0);
-                attend_tiled(d, a, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
-                             bf.attention[thread], bf.m + t * nq, bf.l + t * nq);
+                auto prefetch = [&](int64_t c) {
+                    const int64_t q0 = cluster_begin(nq, C, c), k0 = cluster_begin(nv, C, c);
+                    cluster_prefetch(d, a, b, h, qs + q0, cluster_begin(nq, C, c + 1) - q0,
+                                     ks + k0, cluster_begin(nv, C, c + 1) - k0);
+                };
+                prefetch(c0);
+                for (int64_t c = c0; c < c1; c++) {
+                    if (c + 1 < c1) prefetch(c + 1);
+                    const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
+                    const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
+                    attend_tiled(d, a, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
+                                 bf.attention[thread], bf.m + t * nq, bf.l + t * nq);
+                }
             });
         }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cpu/cpu.hpp"
+#include "cpu/tile.hpp"
 
 namespace smyrf::cpu {
 
@@ -30,23 +31,34 @@ inline int64_t sort_scratch_words(int64_t count) { return 3 * count; }
 // Sizes differ by at most one; any n and C work.
 inline int64_t cluster_begin(int64_t n, int64_t clusters, int64_t c) { return c * n / clusters; }
 
-// ---- attention: softmax attention of the queries at positions qi[0..nq) of problem
-// (b, h) against the keys at positions kj[0..nk) of kv head hk. For each query, writes
-// the unnormalised row o[i] = sum_j e^{s_ij - mx_i} v_j, mx_i = max_j s_ij and
-// sum_i = sum_j e^{s_ij - mx_i}; a query with no allowed key gets mx = -inf, sum = 0.
+// ---- attention + combine: softmax attention of the queries at positions qi[0..nq) of
+// problem (b, h) against the keys at positions kj[0..nk) of kv head hk, merged into the
+// queries' running state (see combine below) by the fused kernel of cpu/tile.hpp.
 // At most kQueryTile queries and kKeyTile keys per call.
-constexpr int64_t kQueryTile = 64, kKeyTile = 256;
+constexpr int64_t kQueryTile = kTileQueries, kKeyTile = kTileKeys;
 struct AttentionScratch {
-    float *q, *k, *v, *s;  // gathered rows and the logits of one tile
-    float *o, *mx, *sum;   // the tile's result
+    const float **q, **k, **v;  // row pointers of one tile
+    float **out;
+    float *qt, *st;             // the kernel's scratch
+    float *mx, *sum, *keep, *add;
 };
 AttentionScratch attention_scratch(Arena &arena, const Desc &d);
+// The kernel's description of one such tile (its row pointers filled in ws).
+Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
+             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l);
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws);
+                       int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                       float *m, float *l);
+
+// Starts loading every row a cluster will touch (its q and out rows, its k and v rows).
+// In SMYRF mode they sit at random positions: asked for one cluster ahead, their cache
+// misses overlap the attention of the cluster before.
+void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+                      int64_t nq, const int32_t *kj, int64_t nk);
 
 // Any number of queries against any number of keys (a SMYRF cluster, or a DENSE query
 // tile against all its keys): cut into tiles for cluster_attention, each merged into the
-// running state with combine_merge, so scratch stays bounded whatever the cluster size.
+// running state as it ends, so scratch stays bounded whatever the cluster size.
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
                   float *m, float *l);
@@ -56,14 +68,6 @@ void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int3
 // covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty.
 void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
                   float *m, float *l);
-// Starts loading the out rows of queries qi[0..nq): they sit at random positions, so
-// asking for all of them before the attention hides their latency behind its GEMMs.
-void combine_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                      int64_t nq);
-// Merges one block's (o, mx, sum) of the queries qi[0..nq) into their running state.
-void combine_merge(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                   int64_t nq, const float *o, const float *mx, const float *sum, float *m,
-                   float *l);
 // Normalises the out rows, writes lse, and gives a query that met no key the fallback of
 // docs/algorithm.md (its latest allowed valid key alone, else zeros and lse = -inf).
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,

@@ -281,7 +281,7 @@ attention_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__re
         __syncwarp();
     }
 
-    // Merge into the running state of the previous rounds (cpu/combine.cpp, combine_merge).
+    // Merge into the running state of the previous rounds (cpu/tile.hpp, the CPU tile kernel).
     if (!active) return;
     const bool first = job.dense || job.round == 0;
     for (int rr = 0; rr < 16; rr++) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace {
@@ -239,19 +240,35 @@ static void cluster_cut_is_balanced(void **) {
         }
 }
 
-// attention: arbitrary query and key subsets (in any order), causal mask included;
-// o / sum is the reference's normalised row, mx + log(sum) its lse; a query with no
-// allowed key reports mx = -inf, sum = 0.
+// The tile kernels this CPU can run: the one the library picks and every lower one.
+std::vector<std::pair<const char *, smyrf::cpu::TileKernel>> runnable_kernels() {
+    std::vector<std::pair<const char *, smyrf::cpu::TileKernel>> k;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const bool fma = __builtin_cpu_supports("fma");
+    if (fma && __builtin_cpu_supports("avx512f")) k.push_back({"avx512", smyrf::cpu::avx512::tile_attention});
+    if (fma && __builtin_cpu_supports("avx2")) k.push_back({"avx2", smyrf::cpu::avx2::tile_attention});
+#endif
+    k.push_back({"portable", smyrf::cpu::portable::tile_attention});
+    return k;
+}
+
+// attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
+// mask included, one tile into a fresh state: out / l is the reference's normalised row,
+// m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
+// runnable kernel is checked, and the AVX-512 and AVX2 kernels agree bit for bit.
 static void attention_matches_reference(void **) {
     tc_rng r = tc_rng_make(15);
+    const auto kernels = runnable_kernels();
     for (const tc_shape &s : kShapes) {
         tc_inputs *in = tc_inputs_create(&s, 16, 0.8);
         const Desc d = desc_of(in->s, 1, 16, 0);
-        const Args a = args_of(d, in, nullptr, nullptr);
+        std::vector<float> out(in->no_el, NAN);
+        const Args a = args_of(d, in, out.data(), nullptr);
         smyrf_ref_problem rp = tc_ref_problem(in);
         std::vector<int32_t> valid(d.k_len);
         for (int trial = 0; trial < 6; trial++) {
-            const int64_t b = trial % d.batch, h = trial % d.heads;
+            const int64_t b = trial % d.batch, h = trial % d.heads, dv = d.v_dim;
             const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
             // one tile: at most kQueryTile queries and kKeyTile keys
             std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
@@ -259,24 +276,40 @@ static void attention_matches_reference(void **) {
             qi.resize(std::min<size_t>(qi.size(), smyrf::cpu::kQueryTile));
             kj.resize(std::min<size_t>(kj.size(), smyrf::cpu::kKeyTile));
             const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
+            std::vector<double> ro(nq * dv + 1), rl(nq + 1);
+            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
             smyrf::cpu::Arena sizing;
             smyrf::cpu::attention_scratch(sizing, d);
             Buffer ws = aligned_floats(sizing.used());
-            smyrf::cpu::Arena arena(ws.get());
-            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
-            smyrf::cpu::cluster_attention(d, a, b, h, qi.data(), nq, kj.data(), nk, sc);
-            const float *o = sc.o, *mx = sc.mx, *sum = sc.sum;
-            std::vector<double> ro(nq * d.v_dim + 1), rl(nq + 1);
-            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
-            for (int64_t t = 0; t < nq; t++) {
-                if (std::isinf(rl[t])) {
-                    assert_true(mx[t] == -kInf && sum[t] == 0.0f);
-                    continue;
+            std::vector<float> first_out, first_ml;
+            for (const auto &[name, kernel] : kernels) {
+                std::vector<float> m(d.q_len), l(d.q_len);
+                smyrf::cpu::combine_init(d, a, b, h, 0, d.q_len, m.data(), l.data());
+                smyrf::cpu::Arena arena(ws.get());
+                const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
+                kernel(smyrf::cpu::tile_of(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data()));
+                std::vector<float> got_out, got_ml;
+                for (int64_t t = 0; t < nq; t++) {
+                    const float *row = a.out.row(b, h, qi[t]);
+                    const int64_t i = qi[t];
+                    got_out.insert(got_out.end(), row, row + dv);
+                    got_ml.push_back(m[i]);
+                    got_ml.push_back(l[i]);
+                    if (std::isinf(rl[t])) {
+                        assert_true(m[i] == -kInf && l[i] == 0.0f);
+                        for (int64_t c = 0; c < dv; c++) assert_true(row[c] == 0.0f);
+                        continue;
+                    }
+                    assert_true(std::fabs(((double)m[i] + std::log((double)l[i])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
+                    std::vector<float> normalised(dv);
+                    for (int64_t c = 0; c < dv; c++) normalised[c] = row[c] / l[i];
+                    tc_assert_close(normalised.data(), ro.data() + t * dv, dv, dv, nullptr, 1e-5, 1e-6, name);
                 }
-                assert_true(std::fabs(((double)mx[t] + std::log((double)sum[t])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
-                std::vector<float> row(d.v_dim);
-                for (int64_t c = 0; c < d.v_dim; c++) row[c] = o[t * d.v_dim + c] / sum[t];
-                tc_assert_close(row.data(), ro.data() + t * d.v_dim, d.v_dim, d.v_dim, nullptr, 1e-5, 1e-6, "attention row");
+                if (std::string(name) == "avx2" && !first_out.empty()) {  // after avx512
+                    assert_memory_equal(got_out.data(), first_out.data(), got_out.size() * sizeof(float));
+                    assert_memory_equal(got_ml.data(), first_ml.data(), got_ml.size() * sizeof(float));
+                }
+                if (std::string(name) == "avx512") first_out = got_out, first_ml = got_ml;
             }
         }
         tc_inputs_destroy(in);

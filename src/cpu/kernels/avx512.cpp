@@ -1,0 +1,44 @@
+// The tile kernel for AVX-512 (compiled with -mavx512f -mfma, run only where the CPU
+// has both): 16 lanes, a 6 x 4 register block (24 accumulators of 32 registers).
+#include "cpu/tile.hpp"
+
+#include <immintrin.h>
+
+// GCC 12's _mm512_undefined_* read themselves on purpose (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace smyrf::cpu::avx512 {
+namespace {
+
+struct V {
+    using T = __m512;
+    static constexpr int W = 16, MR = 6, NV = 4;
+    static T zero() { return _mm512_setzero_ps(); }
+    static T set(float x) { return _mm512_set1_ps(x); }
+    static T load(const float *p) { return _mm512_loadu_ps(p); }
+    static void store(float *p, T x) { _mm512_storeu_ps(p, x); }
+    static __mmask16 first(int n) { return (__mmask16)((1u << n) - 1u); }
+    static T load_n(const float *p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
+    static void store_n(float *p, T x, int n) { _mm512_mask_storeu_ps(p, first(n), x); }
+    static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+    static T add(T a, T b) { return _mm512_add_ps(a, b); }
+    static T sub(T a, T b) { return _mm512_sub_ps(a, b); }
+    static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+    // x > m ? x : m, so a NaN x leaves m
+    static T max(T x, T m) { return _mm512_max_ps(x, m); }
+    // a < b ? x : y
+    static T lt_select(T a, T b, T x, T y) {
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
+    }
+    // the float with bits (bits(t) + bias) << 23
+    static T exponent_bits(T t, unsigned bias) {
+        const __m512i e = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)bias));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+    }
+};
+
+}  // namespace
+
+#include "cpu/kernels/tile_kernel.inc"
+
+}  // namespace smyrf::cpu::avx512

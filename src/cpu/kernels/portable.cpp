@@ -1,0 +1,48 @@
+// The tile kernel in portable vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON
+// on AArch64), for CPUs without AVX2 and FMA. Products and sums round separately here.
+#include "cpu/tile.hpp"
+
+#include <cstring>
+
+namespace smyrf::cpu::portable {
+namespace {
+
+struct V {
+    typedef float T __attribute__((vector_size(16)));
+    typedef unsigned U __attribute__((vector_size(16)));
+    static constexpr int W = 4, MR = 4, NV = 3;
+    static T zero() { return T{}; }
+    static T set(float x) { return T{x, x, x, x}; }
+    static T load(const float *p) { T x; std::memcpy(&x, p, sizeof x); return x; }
+    static void store(float *p, T x) { std::memcpy(p, &x, sizeof x); }
+    static T load_n(const float *p, int n) {
+        T x{};
+        for (int i = 0; i < n; i++) x[i] = p[i];
+        return x;
+    }
+    static void store_n(float *p, T x, int n) {
+        for (int i = 0; i < n; i++) p[i] = x[i];
+    }
+    static T fma(T a, T b, T c) { return a * b + c; }
+    static T add(T a, T b) { return a + b; }
+    static T sub(T a, T b) { return a - b; }
+    static T mul(T a, T b) { return a * b; }
+    // x > m ? x : m, so a NaN x leaves m
+    static T max(T x, T m) { return x > m ? x : m; }
+    // a < b ? x : y
+    static T lt_select(T a, T b, T x, T y) { return a < b ? x : y; }
+    // the float with bits (bits(t) + bias) << 23
+    static T exponent_bits(T t, unsigned bias) {
+        U e;
+        std::memcpy(&e, &t, sizeof e);
+        e = (e + bias) << 23;
+        std::memcpy(&t, &e, sizeof t);
+        return t;
+    }
+};
+
+}  // namespace
+
+#include "cpu/kernels/tile_kernel.inc"
+
+}  // namespace smyrf::cpu::portable

@@ -1,0 +1,50 @@
+// Picks the tile kernel once, from what the CPU supports (and SMYRF_CPU_KERNEL).
+#include "cpu/tile.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace smyrf::cpu {
+namespace {
+
+struct Choice {
+    TileKernel kernel;
+    const char *name;
+};
+
+Choice choose() {
+    const char *want = std::getenv("SMYRF_CPU_KERNEL");
+    const auto allowed = [&](const char *name) {
+        if (!want || !*want) return true;
+        // A request caps the choice: "avx2" allows avx2 and portable.
+        static const char *const order[] = {"portable", "avx2", "avx512"};
+        int cap = 2, rank = 0;
+        for (int i = 0; i < 3; i++) {
+            if (std::strcmp(want, order[i]) == 0) cap = i;
+            if (std::strcmp(name, order[i]) == 0) rank = i;
+        }
+        return rank <= cap;
+    };
+#if defined(SMYRF_X86_KERNELS)
+    __builtin_cpu_init();
+    const bool fma = __builtin_cpu_supports("fma");
+    if (fma && __builtin_cpu_supports("avx512f") && allowed("avx512"))
+        return {avx512::tile_attention, "avx512"};
+    if (fma && __builtin_cpu_supports("avx2") && allowed("avx2"))
+        return {avx2::tile_attention, "avx2"};
+#endif
+    (void)allowed;
+    return {portable::tile_attention, "portable"};
+}
+
+const Choice &chosen() {
+    static const Choice c = choose();
+    return c;
+}
+
+}  // namespace
+
+TileKernel tile_kernel() { return chosen().kernel; }
+const char *tile_kernel_name() { return chosen().name; }
+
+}  // namespace smyrf::cpu

@@ -1,0 +1,50 @@
+// The in-cluster attention of one tile (stage 4), fused: S^T = scale K Q^T, the softmax
+// down each query's column, O = P V. Rows are read in place through row pointers, so
+// rows in hash order need no gather; only the tile's queries are transposed. Compiled
+// once per instruction set (cpu/kernels/), picked once at run time.
+//
+// This header is the whole interface of those files: it includes nothing that defines
+// code, so no inline function compiled for AVX-512 can leak into the portable library.
+#pragma once
+
+#include <cstdint>
+
+namespace smyrf::cpu {
+
+// Queries and keys per tile; kTileQueries is a multiple of every vector width.
+constexpr int64_t kTileQueries = 64, kTileKeys = 256;
+
+struct Tile {
+    const float *const *q;  // [nq] query rows of qk_dim floats
+    const float *const *k;  // [nk] key rows of qk_dim floats
+    const float *const *v;  // [nk] value rows of v_dim floats
+    float *const *out;      // [nq] the queries' out rows: the running accumulators
+    const int32_t *qi, *kj; // positions of the queries and keys
+    int64_t nq, nk, qk_dim, v_dim;
+    float scale;
+    bool causal;
+    int64_t causal_offset;  // key j is allowed for query i iff j <= i + causal_offset
+    float *m, *l;           // running state, indexed by query position (cpu/stages.hpp)
+    float *qt;              // scratch [qk_dim][kTileQueries]: the queries, transposed
+    float *st;              // scratch [nk][kTileQueries]: logits, then weights
+    float *mx, *sum, *keep, *add;  // scratch [kTileQueries]: the tile's row maximum and
+                                   // sum, and the merge factors of old and new
+};
+
+// Attention of the tile (stage 4) merged into the running state (stage 5): for each
+// query with an allowed key, out = out e^{m - m'} + o e^{mx - m'} with m' = max(m, mx),
+// l likewise, where o = sum_j e^{s_j - mx} v_j is the tile's unnormalised row; a query's
+// first block is taken as it is.
+// The kernel for this CPU: AVX-512, else AVX2 with FMA, else portable vectors. The
+// AVX-512 and AVX2 kernels round every operation alike (FMA along the same order), so
+// they give bitwise identical results; the portable one rounds products separately.
+// SMYRF_CPU_KERNEL=avx2|portable in the environment picks a lower one (tests, triage).
+using TileKernel = void (*)(const Tile &);
+TileKernel tile_kernel();
+const char *tile_kernel_name();
+
+namespace avx512 { void tile_attention(const Tile &t); }
+namespace avx2 { void tile_attention(const Tile &t); }
+namespace portable { void tile_attention(const Tile &t); }
+
+}  // namespace smyrf::cpu
