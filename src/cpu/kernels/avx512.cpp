@@ -30,6 +30,28 @@ struct V {
     static T lt_select(T a, T b, T x, T y) {
         return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
     }
+    // rows r[0..16) become the columns: off-diagonal blocks of 8, 4, 2, 1 swap places
+    template <int B>
+    static void swap_blocks(T *r) {
+        alignas(64) int lo[16], hi[16];
+        for (int j = 0; j < 16; j++) {
+            lo[j] = (j & B) ? 16 + j - B : j;  // 16 + x: lane x of the second row
+            hi[j] = (j & B) ? 16 + j : j + B;
+        }
+        const __m512i lo_idx = _mm512_load_si512(lo), hi_idx = _mm512_load_si512(hi);
+        for (int i = 0; i < 16; i++)
+            if (!(i & B)) {
+                const T a = r[i], b = r[i + B];
+                r[i] = _mm512_permutex2var_ps(a, lo_idx, b);
+                r[i + B] = _mm512_permutex2var_ps(a, hi_idx, b);
+            }
+    }
+    static void transpose(T *r) {
+        swap_blocks<8>(r);
+        swap_blocks<4>(r);
+        swap_blocks<2>(r);
+        swap_blocks<1>(r);
+    }
     // the float with bits (bits(t) + bias) << 23
     static T exponent_bits(T t, unsigned bias) {
         const __m512i e = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)bias));

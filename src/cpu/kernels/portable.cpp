@@ -31,6 +31,12 @@ struct V {
     static T max(T x, T m) { return x > m ? x : m; }
     // a < b ? x : y
     static T lt_select(T a, T b, T x, T y) { return a < b ? x : y; }
+    // rows r[0..4) become the columns
+    static void transpose(T *r) {
+        float a[4][4];
+        for (int i = 0; i < 4; i++) std::memcpy(a[i], &r[i], sizeof r[i]);
+        for (int i = 0; i < 4; i++) r[i] = T{a[0][i], a[1][i], a[2][i], a[3][i]};
+    }
     // the float with bits (bits(t) + bias) << 23
     static T exponent_bits(T t, unsigned bias) {
         U e;
