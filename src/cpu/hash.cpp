@@ -7,14 +7,15 @@
 
 namespace smyrf::cpu {
 
-void hash_project(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim,
+void hash_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
                   const float *norms, float m2, bool is_query, const float *dirs,
                   int64_t rounds, float *out) {
     const int64_t ld = dim + 2;
-    gemm_nt(n, rounds, dim, 1.0f, x.row(b, h, 0), x.s.token, dirs, ld, 0.0f, out, rounds);
+    gemm_nt(i1 - i0, rounds, dim, 1.0f, x.row(b, h, i0), x.s.token, dirs, ld, 0.0f,
+            out + i0 * rounds, rounds);
     // The extra coordinate: index dim for keys, dim + 1 for queries.
     const int64_t extra = is_query ? dim + 1 : dim;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         const float gap = m2 - norms[i];
         const float ext = std::sqrt(gap > 0.0f ? gap : 0.0f);
         for (int64_t r = 0; r < rounds; r++) out[i * rounds + r] += dirs[r * ld + extra] * ext;

@@ -51,10 +51,13 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
 
         // transform, hash, cluster; an empty combine state per problem
         cluster_problems(d, a.q, a.k, a.key_mask, directions, cb, first, np);
-        parallel_for(np, T, [&](int64_t t, int) {
+        const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;  // query blocks
+        parallel_for(np * qb, T, [&](int64_t task, int) {
+            const int64_t t = task / qb, i0 = (task % qb) * kRowsPerTask;
             int64_t b, h;
             problem(t, b, h);
-            combine_init(d, a, b, h, 0, nq, bf.m + t * nq, bf.l + t * nq);
+            combine_init(d, a, b, h, i0, std::min(nq, i0 + kRowsPerTask), bf.m + t * nq,
+                         bf.l + t * nq);
         });
 
         // attention + combine, round after round (a query sits in one cluster per round);
@@ -85,11 +88,12 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             });
         }
 
-        parallel_for(np, T, [&](int64_t t, int) {
+        parallel_for(np * qb, T, [&](int64_t task, int) {
+            const int64_t t = task / qb, i0 = (task % qb) * kRowsPerTask;
             int64_t b, h;
             problem(t, b, h);
-            combine_finish(d, a, b, h, 0, nq, cb.valid + t * d.k_len, cb.n_valid[t],
-                           bf.m + t * nq, bf.l + t * nq);
+            combine_finish(d, a, b, h, i0, std::min(nq, i0 + kRowsPerTask),
+                           cb.valid + t * d.k_len, cb.n_valid[t], bf.m + t * nq, bf.l + t * nq);
         });
     }
 }

@@ -17,6 +17,7 @@ ClusterBuffers cluster_layout(Arena &arena, const Desc &d) {
     bf.n_valid = arena.take<int64_t>(ch);
     bf.q_norm = arena.take<float>(ch * nq);
     bf.k_norm = arena.take<float>(ch * nk);
+    bf.m2 = arena.take<float>(ch);
     bf.q_hash = arena.take<float>(ch * nq * R);
     bf.k_hash = arena.take<float>(ch * nk * R);
     bf.q_sorted = arena.take<int32_t>(ch * R * nq);
@@ -30,19 +31,47 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
                       int64_t np) {
     const int64_t nq = d.q_len, nk = d.k_len, R = d.n_hashes, dim = d.qk_dim, T = d.threads;
 
-    // transform + hash, per problem
+    // Row blocks of every problem in flight: its queries' blocks, then its keys'.
+    const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;
+    const int64_t kb = (nk + kRowsPerTask - 1) / kRowsPerTask;
+    struct Block {
+        int64_t t, b, h, head;  // slot, batch, query head, head of this tensor
+        bool is_query;
+        int64_t i0, i1;
+    };
+    auto block = [&](int64_t task) {
+        Block x;
+        x.t = task / (qb + kb);
+        const int64_t at = task % (qb + kb);
+        x.b = (first + x.t) / d.heads, x.h = (first + x.t) % d.heads;
+        x.is_query = at < qb;
+        x.head = x.is_query ? x.h : d.kv_head_of(x.h);
+        x.i0 = (x.is_query ? at : at - qb) * kRowsPerTask;
+        x.i1 = std::min(x.is_query ? nq : nk, x.i0 + kRowsPerTask);
+        return x;
+    };
+    auto norms_of = [&](const Block &x) {
+        return x.is_query ? bf.q_norm + x.t * nq : bf.k_norm + x.t * nk;
+    };
+
+    // transform: the norms, then each problem's M^2 over its queries and valid keys
+    parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
+        const Block x = block(task);
+        transform_norms(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, norms_of(x));
+    });
     parallel_for(np, T, [&](int64_t t, int) {
-        const int64_t b = (first + t) / d.heads, h = (first + t) % d.heads;
-        const int64_t hk = d.kv_head_of(h);
         int32_t *valid = bf.valid + t * nk;
-        const int64_t n_valid = valid_keys(key_mask, b, nk, valid);
-        bf.n_valid[t] = n_valid;
-        float *qn = bf.q_norm + t * nq, *kn = bf.k_norm + t * nk;
-        const float m2 = transform_norms(q, b, h, nq, dim, nullptr, 0, qn) +
-                         transform_norms(k, b, hk, nk, dim, valid, n_valid, kn);
-        const float *dirs = directions + h * R * (dim + 2);
-        hash_project(q, b, h, nq, dim, qn, m2, true, dirs, R, bf.q_hash + t * nq * R);
-        hash_project(k, b, hk, nk, dim, kn, m2, false, dirs, R, bf.k_hash + t * nk * R);
+        bf.n_valid[t] = valid_keys(key_mask, (first + t) / d.heads, nk, valid);
+        bf.m2[t] = max_norm(bf.q_norm + t * nq, nullptr, nq) +
+                   max_norm(bf.k_norm + t * nk, valid, bf.n_valid[t]);
+    });
+
+    // hash
+    parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
+        const Block x = block(task);
+        float *out = x.is_query ? bf.q_hash + x.t * nq * R : bf.k_hash + x.t * nk * R;
+        hash_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, norms_of(x), bf.m2[x.t],
+                     x.is_query, directions + x.h * R * (dim + 2), R, out);
     });
 
     // cluster: one sort per (problem, round, queries or keys)

@@ -12,6 +12,7 @@ struct ClusterBuffers {
     int32_t *valid;                // [chunk][Nk]
     int64_t *n_valid;              // [chunk]
     float *q_norm, *k_norm;        // [chunk][Nq], [chunk][Nk]
+    float *m2;                     // [chunk] the XBOX+ M^2 of each problem
     float *q_hash, *k_hash;        // [chunk][Nq][R], [chunk][Nk][R]
     int32_t *q_sorted, *k_sorted;  // [chunk][R][Nq], [chunk][R][Nk]
     uint32_t *sort_scratch;        // [threads][sort_scratch_words(max(Nq, Nk))]
@@ -24,6 +25,10 @@ struct ClusterBuffers {
         return k_sorted + (t * d.n_hashes + r) * d.k_len;
     }
 };
+
+// Rows per task of the row-parallel steps (transform, hash, combine's ends), so that
+// two threads share even a single long problem.
+constexpr int64_t kRowsPerTask = 2048;
 
 // The problems in flight at once: one per thread.
 inline int64_t cluster_chunk(const Desc &d) {

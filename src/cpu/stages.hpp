@@ -7,15 +7,18 @@
 
 namespace smyrf::cpu {
 
-// ---- transform (XBOX+): fp32 squared norms |x_i|^2 of rows 0..n-1 of x[b, h]; returns
-// their maximum over the rows listed in `over` (all rows when over == nullptr).
-float transform_norms(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim,
-                      const int32_t *over, int64_t n_over, float *norms);
+// ---- transform (XBOX+): fp32 squared norms |x_i|^2 of rows i0..i1-1 of x[b, h], into
+// norms[i]; max_norm is their maximum over the rows listed in `over` (all n rows when
+// over == nullptr), the M^2 of the transform.
+void transform_norms(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
+                     float *norms);
+float max_norm(const float *norms, const int32_t *over, int64_t n);
 
-// ---- hash: out[i * rounds + r] = a_r . x'_i, the projection of the XBOX+-extended row
-// (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2), 0]) on direction r of
-// dirs[rounds][dim + 2]. Rows never listed later (padded keys) may hold anything.
-void hash_project(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim,
+// ---- hash: out[i * rounds + r] = a_r . x'_i for rows i0..i1-1, the projection of the
+// XBOX+-extended row (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2), 0])
+// on direction r of dirs[rounds][dim + 2]. Rows never listed later (padded keys) may
+// hold anything.
+void hash_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
                   const float *norms, float m2, bool is_query, const float *dirs,
                   int64_t rounds, float *out);
 
