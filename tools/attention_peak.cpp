@@ -1,0 +1,105 @@
+// The in-cluster attention alone (stage 4 + its merge) against the machine's GEMM peak,
+// side by side in one run: SMYRF's clusters at N = 16384 (d = 64, 2 rounds of clusters
+// of 64 queries and 64 keys in a random order, as hashing leaves them) through the
+// library's tile kernel, then OpenBLAS sgemm at 2048^3, both on the same threads.
+// Prints one JSON line. A measuring aid built from the library's internals: not installed.
+#include "core/params.hpp"
+#include "cpu/parallel.hpp"
+#include "cpu/stages.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+smyrf::Desc problem(int64_t n, int64_t dim, int64_t threads) {
+    smyrf::RawParams raw;
+    raw.value[SMYRF_PARAM_Q_LEN] = n;
+    raw.value[SMYRF_PARAM_K_LEN] = n;
+    raw.value[SMYRF_PARAM_QK_DIM] = dim;
+    raw.value[SMYRF_PARAM_V_DIM] = dim;
+    raw.value[SMYRF_PARAM_N_HASHES] = 2;
+    raw.value[SMYRF_PARAM_Q_CLUSTER_SIZE] = 64;
+    raw.value[SMYRF_PARAM_THREADS] = threads;
+    return smyrf::resolve(raw);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    const int64_t threads = argc > 1 ? std::atoi(argv[1]) : 2;
+    const int reps = argc > 2 ? std::atoi(argv[2]) : 20;
+    if (argc > 3 || threads < 1 || reps < 1) {
+        std::fprintf(stderr, "usage: smyrf_attention_peak [threads >= 1] [reps >= 1]\n");
+        return 2;
+    }
+    const int64_t n = 16384, dim = 64;
+    const smyrf::Desc d = problem(n, dim, threads);
+    const int64_t R = d.n_hashes, C = d.n_clusters();
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal;
+    std::vector<float> q(n * dim), k(n * dim), v(n * dim), out(n * dim), m(n), l(n);
+    for (auto *x : {&q, &k, &v})
+        for (float &e : *x) e = normal(rng);
+    std::vector<std::vector<int32_t>> order(2 * R, std::vector<int32_t>(n));
+    for (auto &o : order) {  // each round's query and key orders
+        std::iota(o.begin(), o.end(), 0);
+        std::shuffle(o.begin(), o.end(), rng);
+    }
+    smyrf::cpu::Args a{};
+    a.q = {q.data(), d.q}, a.k = {k.data(), d.k}, a.v = {v.data(), d.v}, a.out = {out.data(), d.out};
+    smyrf::cpu::Arena sizing;
+    for (int64_t t = 0; t < threads; t++) smyrf::cpu::attention_scratch(sizing, d);
+    std::vector<char> ws(sizing.used() + 64);
+    smyrf::cpu::Arena arena((void *)(((uintptr_t)ws.data() + 63) & ~(uintptr_t)63));
+    std::vector<smyrf::cpu::AttentionScratch> scratch;
+    for (int64_t t = 0; t < threads; t++) scratch.push_back(smyrf::cpu::attention_scratch(arena, d));
+
+    double best = 1e30;
+    for (int rep = 0; rep <= reps; rep++) {  // rep 0 warms up
+        smyrf::cpu::combine_init(d, a, 0, 0, 0, n, m.data(), l.data());
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int64_t r = 0; r < R; r++)
+            smyrf::cpu::parallel_for(C, threads, [&](int64_t c, int thread) {
+                const int64_t q0 = smyrf::cpu::cluster_begin(n, C, c);
+                const int64_t q1 = smyrf::cpu::cluster_begin(n, C, c + 1);
+                smyrf::cpu::cluster_prefetch(d, a, 0, 0, order[2 * r].data() + q0, q1 - q0,
+                                             order[2 * r + 1].data() + q0, q1 - q0);
+                smyrf::cpu::attend_tiled(d, a, 0, 0, order[2 * r].data() + q0, q1 - q0,
+                                         order[2 * r + 1].data() + q0, q1 - q0,
+                                         scratch[thread], m.data(), l.data());
+            });
+        const double t = seconds_since(t0);
+        if (rep > 0) best = std::min(best, t);
+    }
+    const double flops = 4.0 * R * n * 64.0 * dim;  // q.k and p.v, 64 keys per query
+
+    const int g = 2048;
+    std::vector<float> ga(g * g, 0.5f), gb(g * g, 0.25f), gc(g * g);
+    openblas_set_num_threads((int)threads);
+    double gemm_best = 1e30;
+    for (int rep = 0; rep <= 5; rep++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, g, g, 1.0f, ga.data(), g,
+                    gb.data(), g, 0.0f, gc.data(), g);
+        const double t = seconds_since(t0);
+        if (rep > 0) gemm_best = std::min(gemm_best, t);
+    }
+    const double attention = flops / best * 1e-9, peak = 2.0 * g * g * (double)g / gemm_best * 1e-9;
+    std::printf("{\"threads\": %lld, \"kernel\": \"%s\", \"in_cluster_ms\": %.3f, "
+                "\"in_cluster_gflops\": %.1f, \"sgemm_2048_gflops\": %.1f, \"share_of_peak\": %.3f}\n",
+                (long long)threads, smyrf::cpu::tile_kernel_name(), best * 1e3, attention, peak,
+                attention / peak);
+    return 0;
+}
