@@ -5,7 +5,9 @@
 #include <immintrin.h>
 
 // GCC 12's _mm512_undefined_* read themselves on purpose (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace smyrf::cpu::avx512 {
 namespace {
