@@ -53,31 +53,42 @@ void prepare(const Desc &d, const Args &a, const float *log_n, Pair &p, int64_t 
 
 int64_t max_groups(const Desc &d) { return std::max<int64_t>(1, std::min(d.summaries, d.k_len)); }
 
-// A task's queries span at most this many consecutive valid keys (hybrid_attention.cpp
-// splits a tile where windows drift further), plus two sinks.
+// A backward task's queries span at most this many consecutive valid keys
+// (hybrid_backward.cpp splits a segment where windows drift further), plus two sinks.
 int64_t max_columns(const Desc &d) {
     return std::min(d.budget, d.k_len) + kQueryTile + 2;
 }
 
+// A forward task reads the groups, two sinks and a band of at most this many valid keys
+// (hybrid_attention.cpp splits a tile where windows drift further).
+int64_t max_rows(const Desc &d) {
+    return max_groups(d) + 2 + std::min(d.budget, d.k_len) + kAttendQueries;
+}
+
 Scratch scratch_layout(Arena &arena, const Desc &d) {
-    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
-    const size_t tq = kQueryTile, dim = d.qk_dim, dv = d.v_dim;
+    const size_t g = (size_t)max_groups(d), rows = (size_t)max_rows(d);
+    const size_t tq = kAttendQueries, dim = d.qk_dim, dv = d.v_dim;
     Scratch s;
     s.dist = arena.take<float>(kKeyTile * g);
     s.cnorm = arena.take<float>(g);
     s.acc = arena.take<double>(dim + dv);
-    s.q = arena.take<float>(tq * dim);
-    s.k = arena.take<float>(cols * dim);
-    s.v = arena.take<float>(cols * dv);
-    s.s = arena.take<float>(tq * cols);
-    s.t = arena.take<float>(tq * g);
-    s.o = arena.take<float>(tq * dv);
-    s.col_label = arena.take<int32_t>(cols);
-    s.hits = arena.take<int32_t>(g);
-    s.hit_logits = arena.take<float>(g);
-    s.l = arena.take<float>(tq);
+    s.krow = arena.take<const float *>(rows);
+    s.vrow = arena.take<const float *>(rows);
+    s.label = arena.take<int32_t>(rows);
+    s.qa = arena.take<int32_t>(rows);
+    s.qb = arena.take<int32_t>(rows);
+    s.qrow = arena.take<const float *>(tq);
+    s.out = arena.take<float *>(tq);
+    s.lo = arena.take<int32_t>(tq);
+    s.hi = arena.take<int32_t>(tq);
+    s.qt = arena.take<float>(dim * tq);
+    s.st = arena.take<float>(rows * tq);
+    s.hits = arena.take<int32_t>(g * tq);
+    s.hit_logits = arena.take<float>(g * tq);
+    s.first = arena.take<int32_t>(tq);
+    s.xt = arena.take<float>(tq);
     s.mx = arena.take<float>(tq);
-    s.partial = arena.take<float>(tq);
+    s.l = arena.take<float>(tq);
     return s;
 }
 
@@ -153,7 +164,7 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
     const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
-    const int64_t tiles = (d.q_len + kQueryTile - 1) / kQueryTile;
+    const int64_t tiles = (d.q_len + kAttendQueries - 1) / kAttendQueries;
     int64_t logs = 0;  // log_n holds log(0 .. logs - 1)
     for (int64_t first = 0; first < pairs; first += bf.chunk) {
         const int64_t np = std::min(bf.chunk, pairs - first);
@@ -167,8 +178,8 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
         parallel_for(np * heads * tiles, d.threads, [&](int64_t task, int thread) {
             const Pair &p = bf.pairs[task / (heads * tiles)];
             const int64_t h = p.hk * heads + (task / tiles) % heads;
-            const int64_t i0 = (task % tiles) * kQueryTile;
-            attend(d, a, p, h, i0, std::min(d.q_len, i0 + kQueryTile),
+            const int64_t i0 = (task % tiles) * kAttendQueries;
+            attend(d, a, p, h, i0, std::min(d.q_len, i0 + kAttendQueries),
                    thread_scratch(d, bf, thread));
         });
     }

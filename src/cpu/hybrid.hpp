@@ -5,10 +5,11 @@
 #pragma once
 
 #include "cpu/cpu.hpp"
+#include "cpu/hybrid_kernel.hpp"
 
 namespace smyrf::cpu::hybrid {
 
-constexpr int64_t kQueryTile = 32;    // queries per attention task
+constexpr int64_t kQueryTile = 32;    // queries per backward task (forward: kAttendQueries)
 constexpr int64_t kKeyTile = 256;     // keys per k-means assignment GEMM
 constexpr int64_t kSumChunks = 8;     // fixed key chunks of the sums by label
 
@@ -39,17 +40,25 @@ struct Pair {
 struct Scratch {
     float *dist, *cnorm;  // k-means: [kKeyTile][G], [G]
     double *acc;          // causal block sums: [d + dv]
-    float *q, *k, *v;     // attention: [kQueryTile][d], [cols][d], [cols][dv]
-    float *s, *t, *o;     // [kQueryTile][cols], [kQueryTile][G], [kQueryTile][dv]
-    int32_t *col_label;   // [cols]
-    int32_t *hits;        // [G] exact keys per group of one query
-    float *hit_logits;    // [G] their summed logits
-    float *l, *mx, *partial;  // [kQueryTile]
+    // attention, over the rows of a tile (max_rows: groups, sinks, band) and its queries
+    const float **krow, **vrow;  // [rows] the rows, where they lie
+    int32_t *label;       // [rows] group of an exact key's row (non-causal groups)
+    int32_t *qa, *qb;     // [rows] the queries [qa, qb) for which the row is exact
+    const float **qrow;   // [kAttendQueries] the queries' rows
+    float **out;          // [kAttendQueries] their out rows
+    int32_t *lo, *hi;     // [kAttendQueries] each query's band rows
+    float *qt, *st;       // [d][kAttendQueries], [rows][kAttendQueries] (BandTile)
+    int32_t *hits;        // [G][kAttendQueries] exact keys per group, then members left
+    float *hit_logits;    // [G][kAttendQueries] their summed logits
+    int32_t *first;       // [kAttendQueries] causal: the block of the window's first key
+    float *xt, *mx, *l;   // [kAttendQueries] causal partial-block logit; max; sum
 };
 
-// The widest summary set and key band any task sees.
+// The widest summary set and key band (plus sinks) any backward task sees; the most
+// rows a forward task reads (groups, sinks, band).
 int64_t max_groups(const Desc &d);
 int64_t max_columns(const Desc &d);
+int64_t max_rows(const Desc &d);
 Scratch scratch_layout(Arena &arena, const Desc &d);
 
 // ---- window (hybrid_window.cpp): the window of query i as the valid-key range [s, e).

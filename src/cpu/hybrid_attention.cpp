@@ -1,118 +1,107 @@
 // HYBRID steps 4-5: one softmax over the exact keys (window and sinks) and the summary
-// logits, in one pass. A tile of consecutive queries reads one band of consecutive valid
-// keys plus the sinks outside it: S = scale Q K^T over the band, the summary logits
-// scale Q Ksum^T, a per-query histogram of its exact keys over the groups for the exact
-// complement, then O = P' V + U Vsum with P'_ij = p_ij - u_{i,a_j} (ALGORITHM.md's
-// one-pass numerator), so no per-query group sums are ever formed.
-#include "cpu/blas.hpp"
+// logits, in one pass, for a tile of consecutive queries. The tile's rows are read where
+// they lie: first the fixed rows that every query reads (the sinks, then each group's
+// Ksum_g / Vsum_g), then the band of consecutive valid keys its windows cover. In the
+// column layout of hybrid_kernel.hpp (one row of logits per key, the queries across):
+//   1. band_scores: scale q . k for every row a query reads (groups: scale q . Ksum_g);
+//   2. weigh, down each query's column: the exact complement (a histogram of the query's
+//      exact keys over the groups and their summed logits), the summary logits t_ig, and
+//      the one-pass weights of ALGORITHM.md relative to e^{mx_i}: e^{s_ij} - u_{i,a_j} on
+//      the exact keys, u_ig = e^{t_ig} / m_ig on the groups, 0 on every other row;
+//   3. band_values: O = P' V + U Vsum; then the causal partial block and the normalisation.
+// No per-query group sums are ever formed.
 #include "cpu/fast_exp.hpp"
 #include "cpu/hybrid.hpp"
 #include "cpu/reduce.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 namespace smyrf::cpu::hybrid {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kStride = kAttendQueries;
 
-// The sink columns that are exact for a query besides its window columns [ws, we).
-int sink_extras(const Columns &c, int64_t ws, int64_t we, int64_t *cols) {
-    int n = 0;
-    for (int64_t col : c.sink_col)
-        if (col >= 0 && (col < ws || col >= we)) cols[n++] = col;
-    return n;
-}
-
-void gather_rows(const View &x, int64_t b, int64_t h, const int32_t *valid, const Columns &c,
-                 int64_t dim, float *dst) {
-    for (int64_t j = 0; j < c.count; j++) {
-        const int64_t u = j < c.band ? c.s0 + j : c.extra[j - c.band];
-        std::memcpy(dst + j * dim, x.row(b, h, valid[u]), (size_t)dim * sizeof(float));
-    }
-}
-
-// Summary logits of one query: the mean logit of each group's non-exact keys plus the
-// log of their number (t_ig); `t` comes in as scale q . Ksum_g and leaves as t_ig, -inf
-// for a group with nothing left. Non-causal groups subtract the query's exact keys.
-void summary_logits(const Pair &p, const float *s_row, const Columns &c, Range r,
-                    const int64_t *extras, int n_extras, const Scratch &sc, bool causal,
-                    float *t) {
-    if (causal) {
-        // Whole blocks before the window's block; its own block comes as the partial sum.
-        const int64_t first = p.valid[r.s] / p.block;
-        for (int64_t g = 0; g < p.groups; g++) {
-            const int32_t m = g < first ? p.count[g] : 0;
-            t[g] = m > 0 ? t[g] / (float)m + p.log_n[m] : kNegInf;
-        }
-        return;
-    }
-    std::fill(sc.hits, sc.hits + p.groups, 0);
-    std::fill(sc.hit_logits, sc.hit_logits + p.groups, 0.0f);
-    auto hit = [&](int64_t j) {
-        sc.hits[sc.col_label[j]]++;
-        sc.hit_logits[sc.col_label[j]] += s_row[j];
-    };
-    for (int64_t j = r.s - c.s0; j < r.e - c.s0; j++) hit(j);
-    for (int x = 0; x < n_extras; x++) hit(extras[x]);
-    for (int64_t g = 0; g < p.groups; g++) {
-        const int32_t m = p.count[g] - sc.hits[g];
-        t[g] = m > 0 ? (t[g] - sc.hit_logits[g]) / (float)m + p.log_n[m] : kNegInf;
-    }
-}
-
-// One query's softmax, relative to e^mx: on return s holds the weights of the exact
-// keys (less their group's share u_{i,a_j}, non-causal), t the group weights u_ig, and
-// `partial` the weight of each member of the window's own causal block.
-struct Row {
-    float l, mx, partial;
+// The rows of a tile beside its BandTile: rows [0, groups) are the summaries, then
+// the sinks; the band follows, so the exact keys are the rows [groups, rows). Queries
+// [0, live) have no allowed key (only a prefix of a tile can lack one: causal, or no
+// valid key at all).
+struct Rows {
+    int64_t groups, sinks, live;
+    bool labelled;  // non-causal groups: exact keys take their group's share back
 };
 
-Row weigh_row(const Desc &d, const Pair &p, const Columns &c, Range ri, const float *q,
-              const Scratch &sc, float *s, float *t) {
-    const int64_t G = p.groups;
-    // Band keys outside this query's window are not exact for it, sinks aside.
-    int64_t extras[2];
-    const int n_extras = sink_extras(c, ri.s - c.s0, ri.e - c.s0, extras);
-    float kept[2];
-    for (int x = 0; x < n_extras; x++) kept[x] = s[extras[x]];
-    std::fill(s, s + (ri.s - c.s0), kNegInf);
-    std::fill(s + (ri.e - c.s0), s + c.band, kNegInf);
-    for (int x = 0; x < n_extras; x++) s[extras[x]] = kept[x];
-    float mx = max_of(s, c.count, kNegInf);
-    if (G > 0) {
-        summary_logits(p, s, c, ri, extras, n_extras, sc, d.causal, t);
-        mx = max_of(t, G, mx);
+// Turns the logits of st into weights, down the column of each query in [live, nq):
+// sets mx, and l, the sum of the softmax's terms e^{x - mx} (before the exact keys take
+// their group's share back), and zeros every entry no query reads. Causal: xt holds each
+// query's partial-block logit (-inf: none) and leaves as its term e^{xt - mx}.
+SMYRF_VECTOR_CLONES
+void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
+    const int64_t nq = bt.nq, live = w.live, G = w.groups;
+    float *mx = sc.mx, *l = sc.l;
+    for (int64_t i = 0; i < nq; i++) mx[i] = kNegInf, l[i] = 0.0f;
+    if (w.labelled)
+        for (int64_t x = 0; x < G * kStride; x++) sc.hits[x] = 0, sc.hit_logits[x] = 0.0f;
+
+    // The exact keys: their maximum, and per group how many and their summed logits.
+    for (int64_t r = G; r < bt.rows; r++) {
+        const float *s = bt.st + r * kStride;
+        const int64_t a = sc.qa[r], b = sc.qb[r];
+        for (int64_t i = a; i < b; i++) mx[i] = s[i] > mx[i] ? s[i] : mx[i];
+        if (!w.labelled) continue;
+        int32_t *hits = sc.hits + sc.label[r] * kStride;
+        float *hl = sc.hit_logits + sc.label[r] * kStride;
+        for (int64_t i = a; i < b; i++) hits[i]++, hl[i] += s[i];
     }
-    // Causal: the members of the window's own block before it, as one more summary.
-    const int32_t pn = d.causal && G > 0 ? p.pn[ri.s] : 0;
-    float tp = kNegInf;
-    if (pn > 0) {
-        tp = (float)d.scale * dot_of(q, p.pk + ri.s * d.qk_dim, d.qk_dim) / (float)pn + p.log_n[pn];
-        mx = std::max(mx, tp);
+
+    // Summary logits t_ig over the m_ig members that are not exact for the query (kept
+    // in hits), -inf when there are none.
+    for (int64_t g = 0; g < G; g++) {
+        float *s = bt.st + g * kStride;
+        int32_t *m = sc.hits + g * kStride;
+        const float *hl = sc.hit_logits + g * kStride;
+        const int32_t n = p.count[g];
+        for (int64_t i = live; i < nq; i++) {
+            if (w.labelled) m[i] = n - m[i];
+            else m[i] = g < sc.first[i] ? n : 0;
+            const float sum = w.labelled ? s[i] - hl[i] : s[i];
+            s[i] = m[i] > 0 ? sum / (float)m[i] + p.log_n[m[i]] : kNegInf;
+            mx[i] = s[i] > mx[i] ? s[i] : mx[i];
+        }
     }
-    for (int64_t j = 0; j < c.count; j++) s[j] = fast_exp(s[j] - mx);
-    for (int64_t g = 0; g < G; g++) t[g] = fast_exp(t[g] - mx);
-    Row row{sum_of(s, c.count) + sum_of(t, G), mx, 0.0f};
-    if (pn > 0) {
-        const float e = fast_exp(tp - mx);
-        row.l += e;
-        row.partial = e / (float)pn;
+    for (int64_t i = live; i < nq; i++) mx[i] = sc.xt[i] > mx[i] ? sc.xt[i] : mx[i];
+
+    // The weights: u_ig on the groups first, so that the exact keys can take theirs back.
+    for (int64_t g = 0; g < G; g++) {
+        float *s = bt.st + g * kStride;
+        const int32_t *m = sc.hits + g * kStride;
+        for (int64_t i = 0; i < live; i++) s[i] = 0.0f;
+        for (int64_t i = live; i < nq; i++) {
+            const float e = fast_exp(s[i] - mx[i]);
+            l[i] += e;
+            s[i] = m[i] > 0 ? e / (float)m[i] : 0.0f;
+        }
     }
-    // u_ig = e^{t_ig} / m_ig weighs each member's value; exact keys take theirs back.
-    if (G > 0 && !d.causal) {
-        for (int64_t g = 0; g < G; g++)
-            if (t[g] > 0.0f) t[g] /= (float)(p.count[g] - sc.hits[g]);
-        for (int64_t j = ri.s - c.s0; j < ri.e - c.s0; j++) s[j] -= t[sc.col_label[j]];
-        for (int x = 0; x < n_extras; x++) s[extras[x]] -= t[sc.col_label[extras[x]]];
-    } else if (G > 0) {
-        for (int64_t g = 0; g < G; g++)
-            if (t[g] > 0.0f) t[g] /= (float)p.count[g];
+    for (int64_t r = G; r < bt.rows; r++) {
+        float *s = bt.st + r * kStride;
+        const int64_t a = sc.qa[r], b = sc.qb[r];
+        for (int64_t i = 0; i < a; i++) s[i] = 0.0f;
+        for (int64_t i = a; i < b; i++) {
+            s[i] = fast_exp(s[i] - mx[i]);
+            l[i] += s[i];
+        }
+        if (w.labelled) {
+            const float *u = bt.st + sc.label[r] * kStride;
+            for (int64_t i = a; i < b; i++) s[i] -= u[i];
+        }
+        for (int64_t i = b; i < nq; i++) s[i] = 0.0f;
     }
-    return row;
+    for (int64_t i = live; i < nq; i++) {
+        sc.xt[i] = fast_exp(sc.xt[i] - mx[i]);
+        l[i] += sc.xt[i];
+    }
 }
 
 // Queries [i0, i0 + n) with windows r[0..n), whose band fits the scratch.
@@ -120,40 +109,78 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
                  int64_t n, const Range *r, const Scratch &sc) {
     const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
     const Columns c = columns(d, p, r, n);
-    for (int64_t t = 0; t < n; t++)
-        std::memcpy(sc.q + t * dim, a.q.row(p.b, h, i0 + t), (size_t)dim * sizeof(float));
-    if (c.count > 0) {
-        gather_rows(a.k, p.b, p.hk, p.valid, c, dim, sc.k);
-        gather_rows(a.v, p.b, p.hk, p.valid, c, dv, sc.v);
-        gemm_nt(n, c.count, dim, (float)d.scale, sc.q, dim, sc.k, dim, 0.0f, sc.s, c.count);
-    }
-    if (G > 0) gemm_nt(n, G, dim, (float)d.scale, sc.q, dim, p.ksum, dim, 0.0f, sc.t, G);
-    if (G > 0 && !d.causal)
-        for (int64_t j = 0; j < c.count; j++)
-            sc.col_label[j] = p.label[j < c.band ? c.s0 + j : c.extra[j - c.band]];
+    Rows w{G, 0, 0, G > 0 && !d.causal};
+    while (w.live < n && r[w.live].e == r[w.live].s) w.live++;
 
+    // The rows: groups, sinks, band. A sink in the band is exact through its own row
+    // only, so its band row is exact for no query.
+    for (int64_t g = 0; g < G; g++) {
+        sc.krow[g] = p.ksum + g * dim;
+        sc.vrow[g] = p.vsum + g * dv;
+    }
+    for (int64_t x = 0; x < 2; x++) {
+        if (c.sink_col[x] < 0) continue;
+        const int64_t row = G + w.sinks++;
+        const int64_t u = c.sink_col[x] < c.band ? c.s0 + c.sink_col[x] : c.extra[c.sink_col[x] - c.band];
+        sc.krow[row] = a.k.row(p.b, p.hk, p.valid[u]);
+        sc.vrow[row] = a.v.row(p.b, p.hk, p.valid[u]);
+        sc.label[row] = w.labelled ? p.label[u] : 0;
+        sc.qa[row] = (int32_t)w.live, sc.qb[row] = (int32_t)n;
+    }
+    const int64_t fixed = G + w.sinks;
+    for (int64_t j = 0; j < c.band; j++) {
+        const int64_t u = c.s0 + j;
+        sc.krow[fixed + j] = a.k.row(p.b, p.hk, p.valid[u]);
+        sc.vrow[fixed + j] = a.v.row(p.b, p.hk, p.valid[u]);
+        sc.label[fixed + j] = w.labelled ? p.label[u] : 0;
+    }
     for (int64_t t = 0; t < n; t++) {
-        float *s = sc.s + t * c.count, *tg = sc.t + t * G;
-        if (r[t].e == r[t].s) {  // no allowed key: a zero row, lse = -inf
-            std::fill(s, s + c.count, 0.0f);
-            std::fill(tg, tg + G, 0.0f);
-            sc.l[t] = 0.0f;
-            continue;
-        }
-        const Row row = weigh_row(d, p, c, r[t], sc.q + t * dim, sc, s, tg);
-        sc.l[t] = row.l, sc.mx[t] = row.mx, sc.partial[t] = row.partial;
+        sc.qrow[t] = a.q.row(p.b, h, i0 + t);
+        sc.out[t] = a.out.row(p.b, h, i0 + t);
+        sc.lo[t] = (int32_t)(fixed + r[t].s - c.s0);
+        sc.hi[t] = (int32_t)(fixed + r[t].e - c.s0);
+    }
+    // Band row j is exact for the queries [qa, qb) whose window holds it (lo and hi are
+    // non-decreasing).
+    for (int64_t j = 0, qa = 0, qb = 0; j < c.band; j++) {
+        const int64_t row = fixed + j;
+        while (qa < n && sc.hi[qa] <= row) qa++;
+        while (qb < n && sc.lo[qb] <= row) qb++;
+        const bool sink = j == c.sink_col[0] || j == c.sink_col[1];
+        sc.qa[row] = (int32_t)qa;
+        sc.qb[row] = (int32_t)(sink ? qa : std::max(qa, qb));
     }
 
-    // O = P' V + U Vsum, then the causal partial block, then the normalisation.
-    if (c.count > 0) gemm_nn(n, dv, c.count, 1.0f, sc.s, c.count, sc.v, dv, 0.0f, sc.o, dv);
-    if (G > 0) gemm_nn(n, dv, G, 1.0f, sc.t, G, p.vsum, dv, c.count > 0 ? 1.0f : 0.0f, sc.o, dv);
+    // Causal: the block of each window's first key, and the members of that block before
+    // the window as one more summary (the partial block).
+    const bool partial = d.causal && G > 0;
+    for (int64_t t = w.live; t < n; t++) {
+        sc.xt[t] = kNegInf;
+        if (!partial) continue;
+        sc.first[t] = p.valid[r[t].s] / (int32_t)p.block;
+        const int32_t pn = p.pn[r[t].s];
+        if (pn > 0)
+            sc.xt[t] = (float)d.scale * dot_of(sc.qrow[t], p.pk + r[t].s * dim, dim) / (float)pn +
+                       p.log_n[pn];
+    }
+
+    const BandTile bt{sc.qrow, sc.krow, sc.vrow, sc.out, sc.lo, sc.hi, n, fixed + c.band,
+                      fixed, dim, dv, (float)d.scale, sc.qt, sc.st};
+    const BandKernels &kernels = band_kernels();
+    kernels.scores(bt);
+    weigh(p, bt, w, sc);
+    kernels.values(bt);
+
+    // The partial block's members share its term; then the normalisation.
     for (int64_t t = 0; t < n; t++) {
-        float *out = a.out.row(p.b, h, i0 + t);
+        float *out = sc.out[t];
         float lse = kNegInf;
-        if (sc.l[t] > 0.0f) {
-            const float w = sc.partial[t], inv = 1.0f / sc.l[t];
-            const float *o = sc.o + t * dv, *pv = w > 0.0f ? p.pv + r[t].s * dv : nullptr;
-            for (int64_t j = 0; j < dv; j++) out[j] = (o[j] + (pv ? w * pv[j] : 0.0f)) * inv;
+        if (t >= w.live && sc.l[t] > 0.0f) {
+            const float inv = 1.0f / sc.l[t];
+            const int32_t pn = partial ? p.pn[r[t].s] : 0;
+            const float u = pn > 0 ? sc.xt[t] / (float)pn : 0.0f;
+            const float *pv = u > 0.0f ? p.pv + r[t].s * dv : nullptr;
+            for (int64_t j = 0; j < dv; j++) out[j] = (out[j] + (pv ? u * pv[j] : 0.0f)) * inv;
             lse = sc.mx[t] + std::log(sc.l[t]);
         } else {
             std::fill(out, out + dv, 0.0f);
@@ -166,10 +193,10 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
 
 void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, int64_t i1,
             const Scratch &sc) {
-    Range r[kQueryTile];
+    Range r[kAttendQueries];
     for (int64_t i = i0; i < i1; i++) r[i - i0] = window_range(d, p, i);
     // Split where the windows drift apart further than the scratch band holds (Nk >> Nq).
-    const int64_t cap = max_columns(d) - 2;
+    const int64_t cap = max_rows(d) - 2 - max_groups(d);
     for (int64_t start = i0; start < i1;) {
         int64_t end = start + 1;
         while (end < i1 && r[end - i0].e - r[start - i0].s <= cap) end++;

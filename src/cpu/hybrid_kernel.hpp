@@ -1,0 +1,49 @@
+// HYBRID's two products over one query tile, in the column layout of cpu/tile.hpp (the
+// queries transposed, one row of the logit matrix per key): S^T = scale K Q^T, then
+// O = P V once the caller has turned the logits into weights. Rows are read in place
+// through row pointers, and each query reads only its own rows: the fixed ones (sinks
+// and summaries, read by every query) and its window's range of the band. Compiled once
+// per instruction set (cpu/kernels/hybrid_*.cpp), picked at run time like the tile kernel.
+//
+// Like cpu/tile.hpp, this header includes nothing that defines code.
+#pragma once
+
+#include <cstdint>
+
+namespace smyrf::cpu::hybrid {
+
+// Queries per attention task; a multiple of every vector width.
+constexpr int64_t kAttendQueries = 64;
+
+struct BandTile {
+    const float *const *q;  // [nq] query rows of qk_dim floats
+    const float *const *k;  // [rows] key rows of qk_dim floats: rows [0, fixed), then the band
+    const float *const *v;  // [rows] value rows of v_dim floats, the same rows
+    float *const *out;      // [nq] out rows: receive query i's unnormalised sum
+    // Query i reads rows [0, fixed) and [lo[i], hi[i]) (fixed <= lo[i] <= hi[i]); lo and
+    // hi are non-decreasing in i.
+    const int32_t *lo, *hi;
+    int64_t nq, rows, fixed, qk_dim, v_dim;
+    float scale;
+    float *qt;  // scratch [qk_dim][kAttendQueries]: the queries, transposed
+    float *st;  // scratch [rows][kAttendQueries]: logits, then weights
+};
+
+// st[r][i] = scale k_r . q_i for every row query i reads (entries of the band that no
+// query of their vector of lanes reads are left as they were).
+// values: out_i = sum_r st[r][i] v_r over the rows query i reads and the band rows of
+// nearby queries, which must hold 0 for query i.
+struct BandKernels {
+    void (*scores)(const BandTile &t);
+    void (*values)(const BandTile &t);
+};
+
+// The kernels of the instruction set that cpu/tile.hpp's choice picked (AVX-512, AVX2
+// with FMA, or portable vectors; SMYRF_CPU_KERNEL caps both the same way).
+const BandKernels &band_kernels();
+
+namespace avx512 { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
+namespace avx2 { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
+namespace portable { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
+
+}  // namespace smyrf::cpu::hybrid
