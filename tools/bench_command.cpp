@@ -1,5 +1,6 @@
 // `smyrf bench`: sweeps N, hash rounds and cluster sizes; a table or JSON lines. With
 // --fixture, the sweep over modes on real attention instead.
+#include "backward_report.hpp"
 #include "bench_fixture.hpp"
 #include "commands.hpp"
 #include "json_line.hpp"
@@ -28,10 +29,15 @@ const char *const kBenchHelp =
     "  --dense-max-n N  skip DENSE above this N, as it grows as N^2 (default 16384;\n"
     "                   DENSE at N = 65536 takes tens of seconds per call on 2 cores)\n"
     "  --reps R         timed calls per configuration, after one warm-up call (default 5)\n"
+    "  --backward       also time smyrf_execute_backward for each configuration (same plan\n"
+    "                   and inputs; out and lse from the forward, dout fixed random values):\n"
+    "                   median, min and max ms, and median / the forward's median; the\n"
+    "                   memory figures stay the forward's\n"
     "  --fixture PATH   instead, real q, k, v in the format of tests/data/minilm_qkv.bin\n"
     "                   (512 tokens, every layer and head): DENSE, then SMYRF (R x 32), a\n"
     "                   sliding window and HYBRID at 32, 64, 128 keys per query, with each\n"
-    "                   one's mean per-head error against DENSE; the fixture fixes the shapes\n";
+    "                   one's mean per-head error against DENSE; the fixture fixes the shapes\n"
+    "                   (--backward times each layer's backward too, the window excepted)\n";
 
 namespace {
 
@@ -43,8 +49,13 @@ struct Row {
 
 class Reporter {
 public:
-    Reporter(bool json, int reps, int64_t dense_max_n)
-        : json_(json), reps_(reps), dense_max_n_(dense_max_n) {}
+    Reporter(bool json, bool backward, int reps, int64_t dense_max_n)
+        : json_(json), backward_(backward), reps_(reps), dense_max_n_(dense_max_n) {
+        if (backward_) {
+            headers_.insert(headers_.end(), kBackwardHeaders.begin(), kBackwardHeaders.end());
+            table_ = TextTable(headers_);
+        }
+    }
 
     // `dense` is the DENSE row of the same N (`&row` for DENSE itself), or null when DENSE
     // did not run.
@@ -57,6 +68,8 @@ public:
                                : dense == &row ? 0.0
                                                : relative_error(row.m.out, dense->m.out);
         const double speedup = have_dense ? spread_of(dense->m.ms).median / t.median : NAN;
+        const BackwardReport backward =
+            ok ? BackwardReport(row.m.ms, row.m.backward_ms) : BackwardReport({}, {});
         const double gflops = attention_flops(s, row.spec) / (t.median * 1e6);
         const double io_mib = p.io_bytes() / 1048576.0;
         const double mem_ratio =
@@ -85,8 +98,9 @@ public:
                 .add("io_mib", io_mib)
                 .add("workspace_mib", ok ? row.m.workspace_mib : NAN)
                 .add("extra_mib", ok && row.m.peak_is_per_run ? row.m.extra_mib : NAN)
-                .add("peak_rss_mib", ok ? row.m.peak_rss_mib : NAN)
-                .add("status", status).add("message", message);
+                .add("peak_rss_mib", ok ? row.m.peak_rss_mib : NAN);
+            if (backward_) backward.add_to(j);
+            j.add("status", status).add("message", message);
             std::printf("%s\n", j.str().c_str());
             std::fflush(stdout);
             return;
@@ -106,6 +120,8 @@ public:
                   opt_num(rel_err, "%.4f"), opt_num(speedup, "%.1fx"), format("%.1f", gflops),
                   row.m.peak_is_per_run ? format("%.2f", mem_ratio) : std::string("n/a")})
                 cells.push_back(c);
+            if (backward_)
+                for (const std::string &c : backward.cells()) cells.push_back(c);
         }
         table_.add_row(cells);
     }
@@ -116,7 +132,7 @@ public:
         table_.print(stdout);
         std::printf("\n");
         std::fflush(stdout);
-        table_ = TextTable(kHeaders);
+        table_ = TextTable(headers_);
     }
 
     void finish() const {
@@ -127,22 +143,23 @@ public:
             "the q.k and p.v products / median time\n(hashing, sorting, softmax not "
             "counted). mem/io: (q, k, v, out + workspace + extra peak RSS) / (q, k, v, out).\n",
             reps_);
+        if (backward_) std::printf("%s", kBackwardNote);
     }
 
 private:
-    bool json_;
+    bool json_, backward_;
     int reps_;
     int64_t dense_max_n_;
-    static inline const std::vector<std::string> kHeaders = {
+    std::vector<std::string> headers_ = {
         "mode",       "N",        "R",            "C",     "B", "median ms", "min ms", "max ms",
         "rel. error", "vs dense", "attn GFLOP/s", "mem/io"};
-    TextTable table_{kHeaders};
+    TextTable table_{headers_};
 };
 
 }  // namespace
 
 int bench_command(int argc, char **argv) {
-    Args args(argc, argv, 2, {"json"});
+    Args args(argc, argv, 2, {"json", "backward"});
     const bool json = args.given("json");
     const auto lengths = args.integers("n", {1024, 4096, 16384, 65536}, 1, 1 << 24);
     const auto hashes = args.integers("hashes", {1, 2, 4}, 1, 256);
@@ -150,7 +167,8 @@ int bench_command(int argc, char **argv) {
     const auto modes = args.words("modes", {"smyrf", "dense"}, {"smyrf", "dense", "hybrid"});
     const int64_t dense_max_n = args.integer("dense-max-n", 16384, 1, 1 << 24);
     const std::string fixture = args.text("fixture", "");
-    const RunOptions opt = read_run_options(args, 5);
+    RunOptions opt = read_run_options(args, 5);
+    opt.settings.backward = args.given("backward");
     if (!fixture.empty())
         for (const char *name : {"n", "hashes", "cluster", "modes", "dense-max-n", "batch",
                                  "heads", "d"})
@@ -162,7 +180,7 @@ int bench_command(int argc, char **argv) {
     const std::string load_note = busy_machine_note();
     if (!load_note.empty()) std::fprintf(stderr, "[smyrf] %s\n", load_note.c_str());
     if (!fixture.empty()) return bench_fixture(fixture, json, opt.settings) ? 0 : 1;
-    Reporter reporter(json, opt.settings.reps, dense_max_n);
+    Reporter reporter(json, opt.settings.backward, opt.settings.reps, dense_max_n);
     bool failed = false;
     for (int64_t n : lengths) {
         Shape shape = opt.shape;

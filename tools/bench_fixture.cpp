@@ -1,5 +1,6 @@
 #include "bench_fixture.hpp"
 
+#include "backward_report.hpp"
 #include "fixture_sweep.hpp"
 #include "json_line.hpp"
 #include "qkv_fixture.hpp"
@@ -15,8 +16,11 @@ bool bench_fixture(const std::string &path, bool json, const RunSettings &settin
     const std::vector<Problem> layers = read_qkv_fixture(path, kFixtureTokens);
     const FixtureSweep sweep = sweep_fixture(layers, settings);
     const Shape &s = layers.front().shape;
-    TextTable table({"mode", "keys/query", "R", "C", "B", "median ms", "min ms", "max ms",
-                     "mean error"});
+    std::vector<std::string> headers = {"mode",      "keys/query", "R",      "C",         "B",
+                                        "median ms", "min ms",     "max ms", "mean error"};
+    if (settings.backward)
+        headers.insert(headers.end(), kBackwardHeaders.begin(), kBackwardHeaders.end());
+    TextTable table(headers);
     bool failed = false;
     for (const FixtureRow &r : sweep.rows) {
         failed |= !r.ok() && r.status != SMYRF_ERR_UNSUPPORTED;
@@ -24,6 +28,8 @@ bool bench_fixture(const std::string &path, bool json, const RunSettings &settin
         const bool timed = r.ok() && !r.ms.empty();
         const Spread t = timed ? spread_of(r.ms) : Spread{NAN, NAN, NAN, NAN, NAN};
         const double error = r.ok() ? r.mean_error : NAN;
+        const BackwardReport backward =
+            r.ok() ? BackwardReport(r.ms, r.backward_ms) : BackwardReport({}, {});
         if (json) {
             JsonLine j;
             j.add("mode", r.mode).add("fixture", path).add("n", s.n)
@@ -35,8 +41,9 @@ bool bench_fixture(const std::string &path, bool json, const RunSettings &settin
             else j.add_null("budget");
             j.add("threads", sweep.threads).add("reps", (int64_t)settings.reps)
                 .add("median_ms", t.median).add("min_ms", t.min).add("max_ms", t.max)
-                .add("q1_ms", t.q1).add("q3_ms", t.q3).add("mean_rel_err", error)
-                .add("status", r.ok() ? "ok" : smyrf_status_string(r.status))
+                .add("q1_ms", t.q1).add("q3_ms", t.q3).add("mean_rel_err", error);
+            if (settings.backward) backward.add_to(j);
+            j.add("status", r.ok() ? "ok" : smyrf_status_string(r.status))
                 .add("message", r.message);
             std::printf("%s\n", j.str().c_str());
             continue;
@@ -49,10 +56,13 @@ bool bench_fixture(const std::string &path, bool json, const RunSettings &settin
             smyrf ? std::to_string(r.spec.cluster) : "-",
             hybrid ? std::to_string(r.spec.budget) : "-"};
         if (!r.ok()) cells.push_back(std::string(smyrf_status_string(r.status)) + ": " + r.message);
-        else
+        else {
             for (const std::string &c : {num(t.median, "%.3f"), num(t.min, "%.3f"),
                                          num(t.max, "%.3f"), num(error, "%.4f")})
                 cells.push_back(c);
+            if (settings.backward)
+                for (const std::string &c : backward.cells()) cells.push_back(c);
+        }
         table.add_row(cells);
     }
     if (!json) {
@@ -66,6 +76,7 @@ bool bench_fixture(const std::string &path, bool json, const RunSettings &settin
                     "float64 loop, not timed. mean error: over all\nheads, of each head's "
                     "||out - out_dense|| / ||out_dense||.\n",
                     settings.reps);
+        if (settings.backward) std::printf("%s", kBackwardNote);
     }
     std::fflush(stdout);
     return !failed;

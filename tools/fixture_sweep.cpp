@@ -47,8 +47,12 @@ void add_layer(FixtureRow &row, const Measurement &m, const std::vector<float> &
         row.status = m.status, row.message = m.message;
         return;
     }
-    row.ms.resize(m.ms.size());
-    for (size_t rep = 0; rep < m.ms.size(); rep++) row.ms[rep] += m.ms[rep];
+    auto add_times = [](std::vector<double> &sum, const std::vector<double> &layer) {
+        sum.resize(layer.size());
+        for (size_t rep = 0; rep < layer.size(); rep++) sum[rep] += layer[rep];
+    };
+    add_times(row.ms, m.ms);
+    add_times(row.backward_ms, m.backward_ms);
     row.mean_error += dense.empty() ? NAN : mean_relative_error(m.out, dense, heads) / layers;
 }
 

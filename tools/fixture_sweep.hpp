@@ -23,6 +23,7 @@ struct FixtureRow {
     // One entry per timed call: the sum over layers, so the time of all heads. Empty for
     // the window, which is this tool's float64 loop, not the library.
     std::vector<double> ms;
+    std::vector<double> backward_ms;  // the same for smyrf_execute_backward (--backward)
     double mean_error = 0;  // mean over all heads of ||out - dense|| / ||dense||
     smyrf_status status = SMYRF_OK;  // of the first layer that failed, and its message
     std::string message;

@@ -55,6 +55,42 @@ PlanPtr make_plan(const Shape &shape, const ModeSpec &spec, const RunSettings &s
     return PlanPtr(plan);
 }
 
+// One untimed warm-up call of `call`, then `reps` timed ones into `ms`; false, with the
+// failure in m, as soon as one fails. `what` names the calls in slow-step notices.
+template <class Call>
+bool time_calls(const std::string &what, int reps, std::vector<double> &ms, Measurement &m,
+                Call call) {
+    for (int rep = 0; rep <= reps; rep++) {  // rep 0 is the warm-up
+        SlowStepNotice notice(what + (rep == 0 ? ", warm-up call"
+                                               : ", call " + std::to_string(rep) + " of " +
+                                                     std::to_string(reps)));
+        const auto start = std::chrono::steady_clock::now();
+        const smyrf_status s = call();
+        const auto stop = std::chrono::steady_clock::now();
+        if (!check(s, m)) return false;
+        if (rep > 0) ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+    }
+    return true;
+}
+
+// Times smyrf_execute_backward once the forward's figures are taken (its buffers stay out
+// of the memory columns): out and lse are the forward's, dout is fixed random values.
+void time_backward(const smyrf_plan *plan, const Problem &p, const std::vector<float> &lse,
+                   const std::string &what, const RunSettings &settings, Measurement &m) {
+    const size_t ws_bytes = smyrf_plan_backward_workspace_size(plan);
+    std::vector<unsigned char> workspace(ws_bytes, 0);
+    // The complement of the seed: a stream apart from the inputs' own.
+    const std::vector<float> dout = normal_values(m.out.size(), ~settings.seed);
+    std::vector<float> dq(p.q.size()), dk(p.k.size()), dv(p.v.size());
+    if (!time_calls(what, settings.reps, m.backward_ms, m, [&] {
+            return smyrf_execute_backward(plan, p.q.data(), p.k.data(), p.v.data(), nullptr,
+                                          m.out.data(), lse.data(), dout.data(), dq.data(),
+                                          dk.data(), dv.data(), workspace.data(), ws_bytes,
+                                          nullptr);
+        }))
+        m.message = "backward: " + m.message;
+}
+
 }  // namespace
 
 std::string ModeSpec::name() const {
@@ -102,24 +138,24 @@ Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSetti
     std::vector<unsigned char> workspace(ws_bytes, 0);
     m.workspace_mib = ws_bytes / 1048576.0;
     m.out.assign(problem.q.size(), 0.0f);
+    // lse only for the backward, so that the forward alone runs as it always did.
+    const Shape &s = problem.shape;
+    std::vector<float> lse(settings.backward ? (size_t)(s.batch * s.heads * s.n) : 0);
+    float *const lse_out = settings.backward ? lse.data() : nullptr;
 
     const double rss_before = current_rss_mib();
     m.peak_is_per_run = reset_peak_rss();
-    const std::string what = spec.label() + " at N = " + std::to_string(problem.shape.n);
-    for (int rep = 0; rep <= settings.reps; rep++) {  // rep 0 is the warm-up
-        SlowStepNotice notice(what + (rep == 0 ? ", warm-up call"
-                                               : ", call " + std::to_string(rep) + " of " +
-                                                     std::to_string(settings.reps)));
-        const auto start = std::chrono::steady_clock::now();
-        const smyrf_status s =
-            smyrf_execute(plan.get(), problem.q.data(), problem.k.data(), problem.v.data(),
-                          nullptr, m.out.data(), nullptr, workspace.data(), ws_bytes, nullptr);
-        const auto stop = std::chrono::steady_clock::now();
-        if (!check(s, m)) return m;
-        if (rep > 0) m.ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
-    }
+    const std::string at = " at N = " + std::to_string(s.n);
+    if (!time_calls(spec.label() + at, settings.reps, m.ms, m, [&] {
+            return smyrf_execute(plan.get(), problem.q.data(), problem.k.data(),
+                                 problem.v.data(), nullptr, m.out.data(), lse_out,
+                                 workspace.data(), ws_bytes, nullptr);
+        }))
+        return m;
     m.peak_rss_mib = peak_rss_mib();
     m.extra_mib = m.peak_rss_mib - rss_before;
+    if (settings.backward)
+        time_backward(plan.get(), problem, lse, spec.label() + " backward" + at, settings, m);
     return m;
 }
 

@@ -22,14 +22,20 @@ struct RunSettings {
     int64_t threads = 0;  // 0 = all hardware threads
     uint64_t seed = 0;
     int reps = 3;         // timed calls, after one untimed warm-up call
+    // Also time smyrf_execute_backward, after the forward's calls and their memory figures.
+    bool backward = false;
 };
 
 struct Measurement {
     smyrf_status status = SMYRF_OK;
-    std::string message;       // the library's message when status is not OK
+    std::string message;       // the library's message when status is not OK ("backward:
+                               // ..." when smyrf_execute_backward failed)
     std::string backend;       // "cpu", "cuda"
     int64_t threads = 0;       // as resolved by the plan
     std::vector<double> ms;    // one wall time per timed call of smyrf_execute
+    // With RunSettings::backward: the same for smyrf_execute_backward on the same plan and
+    // inputs, with out and lse from the forward and a fixed random dout.
+    std::vector<double> backward_ms;
     double workspace_mib = 0;  // smyrf_plan_workspace_size, passed in by the CLI
     // Peak RSS during the calls minus RSS before them, with q, k, v, out and the
     // workspace already resident: what the library allocated on top of them.

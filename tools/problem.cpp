@@ -71,4 +71,11 @@ Problem clustered_problem(const Shape &shape, uint64_t seed) {
     return p;
 }
 
+std::vector<float> normal_values(size_t count, uint64_t seed) {
+    std::vector<float> values(count);
+    Random rng(seed);
+    for (float &x : values) x = (float)rng.normal();
+    return values;
+}
+
 }  // namespace smyrf_cli

@@ -27,4 +27,8 @@ struct Problem {
 // centres, so a query attends mostly to the keys of its topic, near and far.
 Problem clustered_problem(const Shape &shape, uint64_t seed);
 
+// `count` standard normal values from `seed`, by the same generator: the fixed gradient of
+// out that bench --backward feeds to smyrf_execute_backward.
+std::vector<float> normal_values(size_t count, uint64_t seed);
+
 }  // namespace smyrf_cli
