@@ -1,5 +1,7 @@
-// Picks the tile kernel once, from what the CPU supports (and SMYRF_CPU_KERNEL).
+// Picks the tile kernels (the forward's and the backward's, one choice) once, from what
+// the CPU supports (and SMYRF_CPU_KERNEL).
 #include "cpu/tile.hpp"
+#include "cpu/tile_backward.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +11,7 @@ namespace {
 
 struct Choice {
     TileKernel kernel;
+    GradTileKernel grad;
     const char *name;
 };
 
@@ -29,12 +32,12 @@ Choice choose() {
     __builtin_cpu_init();
     const bool fma = __builtin_cpu_supports("fma");
     if (fma && __builtin_cpu_supports("avx512f") && allowed("avx512"))
-        return {avx512::tile_attention, "avx512"};
+        return {avx512::tile_attention, avx512::tile_backward, "avx512"};
     if (fma && __builtin_cpu_supports("avx2") && allowed("avx2"))
-        return {avx2::tile_attention, "avx2"};
+        return {avx2::tile_attention, avx2::tile_backward, "avx2"};
 #endif
     (void)allowed;
-    return {portable::tile_attention, "portable"};
+    return {portable::tile_attention, portable::tile_backward, "portable"};
 }
 
 const Choice &chosen() {
@@ -45,6 +48,7 @@ const Choice &chosen() {
 }  // namespace
 
 TileKernel tile_kernel() { return chosen().kernel; }
+GradTileKernel grad_tile_kernel() { return chosen().grad; }
 const char *tile_kernel_name() { return chosen().name; }
 
 }  // namespace smyrf::cpu

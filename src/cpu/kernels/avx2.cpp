@@ -1,6 +1,7 @@
 // The tile kernel for AVX2 with FMA (compiled with -mavx2 -mfma, run only where the CPU
 // has both): 8 lanes, a 4 x 3 register block (12 accumulators of 16 registers).
 #include "cpu/tile.hpp"
+#include "cpu/tile_backward.hpp"
 
 #include <immintrin.h>
 
@@ -57,5 +58,6 @@ struct V {
 }  // namespace
 
 #include "cpu/kernels/tile_kernel.inc"
+#include "cpu/kernels/tile_backward.inc"
 
 }  // namespace smyrf::cpu::avx2

@@ -1,6 +1,7 @@
 // The tile kernel for AVX-512 (compiled with -mavx512f -mfma, run only where the CPU
 // has both): 16 lanes, a 6 x 4 register block (24 accumulators of 32 registers).
 #include "cpu/tile.hpp"
+#include "cpu/tile_backward.hpp"
 
 #include <immintrin.h>
 
@@ -64,5 +65,6 @@ struct V {
 }  // namespace
 
 #include "cpu/kernels/tile_kernel.inc"
+#include "cpu/kernels/tile_backward.inc"
 
 }  // namespace smyrf::cpu::avx512

@@ -1,6 +1,7 @@
 // The tile kernel in portable vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON
 // on AArch64), for CPUs without AVX2 and FMA. Products and sums round separately here.
 #include "cpu/tile.hpp"
+#include "cpu/tile_backward.hpp"
 
 #include <cstring>
 
@@ -50,5 +51,6 @@ struct V {
 }  // namespace
 
 #include "cpu/kernels/tile_kernel.inc"
+#include "cpu/kernels/tile_backward.inc"
 
 }  // namespace smyrf::cpu::portable
