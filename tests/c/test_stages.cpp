@@ -3,6 +3,7 @@
 // The library's headers come first: cmocka.h (via common.h) defines a fail() macro.
 #include "core/directions.hpp"
 #include "cpu/stages.hpp"
+#include "cpu/tile_backward.hpp"
 
 #include "common.h"
 
@@ -319,6 +320,137 @@ static void attention_matches_reference(void **) {
     }
 }
 
+// The backward tile kernels this CPU can run, as runnable_kernels.
+std::vector<std::pair<const char *, smyrf::cpu::GradTileKernel>> runnable_grad_kernels() {
+    std::vector<std::pair<const char *, smyrf::cpu::GradTileKernel>> k;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const bool fma = __builtin_cpu_supports("fma");
+    if (fma && __builtin_cpu_supports("avx512f")) k.push_back({"avx512", smyrf::cpu::avx512::tile_backward});
+    if (fma && __builtin_cpu_supports("avx2")) k.push_back({"avx2", smyrf::cpu::avx2::tile_backward});
+#endif
+    k.push_back({"portable", smyrf::cpu::portable::tile_backward});
+    return k;
+}
+
+// attention backward (the fused tile kernel of cpu/tile_backward.hpp): arbitrary query
+// and key subsets (in any order), causal mask included, one tile, LSE and D from the
+// reference attention over the tile: the gradients added into dq, dk and dv rows holding
+// earlier values are those values plus the reference's gradient of softmax attention over
+// each query's allowed keys of the tile; other rows stay as they were; met marks exactly
+// the queries with an allowed key. Every runnable kernel is checked, and the AVX-512 and
+// AVX2 kernels agree bit for bit.
+static void attention_backward_matches_reference(void **) {
+    using smyrf::cpu::kGradTileKeys;
+    using smyrf::cpu::kTileQueries;
+    tc_rng r = tc_rng_make(19);
+    const auto kernels = runnable_grad_kernels();
+    const double shares[][2] = {{0.3, 0.0}, {1.0, 1.0}, {0.3, 0.3}, {0.6, 0.8}, {0.1, 0.5}, {0.5, 0.1}};
+    for (const tc_shape &s : kShapes) {
+        tc_inputs *in = tc_inputs_create(&s, 20, 0.8);
+        const Desc d = desc_of(in->s, 1, 16, 0);
+        const int64_t dim = d.qk_dim, dv = d.v_dim, nq_all = d.q_len, nk_all = d.k_len;
+        const int64_t offset = d.causal ? d.causal_offset() : 0;
+        smyrf_ref_problem rp = tc_ref_problem(in);
+        std::vector<float> dout(in->no_el), init_q(in->nq_el), init_k(in->nk_el), init_v(in->nv_el);
+        tc_fill_normal(&r, dout.data(), dout.size(), 1.0);
+        tc_fill_normal(&r, init_q.data(), init_q.size(), 0.05);
+        tc_fill_normal(&r, init_k.data(), init_k.size(), 0.05);
+        tc_fill_normal(&r, init_v.data(), init_v.size(), 0.05);
+        std::vector<int32_t> valid(nk_all);
+        for (int trial = 0; trial < 6; trial++) {
+            const int64_t b = trial % d.batch, h = trial % d.heads, hk = d.kv_head_of(h);
+            const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+            std::vector<int32_t> qi = random_subset(r, nullptr, nq_all, shares[trial][0]);
+            std::vector<int32_t> kj = random_subset(r, valid.data(), nv, shares[trial][1]);
+            qi.resize(std::min<size_t>(qi.size(), kTileQueries));
+            kj.resize(std::min<size_t>(kj.size(), kGradTileKeys));
+            const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
+            // The reference: attention over the tile (LSE, D), then each query's gradient.
+            std::vector<double> ro(nq * dv + 1), rl(nq + 1);
+            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
+            std::vector<float> lse(nq_all, NAN), delta(nq_all, NAN);
+            std::vector<double> want_q(nq * dim), want_k(in->nk_el), want_v(in->nv_el);
+            std::vector<uint8_t> want_met(nq_all, 0);
+            for (size_t e = 0; e < want_k.size(); e++) want_k[e] = init_k[e];
+            for (size_t e = 0; e < want_v.size(); e++) want_v[e] = init_v[e];
+            std::vector<double> dout_row(dv);
+            std::vector<int32_t> allowed;
+            for (int64_t t = 0; t < nq; t++) {
+                const int64_t i = qi[t];
+                const float *o = dout.data() + ((b * d.heads + h) * nq_all + i) * dv;
+                double D = 0;
+                for (int64_t c = 0; c < dv; c++) D += (double)o[c] * ro[t * dv + c], dout_row[c] = o[c];
+                lse[i] = (float)rl[t];
+                delta[i] = (float)D;
+                const float *q0 = init_q.data() + ((b * d.heads + h) * nq_all + i) * dim;
+                for (int64_t c = 0; c < dim; c++) want_q[t * dim + c] = q0[c];
+                allowed.clear();
+                for (int64_t u = 0; u < nk; u++)
+                    if (!d.causal || kj[u] <= i + offset) allowed.push_back(kj[u]);
+                if (allowed.empty()) continue;
+                want_met[i] = 1;
+                smyrf_ref_multiset_grad(&rp, b, h, i, allowed.data(), (int64_t)allowed.size(),
+                                        dout_row.data(), want_q.data() + t * dim, want_k.data(), want_v.data());
+            }
+            std::vector<float> first_q, first_k, first_v;
+            for (const auto &[name, kernel] : kernels) {
+                std::vector<float> gq(init_q), gk(init_k), gv(init_v);
+                std::vector<uint8_t> met(nq_all, 0);
+                std::vector<const float *> q_rows(nq), o_rows(nq), k_rows(nk), v_rows(nk);
+                std::vector<float *> dq_rows(nq), dk_rows(nk), dv_rows(nk);
+                for (int64_t t = 0; t < nq; t++) {
+                    const int64_t at = (b * d.heads + h) * nq_all + qi[t];
+                    q_rows[t] = in->q + at * dim;
+                    o_rows[t] = dout.data() + at * dv;
+                    dq_rows[t] = gq.data() + at * dim;
+                }
+                for (int64_t u = 0; u < nk; u++) {
+                    const int64_t at = (b * d.kv_heads + hk) * nk_all + kj[u];
+                    k_rows[u] = in->k + at * dim;
+                    v_rows[u] = in->v + at * dv;
+                    dk_rows[u] = gk.data() + at * dim;
+                    dv_rows[u] = gv.data() + at * dv;
+                }
+                std::vector<float> qt(dim * kTileQueries), ot(dv * kTileQueries);
+                std::vector<float> pt(kGradTileKeys * kTileQueries), dst(pt.size()), lt(kTileQueries), dt(kTileQueries);
+                smyrf::cpu::GradTile g;
+                g.q = q_rows.data(), g.dout = o_rows.data(), g.k = k_rows.data(), g.v = v_rows.data();
+                g.dq = dq_rows.data(), g.dk = dk_rows.data(), g.dv = dv_rows.data();
+                g.qi = qi.data(), g.kj = kj.data();
+                g.lse = lse.data(), g.delta = delta.data(), g.met = met.data();
+                g.nq = nq, g.nk = nk, g.qk_dim = dim, g.v_dim = dv;
+                g.scale = (float)d.scale;
+                g.causal = d.causal, g.causal_offset = offset;
+                g.before_dq = nullptr, g.ctx = nullptr;
+                g.qt = qt.data(), g.ot = ot.data(), g.pt = pt.data(), g.dst = dst.data();
+                g.lse_t = lt.data(), g.delta_t = dt.data();
+                kernel(g);
+                std::vector<float> got_q(nq * dim);
+                for (int64_t t = 0; t < nq; t++) std::copy(dq_rows[t], dq_rows[t] + dim, got_q.begin() + t * dim);
+                const std::string what = std::string(name) + ": ";
+                tc_assert_close(got_q.data(), want_q.data(), got_q.size(), dim, nullptr, 5e-5, 1e-6, (what + "dq").c_str());
+                tc_assert_close(gk.data(), want_k.data(), gk.size(), dim, nullptr, 5e-5, 1e-6, (what + "dk").c_str());
+                tc_assert_close(gv.data(), want_v.data(), gv.size(), dv, nullptr, 5e-5, 1e-6, (what + "dv").c_str());
+                // rows outside the tile, and the rows of keys nobody may see, untouched
+                std::vector<float> rest(gq);
+                for (int64_t t = 0; t < nq; t++)
+                    std::copy(init_q.begin() + (dq_rows[t] - gq.data()), init_q.begin() + (dq_rows[t] - gq.data()) + dim,
+                              rest.begin() + (dq_rows[t] - gq.data()));
+                tc_assert_same_bits(rest.data(), init_q.data(), rest.size() * sizeof(float), (what + "other dq rows").c_str());
+                assert_memory_equal(met.data(), want_met.data(), met.size());
+                if (std::string(name) == "avx2" && !first_q.empty()) {  // after avx512
+                    tc_assert_same_bits(gq.data(), first_q.data(), gq.size() * sizeof(float), "avx2 dq");
+                    tc_assert_same_bits(gk.data(), first_k.data(), gk.size() * sizeof(float), "avx2 dk");
+                    tc_assert_same_bits(gv.data(), first_v.data(), gv.size() * sizeof(float), "avx2 dv");
+                }
+                if (std::string(name) == "avx512") first_q = gq, first_k = gk, first_v = gv;
+            }
+        }
+        tc_inputs_destroy(in);
+    }
+}
+
 // combine: R rounds of random clusters merged online (init, merge per round, finish)
 // equal the reference's log-sum-exp of the per-round rows; queries that met no key in
 // any round get the reference's fallback.
@@ -383,6 +515,7 @@ int main() {
         cmocka_unit_test(sort_is_nan_safe),
         cmocka_unit_test(cluster_cut_is_balanced),
         cmocka_unit_test(attention_matches_reference),
+        cmocka_unit_test(attention_backward_matches_reference),
         cmocka_unit_test(combine_matches_reference),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
