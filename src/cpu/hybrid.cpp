@@ -27,7 +27,7 @@ void take_pair(Arena &arena, const Desc &d, Pair *p) {
         t.pn = arena.take<int32_t>(nk);
     } else {
         t.label = arena.take<int32_t>(nk);
-        t.keys = arena.take<float>(nk * d.qk_dim);
+        t.gathered = arena.take<float>(nk * d.qk_dim);
         t.centres = arena.take<float>(g * d.qk_dim);
         t.partial = arena.take<double>(kSumChunks * g * (d.qk_dim + d.v_dim));
         t.partial_n = arena.take<int32_t>(kSumChunks * g);
@@ -41,6 +41,9 @@ void prepare(const Desc &d, const Args &a, const float *log_n, Pair &p, int64_t 
     p.b = pair / d.kv_heads;
     p.hk = pair % d.kv_heads;
     p.n_valid = valid_keys(a.key_mask, p.b, d.k_len, p.valid);
+    const bool in_place = p.n_valid == d.k_len;  // valid key u is row u
+    p.keys = in_place ? a.k.row(p.b, p.hk, 0) : p.gathered;
+    p.ldk = in_place ? a.k.s.token : d.qk_dim;
     p.dense = d.budget >= p.n_valid || d.window >= p.n_valid;
     p.window = p.dense ? p.n_valid : d.window;
     p.block = ceil_div(d.k_len, d.summaries);
@@ -89,6 +92,7 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     s.xt = arena.take<float>(tq);
     s.mx = arena.take<float>(tq);
     s.l = arena.take<float>(tq);
+    s.zero = arena.take<float>(tq);
     return s;
 }
 

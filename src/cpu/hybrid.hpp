@@ -27,7 +27,9 @@ struct Pair {
     int32_t *count;    // [G] members per group (causal: per block, the first sink left out)
     float *ksum, *vsum;  // [G][d], [G][dv] member sums
     // non-causal k-means state
-    float *keys;       // [Nk][d] the valid keys, gathered
+    const float *keys;  // the valid keys, row u at keys + u * ldk: in place without
+    int64_t ldk;        // padding, else gathered (into `gathered`) by the first assignment
+    float *gathered;    // [Nk][d]
     float *centres;    // [G][d]
     double *partial;   // [kSumChunks][G][d + dv] sums by label of each key chunk
     int32_t *partial_n;  // [kSumChunks][G]
@@ -52,6 +54,7 @@ struct Scratch {
     float *hit_logits;    // [G][kAttendQueries] their summed logits
     int32_t *first;       // [kAttendQueries] causal: the block of the window's first key
     float *xt, *mx, *l;   // [kAttendQueries] causal partial-block logit; max; sum
+    float *zero;          // [kAttendQueries] zeros
 };
 
 // The widest summary set and key band (plus sinks) any backward task sees; the most
@@ -80,7 +83,7 @@ Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n);
 // Picks the initial centres from the seed.
 void kmeans_init(const Desc &d, const Args &a, const Pair &p);
 // Assigns valid keys [u0, u1) (at most kKeyTile) to their nearest centre; the first
-// assignment also gathers those keys into p.keys.
+// assignment also gathers those keys when they are not in place.
 void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
                    bool first, const Scratch &s);
 // Moves each centre to its members' mean (from chunk_sums without values).

@@ -33,6 +33,11 @@ struct Rows {
     bool labelled;  // non-causal groups: exact keys take their group's share back
 };
 
+// The queries [a, b) rounded out to whole blocks of kQueryBlock: band_scores filled
+// them, and loops over them vectorise without remainders.
+int64_t block_floor(int64_t a) { return a / kQueryBlock * kQueryBlock; }
+int64_t block_ceil(int64_t b) { return (b + kQueryBlock - 1) / kQueryBlock * kQueryBlock; }
+
 // Turns the logits of st into weights, down the column of each query in [live, nq):
 // sets mx, and l, the sum of the softmax's terms e^{x - mx} (before the exact keys take
 // their group's share back), and zeros every entry no query reads. Causal: xt holds each
@@ -40,8 +45,9 @@ struct Rows {
 SMYRF_VECTOR_CLONES
 void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
     const int64_t nq = bt.nq, live = w.live, G = w.groups;
+    const float *log_n = p.log_n;
     float *mx = sc.mx, *l = sc.l;
-    for (int64_t i = 0; i < nq; i++) mx[i] = kNegInf, l[i] = 0.0f;
+    for (int64_t i = 0; i < kStride; i++) mx[i] = kNegInf, l[i] = 0.0f, sc.zero[i] = 0.0f;
     if (w.labelled)
         for (int64_t x = 0; x < G * kStride; x++) sc.hits[x] = 0, sc.hit_logits[x] = 0.0f;
 
@@ -49,25 +55,33 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     for (int64_t r = G; r < bt.rows; r++) {
         const float *s = bt.st + r * kStride;
         const int64_t a = sc.qa[r], b = sc.qb[r];
-        for (int64_t i = a; i < b; i++) mx[i] = s[i] > mx[i] ? s[i] : mx[i];
+        for (int64_t i = block_floor(a); i < block_ceil(b); i++)
+            mx[i] = i >= a && i < b && s[i] > mx[i] ? s[i] : mx[i];
         if (!w.labelled) continue;
         int32_t *hits = sc.hits + sc.label[r] * kStride;
         float *hl = sc.hit_logits + sc.label[r] * kStride;
-        for (int64_t i = a; i < b; i++) hits[i]++, hl[i] += s[i];
+        for (int64_t i = block_floor(a); i < block_ceil(b); i++) {
+            const bool in = i >= a && i < b;
+            hits[i] += in;
+            hl[i] += in ? s[i] : 0.0f;
+        }
     }
 
     // Summary logits t_ig over the m_ig members that are not exact for the query (kept
-    // in hits), -inf when there are none.
+    // in hits), -inf when there are none (log_n[0] is there, and not taken).
     for (int64_t g = 0; g < G; g++) {
         float *s = bt.st + g * kStride;
         int32_t *m = sc.hits + g * kStride;
-        const float *hl = sc.hit_logits + g * kStride;
+        float *hl = sc.hit_logits + g * kStride;  // the summed logits, then log m_ig
         const int32_t n = p.count[g];
+        if (w.labelled)
+            for (int64_t i = live; i < nq; i++) m[i] = n - m[i], s[i] -= hl[i];
+        else
+            for (int64_t i = live; i < nq; i++) m[i] = g < sc.first[i] ? n : 0;
+        for (int64_t i = live; i < nq; i++) hl[i] = log_n[m[i]];  // apart: it does not vectorise
         for (int64_t i = live; i < nq; i++) {
-            if (w.labelled) m[i] = n - m[i];
-            else m[i] = g < sc.first[i] ? n : 0;
-            const float sum = w.labelled ? s[i] - hl[i] : s[i];
-            s[i] = m[i] > 0 ? sum / (float)m[i] + p.log_n[m[i]] : kNegInf;
+            const float t = s[i] / (float)m[i] + hl[i];
+            s[i] = m[i] > 0 ? t : kNegInf;
             mx[i] = s[i] > mx[i] ? s[i] : mx[i];
         }
     }
@@ -86,17 +100,17 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     }
     for (int64_t r = G; r < bt.rows; r++) {
         float *s = bt.st + r * kStride;
-        const int64_t a = sc.qa[r], b = sc.qb[r];
-        for (int64_t i = 0; i < a; i++) s[i] = 0.0f;
-        for (int64_t i = a; i < b; i++) {
-            s[i] = fast_exp(s[i] - mx[i]);
-            l[i] += s[i];
+        const int64_t a = sc.qa[r], b = sc.qb[r], a0 = block_floor(a), b0 = block_ceil(b);
+        // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
+        const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
+        for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
+        for (int64_t i = a0; i < b0; i++) {
+            const bool in = i >= a && i < b;
+            const float e = in ? fast_exp(s[i] - mx[i]) : 0.0f;
+            l[i] += e;
+            s[i] = in ? e - u[i] : 0.0f;
         }
-        if (w.labelled) {
-            const float *u = bt.st + sc.label[r] * kStride;
-            for (int64_t i = a; i < b; i++) s[i] -= u[i];
-        }
-        for (int64_t i = b; i < nq; i++) s[i] = 0.0f;
+        for (int64_t i = b0; i < nq; i++) s[i] = 0.0f;
     }
     for (int64_t i = live; i < nq; i++) {
         sc.xt[i] = fast_exp(sc.xt[i] - mx[i]);

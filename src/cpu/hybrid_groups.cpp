@@ -6,6 +6,7 @@
 
 namespace smyrf::cpu::hybrid {
 
+SMYRF_VECTOR_CLONES
 void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values) {
     const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim, width = dim + dv;
     double *part = p.partial + c * G * width;
@@ -16,7 +17,7 @@ void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool val
     for (int64_t u = u0; u < u1; u++) {
         const int32_t g = p.label[u];
         double *acc = part + g * width;
-        const float *k = p.keys + u * dim;
+        const float *k = p.keys + u * p.ldk;
         part_n[g]++;
         for (int64_t x = 0; x < dim; x++) acc[x] += k[x];
         if (!values) continue;

@@ -12,8 +12,8 @@
 
 namespace smyrf::cpu::hybrid {
 
-// Queries per attention task; a multiple of every vector width.
-constexpr int64_t kAttendQueries = 64;
+// Queries per attention task, in blocks of kQueryBlock (a multiple of every vector width).
+constexpr int64_t kAttendQueries = 64, kQueryBlock = 16;
 
 struct BandTile {
     const float *const *q;  // [nq] query rows of qk_dim floats
@@ -29,8 +29,8 @@ struct BandTile {
     float *st;  // scratch [rows][kAttendQueries]: logits, then weights
 };
 
-// st[r][i] = scale k_r . q_i for every row query i reads (entries of the band that no
-// query of their vector of lanes reads are left as they were).
+// scores: st[r][i] = scale k_r . q_i for every row r and every query i of a block of
+// kQueryBlock queries of which one reads row r (the other entries are left as they were).
 // values: out_i = sum_r st[r][i] v_r over the rows query i reads and the band rows of
 // nearby queries, which must hold 0 for query i.
 struct BandKernels {

@@ -41,14 +41,14 @@ void kmeans_init(const Desc &d, const Args &a, const Pair &p) {
 void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
                    bool first, const Scratch &s) {
     const int64_t G = p.groups, dim = d.qk_dim;
-    if (first)  // gather the tile's keys once, contiguous for every later GEMM and sum
+    if (first && p.keys == p.gathered)  // once, for every later GEMM and sum
         for (int64_t u = u0; u < u1; u++)
-            std::memcpy(p.keys + u * dim, a.k.row(p.b, p.hk, p.valid[u]), (size_t)dim * sizeof(float));
+            std::memcpy(p.gathered + u * dim, a.k.row(p.b, p.hk, p.valid[u]), (size_t)dim * sizeof(float));
     for (int64_t g = 0; g < G; g++) {
         const float *c = p.centres + g * dim;
         s.cnorm[g] = dot_of(c, c, dim);
     }
-    gemm_nt(u1 - u0, G, dim, -2.0f, p.keys + u0 * dim, dim, p.centres, dim, 0.0f, s.dist, G);
+    gemm_nt(u1 - u0, G, dim, -2.0f, p.keys + u0 * p.ldk, p.ldk, p.centres, dim, 0.0f, s.dist, G);
     for (int64_t u = u0; u < u1; u++) {
         const float *row = s.dist + (u - u0) * G;
         int32_t best = 0;

@@ -10,15 +10,22 @@ Range window_range(const Desc &d, const Pair &p, int64_t i) {
     const int32_t *v = p.valid;
     const int64_t n = p.n_valid, w = p.window;
     if (d.causal) {
-        // The w valid keys at or before the query's limit.
+        // The w valid keys at or before the query's limit (without padding: the keys up
+        // to it).
         const int64_t limit = i + d.causal_offset();
-        const int64_t e = std::upper_bound(v, v + n, limit) - v;
+        const int64_t e = n == d.k_len ? std::clamp<int64_t>(limit + 1, 0, n)
+                                       : std::upper_bound(v, v + n, limit) - v;
         return {std::max<int64_t>(0, e - w), e};
     }
     if (w >= n) return {0, n};
     // The w valid keys nearest the centre c_i, ties to the lower position: the first
-    // start s whose window is not beaten by the one a step to the right.
+    // start s whose window is not beaten by the one a step to the right. Without padding
+    // (v[u] = u) that start is c - floor(w/2), clamped.
     const int64_t c = (2 * i + 1) * d.k_len / (2 * d.q_len);
+    if (n == d.k_len) {
+        const int64_t s = std::clamp<int64_t>(c - w / 2, 0, n - w);
+        return {s, s + w};
+    }
     int64_t lo = 0, hi = n - w;
     while (lo < hi) {
         const int64_t mid = (lo + hi) / 2;
