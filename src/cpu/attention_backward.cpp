@@ -23,6 +23,11 @@ void wait_for_dq(void *ctx) {
     w.order->wait(w.order->ctx, w.q0);
 }
 
+// A row into L2, a cache line at a time.
+void prefetch_row(const float *row, int64_t n) {
+    for (int64_t at = 0; at < n; at += 16) __builtin_prefetch(row + at, 0, 2);
+}
+
 }  // namespace
 
 GradScratch grad_scratch(Arena &arena, const Desc &d) {
@@ -45,9 +50,26 @@ GradScratch grad_scratch(Arena &arena, const Desc &d) {
 }
 
 void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                              float *delta) {
-    for (int64_t i = 0; i < d.q_len; i++)
+                              int64_t i0, int64_t i1, float *delta) {
+    for (int64_t i = i0; i < i1; i++)
         delta[i] = dot_of(g.dout.row(b, h, i), g.out.row(b, h, i), d.v_dim);
+}
+
+void attention_backward_prefetch(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
+                                 const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
+                                 const GradRows &dk, const GradRows &dv) {
+    const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dvd = d.v_dim;
+    for (int64_t t = 0; t < nq; t++) {
+        prefetch_row(g.q.row(b, h, qi[t]), dim);
+        prefetch_row(g.dout.row(b, h, qi[t]), dvd);
+        prefetch_row(g.dq.row(b, h, qi[t]), dim);
+    }
+    for (int64_t u = 0; u < nk; u++) {
+        prefetch_row(g.k.row(b, hk, kj[u]), dim);
+        prefetch_row(g.v.row(b, hk, kj[u]), dvd);
+        prefetch_row(dk.row(kj[u]), dim);
+        prefetch_row(dv.row(kj[u]), dvd);
+    }
 }
 
 void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,

@@ -55,8 +55,14 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
                         const GradRows *dv, uint8_t *met, const GradScratch &ws,
                         const DqOrder *order = nullptr);
 
-// D_i = dout_i . out_i for the queries [0, Nq) of problem (b, h).
+// Asks for the rows of attention_backward's block (the same arguments) to be brought
+// into the cache, while another block computes.
+void attention_backward_prefetch(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
+                                 const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
+                                 const GradRows &dk, const GradRows &dv);
+
+// D_i = dout_i . out_i for the queries [i0, i1) of problem (b, h), into delta[i].
 void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                              float *delta);
+                              int64_t i0, int64_t i1, float *delta);
 
 }  // namespace smyrf::cpu

@@ -117,7 +117,7 @@ void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
     // dk and dv are zeros.
     parallel_for(d.batch * d.heads, T, [&](int64_t p, int) {
         const int64_t b = p / d.heads, h = p % d.heads;
-        attention_backward_delta(d, g, b, h, bf.delta + p * nq);
+        attention_backward_delta(d, g, b, h, 0, nq, bf.delta + p * nq);
         for (int64_t i = 0; i < nq; i++)
             std::memset(g.dq.row(b, h, i), 0, (size_t)dim * sizeof(float));
     });

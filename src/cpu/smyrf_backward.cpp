@@ -21,6 +21,8 @@
 namespace smyrf::cpu {
 namespace {
 
+constexpr int64_t kClustersPerTask = 8;
+
 struct Buffers {
     ClusterBuffers clusters;
     float *delta;          // [chunk][Nq]: D_i = dout_i . out_i
@@ -46,8 +48,8 @@ Buffers layout(Arena &arena, const Desc &d) {
     return bf;
 }
 
-void zero_rows(const View &x, int64_t b, int64_t h, int64_t n, int64_t dim) {
-    for (int64_t i = 0; i < n; i++) std::memset(x.row(b, h, i), 0, (size_t)dim * sizeof(float));
+void zero_rows(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim) {
+    for (int64_t i = i0; i < i1; i++) std::memset(x.row(b, h, i), 0, (size_t)dim * sizeof(float));
 }
 
 }  // namespace
@@ -84,35 +86,58 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
         };
 
         cluster_problems(d, g.q, g.k, g.key_mask, directions, cb, first, np);
-        parallel_for(np, T, [&](int64_t t, int) {
+        // D, met = 0 and zero gradients, a block of rows per task (query rows and key rows
+        // of the same numbers), so that two threads share even a single long problem
+        const int64_t rb = (std::max(nq, nk) + kRowsPerTask - 1) / kRowsPerTask;
+        parallel_for(np * rb, T, [&](int64_t task, int) {
+            const int64_t t = task / rb, i0 = (task % rb) * kRowsPerTask;
             int64_t b, h;
             problem(t, b, h);
-            attention_backward_delta(d, g, b, h, bf.delta + t * nq);
-            std::memset(bf.met + t * nq, 0, (size_t)nq);
-            zero_rows(g.dq, b, h, nq, dim);
-            if (gqa) {
-                std::memset(bf.dk + t * nk * dim, 0, (size_t)(nk * dim) * sizeof(float));
-                std::memset(bf.dv + t * nk * dvd, 0, (size_t)(nk * dvd) * sizeof(float));
-            } else {
-                zero_rows(g.dk, b, h, nk, dim);
-                zero_rows(g.dv, b, h, nk, dvd);
+            const int64_t i1 = std::min(nq, i0 + kRowsPerTask), j1 = std::min(nk, i0 + kRowsPerTask);
+            if (i0 < i1) {
+                attention_backward_delta(d, g, b, h, i0, i1, bf.delta + t * nq);
+                std::memset(bf.met + t * nq + i0, 0, (size_t)(i1 - i0));
+                zero_rows(g.dq, b, h, i0, i1, dim);
+            }
+            if (i0 < j1) {
+                if (gqa) {
+                    std::memset(bf.dk + (t * nk + i0) * dim, 0, (size_t)((j1 - i0) * dim) * sizeof(float));
+                    std::memset(bf.dv + (t * nk + i0) * dvd, 0, (size_t)((j1 - i0) * dvd) * sizeof(float));
+                } else {
+                    zero_rows(g.dk, b, h, i0, j1, dim);
+                    zero_rows(g.dv, b, h, i0, j1, dvd);
+                }
             }
         });
 
+        // round after round (a query and a key sit in one cluster per round); a task is a
+        // run of consecutive clusters, each one's rows asked for while the one before it
+        // computes
+        const int64_t runs = (C + kClustersPerTask - 1) / kClustersPerTask;
         for (int64_t r = 0; r < R; r++) {
-            parallel_for(np * C, T, [&](int64_t task, int thread) {
-                const int64_t t = task / C, c = task % C;
+            parallel_for(np * runs, T, [&](int64_t task, int thread) {
+                const int64_t t = task / runs, c0 = (task % runs) * kClustersPerTask;
+                const int64_t c1 = std::min(C, c0 + kClustersPerTask);
                 int64_t b, h;
                 problem(t, b, h);
                 const int32_t *qs = cb.queries(d, t, r), *ks = cb.keys(d, t, r);
                 const int64_t nv = cb.n_valid[t];
-                const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
-                const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
                 GradRows dk, dv;
                 key_rows(t, dk, dv);
-                attention_backward(d, g, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
-                                   bf.delta + t * nq, true, &dk, &dv, bf.met + t * nq,
-                                   bf.scratch[thread]);
+                auto prefetch = [&](int64_t c) {
+                    const int64_t q0 = cluster_begin(nq, C, c), k0 = cluster_begin(nv, C, c);
+                    attention_backward_prefetch(d, g, b, h, qs + q0, cluster_begin(nq, C, c + 1) - q0,
+                                                ks + k0, cluster_begin(nv, C, c + 1) - k0, dk, dv);
+                };
+                prefetch(c0);
+                for (int64_t c = c0; c < c1; c++) {
+                    if (c + 1 < c1) prefetch(c + 1);
+                    const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
+                    const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
+                    attention_backward(d, g, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
+                                       bf.delta + t * nq, true, &dk, &dv, bf.met + t * nq,
+                                       bf.scratch[thread]);
+                }
             });
         }
 
