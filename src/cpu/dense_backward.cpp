@@ -51,8 +51,10 @@ struct Chain {
     int64_t first_step;     // the step of the query tile at q0 = 0 of the current call
 };
 
+// The wait for a predecessor is short (part of one tile) unless its thread lost the
+// CPU: spin for about 100 us first, then give the CPU away between looks.
 void relax(int64_t spins) {
-    if (spins < 64) {
+    if (spins < 4096) {
 #if defined(__x86_64__)
         __builtin_ia32_pause();
 #endif

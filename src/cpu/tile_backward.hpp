@@ -14,7 +14,7 @@
 namespace smyrf::cpu {
 
 // Keys per backward tile (queries: kTileQueries).
-constexpr int64_t kGradTileKeys = 128;
+constexpr int64_t kGradTileKeys = 256;
 
 struct GradTile {
     const float *const *q;     // [nq] query rows of qk_dim floats
