@@ -35,7 +35,8 @@ struct GradRows {
 // one problem, on any threads, in key tile order). For each query tile, the one whose
 // first query is qi[q0]: wait(ctx, q0) comes before any of its dq rows is read, done(ctx,
 // q0) after its last addition; done comes for every query tile, wait only for a tile
-// that adds to dq.
+// that adds to dq. With an order, a call's keys are one key tile (nk <= kGradKeyTile),
+// else each query tile would come once per key tile.
 struct DqOrder {
     void (*wait)(void *ctx, int64_t q0);
     void (*done)(void *ctx, int64_t q0);
