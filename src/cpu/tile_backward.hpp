@@ -32,8 +32,9 @@ struct GradTile {
     float scale;
     bool causal;
     int64_t causal_offset;     // key j is allowed for query i iff j <= i + causal_offset
-    // Called (when set) once the tile's dS is known, before any dq row is read: lets a
-    // caller order the additions of several tiles into the same dq rows.
+    // Called (when set) once the tile's dS is known, before any dq row is read (not at
+    // all when no query of the tile has an allowed key): lets a caller order the
+    // additions of several tiles into the same dq rows.
     void (*before_dq)(void *ctx);
     void *ctx;
     float *qt;   // scratch [qk_dim][kTileQueries]: the queries, transposed
