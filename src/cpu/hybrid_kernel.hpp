@@ -3,7 +3,7 @@
 // O = P V once the caller has turned the logits into weights. Rows are read in place
 // through row pointers, and each query reads only its own rows: the fixed ones (sinks
 // and summaries, read by every query) and its window's range of the band. Compiled once
-// per instruction set (cpu/kernels/hybrid_*.cpp), picked at run time like the tile kernel.
+// per instruction set with the tile kernels (cpu/kernels/), picked with them.
 //
 // Like cpu/tile.hpp, this header includes nothing that defines code.
 #pragma once
@@ -42,8 +42,10 @@ struct BandKernels {
 // with FMA, or portable vectors; SMYRF_CPU_KERNEL caps both the same way).
 const BandKernels &band_kernels();
 
-namespace avx512 { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
-namespace avx2 { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
-namespace portable { void band_scores(const BandTile &t); void band_values(const BandTile &t); }
-
 }  // namespace smyrf::cpu::hybrid
+
+namespace smyrf::cpu {
+namespace avx512 { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
+namespace avx2 { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
+namespace portable { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
+}  // namespace smyrf::cpu

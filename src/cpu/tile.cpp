@@ -1,5 +1,6 @@
-// Picks the tile kernels (the forward's and the backward's, one choice) once, from what
-// the CPU supports (and SMYRF_CPU_KERNEL).
+// Picks the CPU kernels (the tile kernels forward and backward, HYBRID's band kernels:
+// one instruction set for all) once, from what the CPU supports (and SMYRF_CPU_KERNEL).
+#include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -12,6 +13,7 @@ namespace {
 struct Choice {
     TileKernel kernel;
     GradTileKernel grad;
+    hybrid::BandKernels band;
     const char *name;
 };
 
@@ -32,12 +34,15 @@ Choice choose() {
     __builtin_cpu_init();
     const bool fma = __builtin_cpu_supports("fma");
     if (fma && __builtin_cpu_supports("avx512f") && allowed("avx512"))
-        return {avx512::tile_attention, avx512::tile_backward, "avx512"};
+        return {avx512::tile_attention, avx512::tile_backward,
+                {avx512::band_scores, avx512::band_values}, "avx512"};
     if (fma && __builtin_cpu_supports("avx2") && allowed("avx2"))
-        return {avx2::tile_attention, avx2::tile_backward, "avx2"};
+        return {avx2::tile_attention, avx2::tile_backward,
+                {avx2::band_scores, avx2::band_values}, "avx2"};
 #endif
     (void)allowed;
-    return {portable::tile_attention, portable::tile_backward, "portable"};
+    return {portable::tile_attention, portable::tile_backward,
+            {portable::band_scores, portable::band_values}, "portable"};
 }
 
 const Choice &chosen() {
@@ -50,5 +55,6 @@ const Choice &chosen() {
 TileKernel tile_kernel() { return chosen().kernel; }
 GradTileKernel grad_tile_kernel() { return chosen().grad; }
 const char *tile_kernel_name() { return chosen().name; }
+const hybrid::BandKernels &hybrid::band_kernels() { return chosen().band; }
 
 }  // namespace smyrf::cpu

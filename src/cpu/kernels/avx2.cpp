@@ -1,5 +1,6 @@
-// The tile kernel for AVX2 with FMA (compiled with -mavx2 -mfma, run only where the CPU
+// The CPU kernels (cpu/kernels/*.inc) for AVX2 with FMA (compiled with -mavx2 -mfma, run only where the CPU
 // has both): 8 lanes, a 4 x 3 register block (12 accumulators of 16 registers).
+#include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -57,7 +58,9 @@ struct V {
 
 }  // namespace
 
+#include "cpu/kernels/blocks.inc"
 #include "cpu/kernels/tile_kernel.inc"
 #include "cpu/kernels/tile_backward.inc"
+#include "cpu/kernels/hybrid_band.inc"
 
 }  // namespace smyrf::cpu::avx2

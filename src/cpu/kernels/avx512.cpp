@@ -1,14 +1,11 @@
-// The tile kernel for AVX-512 (compiled with -mavx512f -mfma, run only where the CPU
+// The CPU kernels (cpu/kernels/*.inc) for AVX-512 (compiled with -mavx512f -mfma, run only where the CPU
 // has both): 16 lanes, a 6 x 4 register block (24 accumulators of 32 registers).
+#include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
 
 #include <immintrin.h>
 
-// GCC 12's _mm512_undefined_* read themselves on purpose (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace smyrf::cpu::avx512 {
 namespace {
@@ -16,6 +13,9 @@ namespace {
 struct V {
     using T = __m512;
     static constexpr int W = 16, MR = 6, NV = 4;
+    // The zero-masked forms of max and shift: GCC 12's unmasked ones start from
+    // _mm512_undefined_*, which warns (GCC bug 105593).
+    static constexpr __mmask16 kAll = 0xFFFF;
     static T zero() { return _mm512_setzero_ps(); }
     static T set(float x) { return _mm512_set1_ps(x); }
     static T load(const float *p) { return _mm512_loadu_ps(p); }
@@ -28,7 +28,7 @@ struct V {
     static T sub(T a, T b) { return _mm512_sub_ps(a, b); }
     static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
     // x > m ? x : m, so a NaN x leaves m
-    static T max(T x, T m) { return _mm512_max_ps(x, m); }
+    static T max(T x, T m) { return _mm512_maskz_max_ps(kAll, x, m); }
     // a < b ? x : y
     static T lt_select(T a, T b, T x, T y) {
         return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
@@ -58,13 +58,15 @@ struct V {
     // the float with bits (bits(t) + bias) << 23
     static T exponent_bits(T t, unsigned bias) {
         const __m512i e = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)bias));
-        return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+        return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, e, 23));
     }
 };
 
 }  // namespace
 
+#include "cpu/kernels/blocks.inc"
 #include "cpu/kernels/tile_kernel.inc"
 #include "cpu/kernels/tile_backward.inc"
+#include "cpu/kernels/hybrid_band.inc"
 
 }  // namespace smyrf::cpu::avx512

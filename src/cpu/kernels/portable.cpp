@@ -1,5 +1,6 @@
-// The tile kernel in portable vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON
+// The CPU kernels (cpu/kernels/*.inc) in portable vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON
 // on AArch64), for CPUs without AVX2 and FMA. Products and sums round separately here.
+#include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -50,7 +51,9 @@ struct V {
 
 }  // namespace
 
+#include "cpu/kernels/blocks.inc"
 #include "cpu/kernels/tile_kernel.inc"
 #include "cpu/kernels/tile_backward.inc"
+#include "cpu/kernels/hybrid_band.inc"
 
 }  // namespace smyrf::cpu::portable
