@@ -1,11 +1,13 @@
 // The in-cluster attention alone (stage 4 + its merge) against the machine's GEMM peak,
 // side by side in one run: SMYRF's clusters at N = 16384 (d = 64, 2 rounds of clusters
-// of 64 queries and 64 keys in a random order, as hashing leaves them) through the
-// library's tile kernel, then OpenBLAS sgemm at 2048^3, both on the same threads.
+// of 64 queries and 64 keys in a random order, as hashing leaves them; 64-byte aligned
+// tensors) through the library's tile kernel, then OpenBLAS sgemm at 2048^3, both on the
+// same threads.
 // Prints one JSON line. A measuring aid built from the library's internals: not installed.
 #include "core/params.hpp"
 #include "cpu/parallel.hpp"
 #include "cpu/stages.hpp"
+#include "tensor.hpp"
 
 #include <cblas.h>
 
@@ -49,7 +51,7 @@ int main(int argc, char **argv) {
     const int64_t R = d.n_hashes, C = d.n_clusters();
     std::mt19937 rng(7);
     std::normal_distribution<float> normal;
-    std::vector<float> q(n * dim), k(n * dim), v(n * dim), out(n * dim), m(n), l(n);
+    smyrf_cli::Tensor q(n * dim), k(n * dim), v(n * dim), out(n * dim), m(n), l(n);
     for (auto *x : {&q, &k, &v})
         for (float &e : *x) e = normal(rng);
     std::vector<std::vector<int32_t>> order(2 * R, std::vector<int32_t>(n));

@@ -40,7 +40,7 @@ std::vector<FixtureRow> planned_rows() {
 
 // Adds one layer's figures to the row; `dense` is that layer's DENSE output (empty when
 // DENSE failed).
-void add_layer(FixtureRow &row, const Measurement &m, const std::vector<float> &dense,
+void add_layer(FixtureRow &row, const Measurement &m, const Tensor &dense,
                size_t heads, size_t layers) {
     if (!row.ok()) return;
     if (!m.ok()) {

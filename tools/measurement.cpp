@@ -75,13 +75,13 @@ bool time_calls(const std::string &what, int reps, std::vector<double> &ms, Meas
 
 // Times smyrf_execute_backward once the forward's figures are taken (its buffers stay out
 // of the memory columns): out and lse are the forward's, dout is fixed random values.
-void time_backward(const smyrf_plan *plan, const Problem &p, const std::vector<float> &lse,
+void time_backward(const smyrf_plan *plan, const Problem &p, const Tensor &lse,
                    const std::string &what, const RunSettings &settings, Measurement &m) {
     const size_t ws_bytes = smyrf_plan_backward_workspace_size(plan);
     std::vector<unsigned char> workspace(ws_bytes, 0);
     // The complement of the seed: a stream apart from the inputs' own.
-    const std::vector<float> dout = normal_values(m.out.size(), ~settings.seed);
-    std::vector<float> dq(p.q.size()), dk(p.k.size()), dv(p.v.size());
+    const Tensor dout = normal_values(m.out.size(), ~settings.seed);
+    Tensor dq(p.q.size()), dk(p.k.size()), dv(p.v.size());
     if (!time_calls(what, settings.reps, m.backward_ms, m, [&] {
             return smyrf_execute_backward(plan, p.q.data(), p.k.data(), p.v.data(), nullptr,
                                           m.out.data(), lse.data(), dout.data(), dq.data(),
@@ -140,7 +140,7 @@ Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSetti
     m.out.assign(problem.q.size(), 0.0f);
     // lse only for the backward, so that the forward alone runs as it always did.
     const Shape &s = problem.shape;
-    std::vector<float> lse(settings.backward ? (size_t)(s.batch * s.heads * s.n) : 0);
+    Tensor lse(settings.backward ? (size_t)(s.batch * s.heads * s.n) : 0);
     float *const lse_out = settings.backward ? lse.data() : nullptr;
 
     const double rss_before = current_rss_mib();

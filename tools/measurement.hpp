@@ -42,7 +42,7 @@ struct Measurement {
     double extra_mib = 0;
     double peak_rss_mib = 0;   // the process's VmHWM after the calls
     bool peak_is_per_run = true;  // false where the kernel would not reset VmHWM
-    std::vector<float> out;
+    Tensor out;
 
     bool ok() const { return status == SMYRF_OK; }
     // "unsupported: <message>"

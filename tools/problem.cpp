@@ -34,7 +34,7 @@ private:
 // One (batch, head) problem: n tokens of dimension d starting at `offset` in q, k, v.
 void fill_head(Problem &p, int64_t offset, Random &rng) {
     const int64_t n = p.shape.n, d = p.shape.d;
-    std::vector<float> centres(kTopics * d), value_centres(kTopics * d);
+    Tensor centres(kTopics * d), value_centres(kTopics * d);
     for (float &c : centres) c = (float)(kCentreStd * rng.normal());
     for (float &c : value_centres) c = (float)rng.normal();
     int64_t topic = 0, run_left = 0;
@@ -71,8 +71,8 @@ Problem clustered_problem(const Shape &shape, uint64_t seed) {
     return p;
 }
 
-std::vector<float> normal_values(size_t count, uint64_t seed) {
-    std::vector<float> values(count);
+Tensor normal_values(size_t count, uint64_t seed) {
+    Tensor values(count);
     Random rng(seed);
     for (float &x : values) x = (float)rng.normal();
     return values;

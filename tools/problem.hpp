@@ -1,6 +1,8 @@
 // The attention problems the CLI runs: shapes and their fp32 inputs, BHND layout.
 #pragma once
 
+#include "tensor.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,7 +19,7 @@ struct Shape {
 struct Problem {
     Shape shape;
     std::string origin;  // one line saying how the inputs were made
-    std::vector<float> q, k, v;
+    Tensor q, k, v;
     // Bytes of q, k, v and out together.
     double io_bytes() const { return 4.0 * (double)shape.elements() * 4; }
 };
@@ -29,6 +31,6 @@ Problem clustered_problem(const Shape &shape, uint64_t seed);
 
 // `count` standard normal values from `seed`, by the same generator: the fixed gradient of
 // out that bench --backward feeds to smyrf_execute_backward.
-std::vector<float> normal_values(size_t count, uint64_t seed);
+Tensor normal_values(size_t count, uint64_t seed);
 
 }  // namespace smyrf_cli

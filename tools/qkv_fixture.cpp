@@ -60,7 +60,7 @@ std::vector<Problem> read_qkv_fixture(const std::string &path, int64_t n) {
         Problem &p = out[l];
         p.shape = shape;
         p.origin = path + ", layer " + std::to_string(l);
-        for (std::vector<float> *t : {&p.q, &p.k, &p.v}) {  // the file's order: Q, K, V
+        for (Tensor *t : {&p.q, &p.k, &p.v}) {  // the file's order: Q, K, V
             if (!in.read(reinterpret_cast<char *>(raw.data()), (std::streamsize)(raw.size() * 2)))
                 throw FixtureError(path + ": truncated data");
             t->resize(raw.size());

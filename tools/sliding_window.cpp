@@ -5,10 +5,10 @@
 
 namespace smyrf_cli {
 
-std::vector<float> sliding_window_attention(const Problem &p, int64_t keys) {
+Tensor sliding_window_attention(const Problem &p, int64_t keys) {
     const int64_t n = p.shape.n, d = p.shape.d, b = std::min(keys, n);
     const double root_d = std::sqrt((double)d);  // divide, as the test does: same bits
-    std::vector<float> out(p.q.size());
+    Tensor out(p.q.size());
     std::vector<double> logits(b), acc(d);
     for (int64_t h = 0; h < p.shape.batch * p.shape.heads; h++) {
         const size_t base = (size_t)(h * n * d);

@@ -11,6 +11,6 @@
 namespace smyrf_cli {
 
 // Non-causal, unmasked, scale 1/sqrt(d); out has the layout of p.q.
-std::vector<float> sliding_window_attention(const Problem &p, int64_t keys);
+Tensor sliding_window_attention(const Problem &p, int64_t keys);
 
 }  // namespace smyrf_cli

@@ -31,11 +31,11 @@ Spread spread_of(std::vector<double> samples) {
             quantile(samples, 0.75)};
 }
 
-double relative_error(const std::vector<float> &approx, const std::vector<float> &exact) {
+double relative_error(const Tensor &approx, const Tensor &exact) {
     return slice_error(approx.data(), exact.data(), exact.size());
 }
 
-double mean_relative_error(const std::vector<float> &approx, const std::vector<float> &exact,
+double mean_relative_error(const Tensor &approx, const Tensor &exact,
                            size_t parts) {
     const size_t each = exact.size() / parts;
     double sum = 0;

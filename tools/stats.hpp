@@ -1,6 +1,8 @@
 // Summaries of repeated timings, and the error measure used against DENSE.
 #pragma once
 
+#include "tensor.hpp"
+
 #include <cstddef>
 #include <vector>
 
@@ -13,11 +15,11 @@ struct Spread {
 Spread spread_of(std::vector<double> samples);  // samples must not be empty
 
 // ||approx - exact|| / ||exact|| (Frobenius), accumulated in double.
-double relative_error(const std::vector<float> &approx, const std::vector<float> &exact);
+double relative_error(const Tensor &approx, const Tensor &exact);
 
 // The same error for each of `parts` equal consecutive slices (one per head), averaged:
 // the measure of the table on real attention, where heads differ in scale.
-double mean_relative_error(const std::vector<float> &approx, const std::vector<float> &exact,
+double mean_relative_error(const Tensor &approx, const Tensor &exact,
                            size_t parts);
 
 }  // namespace smyrf_cli
