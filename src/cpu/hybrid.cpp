@@ -56,17 +56,12 @@ void prepare(const Desc &d, const Args &a, const float *log_n, Pair &p, int64_t 
 
 int64_t max_groups(const Desc &d) { return std::max<int64_t>(1, std::min(d.summaries, d.k_len)); }
 
-// A backward task's queries span at most this many consecutive valid keys
-// (hybrid_backward.cpp splits a segment where windows drift further), plus two sinks.
-int64_t max_columns(const Desc &d) {
-    return std::min(d.budget, d.k_len) + kQueryTile + 2;
-}
+// A tile's queries span at most this many consecutive valid keys (hybrid_attention.cpp
+// and hybrid_backward.cpp split a tile where windows drift further).
+int64_t max_band(const Desc &d) { return std::min(d.budget, d.k_len) + kAttendQueries; }
 
-// A forward task reads the groups, two sinks and a band of at most this many valid keys
-// (hybrid_attention.cpp splits a tile where windows drift further).
-int64_t max_rows(const Desc &d) {
-    return max_groups(d) + 2 + std::min(d.budget, d.k_len) + kAttendQueries;
-}
+// A tile reads the groups, two sinks and its band.
+int64_t max_rows(const Desc &d) { return max_groups(d) + 2 + max_band(d); }
 
 Scratch scratch_layout(Arena &arena, const Desc &d) {
     const size_t g = (size_t)max_groups(d), rows = (size_t)max_rows(d);
@@ -114,7 +109,9 @@ Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread) {
     return scratch_layout(arena, d);
 }
 
-void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np) {
+namespace {
+
+void build_groups(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np) {
     const int64_t T = d.threads;
     parallel_for(np, T, [&](int64_t t, int) {
         prepare(d, a, bf.log_n, bf.pairs[t], first + t);
@@ -159,6 +156,19 @@ void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first,
     });
 }
 
+}  // namespace
+
+void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np) {
+    build_groups(d, a, bf, first, np);
+    // The summary logits' log m: a summary never has more members than its whole group.
+    int64_t most = 0;
+    for (int64_t t = 0; t < np; t++) {
+        const Pair &p = bf.pairs[t];
+        if (p.groups) most = std::max<int64_t>(most, *std::max_element(p.count, p.count + p.groups));
+    }
+    for (int64_t n = 0; n <= most; n++) bf.log_n[n] = std::log((float)n);
+}
+
 }  // namespace hybrid
 
 size_t hybrid_workspace(const Desc &d) { return layout_bytes(hybrid::layout, d); }
@@ -169,16 +179,9 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
     const Buffers bf = layout(arena, d);
     const int64_t pairs = d.batch * d.kv_heads, heads = d.group_size();
     const int64_t tiles = (d.q_len + kAttendQueries - 1) / kAttendQueries;
-    int64_t logs = 0;  // log_n holds log(0 .. logs - 1)
     for (int64_t first = 0; first < pairs; first += bf.chunk) {
         const int64_t np = std::min(bf.chunk, pairs - first);
         build_pairs(d, a, bf, first, np);
-        // A summary never has more members than its whole group.
-        for (int64_t t = 0; t < np; t++) {
-            const Pair &p = bf.pairs[t];
-            const int64_t most = p.groups ? *std::max_element(p.count, p.count + p.groups) : 0;
-            for (; logs <= most; logs++) bf.log_n[logs] = std::log((float)logs);
-        }
         parallel_for(np * heads * tiles, d.threads, [&](int64_t task, int thread) {
             const Pair &p = bf.pairs[task / (heads * tiles)];
             const int64_t h = p.hk * heads + (task / tiles) % heads;

@@ -9,7 +9,6 @@
 
 namespace smyrf::cpu::hybrid {
 
-constexpr int64_t kQueryTile = 32;    // queries per backward task (forward: kAttendQueries)
 constexpr int64_t kKeyTile = 256;     // keys per k-means assignment GEMM
 constexpr int64_t kSumChunks = 8;     // fixed key chunks of the sums by label
 
@@ -57,10 +56,10 @@ struct Scratch {
     float *zero;          // [kAttendQueries] zeros
 };
 
-// The widest summary set and key band (plus sinks) any backward task sees; the most
-// rows a forward task reads (groups, sinks, band).
+// The widest summary set; the widest band of a tile (a tile is split where its queries'
+// windows drift further apart); the most rows a tile reads (groups, sinks, band).
 int64_t max_groups(const Desc &d);
-int64_t max_columns(const Desc &d);
+int64_t max_band(const Desc &d);
 int64_t max_rows(const Desc &d);
 Scratch scratch_layout(Arena &arena, const Desc &d);
 
@@ -101,9 +100,49 @@ double chunk_total(const Desc &d, const Pair &p, int64_t g, int64_t x);
 // Causal: the running sums and total of positional block g.
 void block_sums(const Desc &d, const Args &a, const Pair &p, int64_t g, const Scratch &s);
 
+// ---- a tile's rows (hybrid_rows.cpp), forward and backward alike: queries [i0, i0 + n)
+// of query head h with windows r[0..n), whose band fits max_band. Rows [0, groups) are the
+// summaries (Ksum_g, Vsum_g), then the sinks; the band of exact keys follows from `fixed`.
+// Queries [0, live) have no allowed key (only a prefix of a tile can lack one: causal, or
+// no valid key at all).
+struct Rows {
+    Columns c;
+    int64_t groups, sinks, fixed, live;
+    int64_t sink_key[2];  // the valid key of each sink row
+    bool labelled;        // non-causal groups: exact keys take their group's share back
+};
+// Sets the scratch's krow, vrow, label, qa, qb (band row j is exact for the queries
+// [qa, qb); a sink's band row for none: it is exact through its own row), qrow, lo, hi
+// and, causal, first.
+Rows tile_rows(const Desc &d, const View &q, const View &k, const View &v, const Pair &p,
+               int64_t h, int64_t i0, int64_t n, const Range *r, const Scratch &s);
+
 // ---- attention (hybrid_attention.cpp): queries [i0, i1) of query head h of the pair.
 void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, int64_t i1,
             const Scratch &s);
+
+// ---- gradients (hybrid_backward_tile.cpp) of queries [i0, i0 + n) of query head h, a tile
+// whose band fits max_band: the forward's rows and products, then the gradients.
+struct BackScratch {
+    Scratch f;                 // the forward's (f.out: the tile's dq rows)
+    const float **orow;        // [kAttendQueries] the output gradients' rows
+    float **dkrow, **dvrow;    // [rows] where the rows' gradients go
+    int32_t *qc;               // [rows] band rows: the non-decreasing hull of qb
+    float *ot, *dpt;           // [dv][kAttendQueries], [rows][kAttendQueries]
+    float *hit_dp;             // [G][kAttendQueries] summed dout . v_j of the exact keys
+    float *lse_t, *delta_t;    // [kAttendQueries] LSE (+inf: no term) and D
+};
+BackScratch back_scratch_layout(Arena &arena, const Desc &d);
+// What a tile leaves for the reduction (hybrid_backward.cpp): the gradients of its rows
+// (summaries: of Ksum_g, Vsum_g) and, causal, its queries' partial-block terms.
+struct TileGrads {
+    float *dk, *dv;    // [max_rows][d], [max_rows][dv]
+    int32_t *wstart;   // [kAttendQueries] window start of each query (-1: no partial block)
+    float *cp, *up;    // [kAttendQueries] the partial block's C and U
+};
+// Writes the tile's dq rows (it owns them) and its TileGrads; returns its rows.
+Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int64_t i0,
+                int64_t n, const TileGrads &out, const BackScratch &s);
 
 // ---- the pipeline (hybrid.cpp): workspace layout and the build of the pairs' groups,
 // shared by hybrid_run and the test probe.
@@ -117,7 +156,7 @@ struct Buffers {
 Buffers layout(Arena &arena, const Desc &d);
 Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread);
 // Prepares pairs first .. first + np - 1 (pair index = b * kv_heads + hk) in the slots
-// 0 .. np - 1 and builds their groups.
+// 0 .. np - 1, builds their groups and fills log_n up to the largest group.
 void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np);
 
 }  // namespace smyrf::cpu::hybrid

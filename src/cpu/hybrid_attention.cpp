@@ -24,15 +24,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kStride = kAttendQueries;
 
-// The rows of a tile beside its BandTile: rows [0, groups) are the summaries, then
-// the sinks; the band follows, so the exact keys are the rows [groups, rows). Queries
-// [0, live) have no allowed key (only a prefix of a tile can lack one: causal, or no
-// valid key at all).
-struct Rows {
-    int64_t groups, sinks, live;
-    bool labelled;  // non-causal groups: exact keys take their group's share back
-};
-
 // The queries [a, b) rounded out to whole blocks of kQueryBlock: band_scores filled
 // them, and loops over them vectorise without remainders.
 int64_t block_floor(int64_t a) { return a / kQueryBlock * kQueryBlock; }
@@ -121,65 +112,24 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
 // Queries [i0, i0 + n) with windows r[0..n), whose band fits the scratch.
 void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0,
                  int64_t n, const Range *r, const Scratch &sc) {
-    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
-    const Columns c = columns(d, p, r, n);
-    Rows w{G, 0, 0, G > 0 && !d.causal};
-    while (w.live < n && r[w.live].e == r[w.live].s) w.live++;
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
+    const Rows w = tile_rows(d, a.q, a.k, a.v, p, h, i0, n, r, sc);
+    for (int64_t t = 0; t < n; t++) sc.out[t] = a.out.row(p.b, h, i0 + t);
 
-    // The rows: groups, sinks, band. A sink in the band is exact through its own row
-    // only, so its band row is exact for no query.
-    for (int64_t g = 0; g < G; g++) {
-        sc.krow[g] = p.ksum + g * dim;
-        sc.vrow[g] = p.vsum + g * dv;
-    }
-    for (int64_t x = 0; x < 2; x++) {
-        if (c.sink_col[x] < 0) continue;
-        const int64_t row = G + w.sinks++;
-        const int64_t u = c.sink_col[x] < c.band ? c.s0 + c.sink_col[x] : c.extra[c.sink_col[x] - c.band];
-        sc.krow[row] = a.k.row(p.b, p.hk, p.valid[u]);
-        sc.vrow[row] = a.v.row(p.b, p.hk, p.valid[u]);
-        sc.label[row] = w.labelled ? p.label[u] : 0;
-        sc.qa[row] = (int32_t)w.live, sc.qb[row] = (int32_t)n;
-    }
-    const int64_t fixed = G + w.sinks;
-    for (int64_t j = 0; j < c.band; j++) {
-        const int64_t u = c.s0 + j;
-        sc.krow[fixed + j] = a.k.row(p.b, p.hk, p.valid[u]);
-        sc.vrow[fixed + j] = a.v.row(p.b, p.hk, p.valid[u]);
-        sc.label[fixed + j] = w.labelled ? p.label[u] : 0;
-    }
-    for (int64_t t = 0; t < n; t++) {
-        sc.qrow[t] = a.q.row(p.b, h, i0 + t);
-        sc.out[t] = a.out.row(p.b, h, i0 + t);
-        sc.lo[t] = (int32_t)(fixed + r[t].s - c.s0);
-        sc.hi[t] = (int32_t)(fixed + r[t].e - c.s0);
-    }
-    // Band row j is exact for the queries [qa, qb) whose window holds it (lo and hi are
-    // non-decreasing).
-    for (int64_t j = 0, qa = 0, qb = 0; j < c.band; j++) {
-        const int64_t row = fixed + j;
-        while (qa < n && sc.hi[qa] <= row) qa++;
-        while (qb < n && sc.lo[qb] <= row) qb++;
-        const bool sink = j == c.sink_col[0] || j == c.sink_col[1];
-        sc.qa[row] = (int32_t)qa;
-        sc.qb[row] = (int32_t)(sink ? qa : std::max(qa, qb));
-    }
-
-    // Causal: the block of each window's first key, and the members of that block before
-    // the window as one more summary (the partial block).
-    const bool partial = d.causal && G > 0;
+    // Causal: the members of the block of the window's first key before the window, as
+    // one more summary (the partial block).
+    const bool partial = d.causal && w.groups > 0;
     for (int64_t t = w.live; t < n; t++) {
         sc.xt[t] = kNegInf;
         if (!partial) continue;
-        sc.first[t] = p.valid[r[t].s] / (int32_t)p.block;
         const int32_t pn = p.pn[r[t].s];
         if (pn > 0)
             sc.xt[t] = (float)d.scale * dot_of(sc.qrow[t], p.pk + r[t].s * dim, dim) / (float)pn +
                        p.log_n[pn];
     }
 
-    const BandTile bt{sc.qrow, sc.krow, sc.vrow, sc.out, sc.lo, sc.hi, n, fixed + c.band,
-                      fixed, dim, dv, (float)d.scale, sc.qt, sc.st};
+    const BandTile bt{sc.qrow, sc.krow, sc.vrow, sc.out, sc.lo, sc.hi, n, w.fixed + w.c.band,
+                      w.fixed, dim, dv, (float)d.scale, sc.qt, sc.st};
     const BandKernels &kernels = band_kernels();
     kernels.scores(bt);
     weigh(p, bt, w, sc);
@@ -210,7 +160,7 @@ void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, 
     Range r[kAttendQueries];
     for (int64_t i = i0; i < i1; i++) r[i - i0] = window_range(d, p, i);
     // Split where the windows drift apart further than the scratch band holds (Nk >> Nq).
-    const int64_t cap = max_rows(d) - 2 - max_groups(d);
+    const int64_t cap = max_band(d);
     for (int64_t start = i0; start < i1;) {
         int64_t end = start + 1;
         while (end < i1 && r[end - i0].e - r[start - i0].s <= cap) end++;

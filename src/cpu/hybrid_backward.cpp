@@ -4,7 +4,7 @@
 // logits s_ij, the summary logits t_ig and the summary values Vbar_ig.
 //
 // Per (batch, kv head) pair:
-//   1. Query tasks: a segment of at most kQueryTile consecutive queries of one query head
+//   1. Query tasks: a segment of at most kAttendQueries consecutive queries of one query head
 //      whose windows fit one band of consecutive valid keys (plus the sinks). Each task
 //      recomputes its logits, the softmax weights from the forward's lse, and
 //        dS'_ij = P_ij (dout_i.v_j - D_i) - C_{i,a_j},  P'_ij = P_ij - U_{i,a_j}
@@ -18,88 +18,39 @@
 //      the running-sum gradients of the window's own block, a suffix sum within a block).
 // Tasks are processed in waves of slots so that the workspace stays O(Nk (d + dv)) per
 // pair; the wave size changes no result (the order of additions is the task order).
-#include "cpu/blas.hpp"
-#include "cpu/fast_exp.hpp"
 #include "cpu/hybrid.hpp"
 #include "cpu/modes.hpp"
 #include "cpu/parallel.hpp"
 #include "cpu/reduce.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <limits>
 #include <vector>
 
 namespace smyrf::cpu {
 namespace hybrid {
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kReduceTile = 256;  // valid keys per reduction task
-
-int64_t column_key(const Columns &c, int64_t j) { return j < c.band ? c.s0 + j : c.extra[j - c.band]; }
 
 // What one query task leaves for the reduction.
 struct Slot {
     int64_t pair, h, i0, n;
-    Columns c;
-    float *dk, *dv;      // [cols][d], [cols][dv]: the band's key/value gradients
-    float *dks, *dvs;    // [G][d], [G][dv]: gradients of Ksum_g, Vsum_g
-    int32_t *wstart;     // [kQueryTile] causal: window start u of each query (-1: none)
-    float *cp, *up;      // [kQueryTile] causal: coefficients of the partial block summary
+    Rows rows;
+    TileGrads g;
 };
 
-// Per-thread scratch of a query task.
-struct BScratch {
-    float *q, *o, *k, *v;   // [T][d], [T][dv] (dout), [cols][d], [cols][dv]
-    float *s, *dp;          // [T][cols]: logits -> dS', dout.v_j -> P'
-    float *t, *dvs;         // [T][G]: summary logits -> C, dout.Vsum_g -> U
-    float *tr;              // [max(cols, G)][T]: transposes
-    float *dq;              // [T][d]
-    int32_t *col_label;     // [cols]
-    int32_t *hits;          // [G]
-    float *hit_s, *hit_dp;  // [G]
-    double *acc;            // [d + dv]
-};
-
-BScratch bscratch_layout(Arena &arena, const Desc &d) {
-    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
-    const size_t tq = kQueryTile, dim = d.qk_dim, dv = d.v_dim;
-    BScratch s;
-    s.q = arena.take<float>(tq * dim);
-    s.o = arena.take<float>(tq * dv);
-    s.k = arena.take<float>(cols * dim);
-    s.v = arena.take<float>(cols * dv);
-    s.s = arena.take<float>(tq * cols);
-    s.dp = arena.take<float>(tq * cols);
-    s.t = arena.take<float>(tq * g);
-    s.dvs = arena.take<float>(tq * g);
-    s.tr = arena.take<float>(std::max(cols, g) * tq);
-    s.dq = arena.take<float>(tq * dim);
-    s.col_label = arena.take<int32_t>(cols);
-    s.hits = arena.take<int32_t>(g);
-    s.hit_s = arena.take<float>(g);
-    s.hit_dp = arena.take<float>(g);
-    s.acc = arena.take<double>(dim + dv);
-    return s;
-}
-
-// Slot storage: floats per slot (band gradients, group gradients, per-query data).
+// Slot storage: floats per slot (the rows' gradients, per-query data).
 size_t slot_floats(const Desc &d) {
-    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
-    return (cols + g) * (size_t)(d.qk_dim + d.v_dim) + 3 * kQueryTile + 64;
+    return (size_t)max_rows(d) * (d.qk_dim + d.v_dim) + 3 * kAttendQueries + 64;
 }
 
 void carve_slot(Slot &sl, const Desc &d, float *base) {
-    const size_t g = (size_t)max_groups(d), cols = (size_t)max_columns(d);
-    sl.dk = base;
-    sl.dv = sl.dk + cols * d.qk_dim;
-    sl.dks = sl.dv + cols * d.v_dim;
-    sl.dvs = sl.dks + g * d.qk_dim;
-    sl.cp = sl.dvs + g * d.v_dim;
-    sl.up = sl.cp + kQueryTile;
-    sl.wstart = (int32_t *)(sl.up + kQueryTile);
+    const size_t rows = (size_t)max_rows(d);
+    sl.g.dk = base;
+    sl.g.dv = sl.g.dk + rows * d.qk_dim;
+    sl.g.cp = sl.g.dv + rows * d.v_dim;
+    sl.g.up = sl.g.cp + kAttendQueries;
+    sl.g.wstart = (int32_t *)(sl.g.up + kAttendQueries);
 }
 
 // Per pair in flight: query segments, group-sum gradients, causal running-sum gradients.
@@ -139,7 +90,7 @@ BLayout blayout(Arena &arena, const Desc &d) {
     for (int64_t t = 0; t < chunk; t++) {
         PairGrad pg{};
         pg.seg = arena.take<int32_t>((size_t)d.q_len + 1);
-        pg.tile_first = arena.take<int32_t>((size_t)(d.q_len + kQueryTile - 1) / kQueryTile + 1);
+        pg.tile_first = arena.take<int32_t>((size_t)(d.q_len + kAttendQueries - 1) / kAttendQueries + 1);
         pg.dksum = arena.take<double>(g * d.qk_dim);
         pg.dvsum = arena.take<double>(g * d.v_dim);
         if (d.causal) {
@@ -154,26 +105,26 @@ BLayout blayout(Arena &arena, const Desc &d) {
     if (L.slots)
         for (int64_t w = 0; w < L.wave; w++) carve_slot(L.slots[w], d, L.slot_base + w * slot_floats(d));
     Arena sizing;
-    bscratch_layout(sizing, d);
+    back_scratch_layout(sizing, d);
     L.scratch_stride = sizing.used() / sizeof(float);
     L.scratch_base = arena.take<float>((size_t)d.threads * L.scratch_stride);
     return L;
 }
 
-BScratch thread_bscratch(const Desc &d, const BLayout &L, int thread) {
+BackScratch thread_scratch(const Desc &d, const BLayout &L, int thread) {
     Arena arena(L.scratch_base + (size_t)thread * L.scratch_stride);
-    return bscratch_layout(arena, d);
+    return back_scratch_layout(arena, d);
 }
 
-// Segments: each tile of kQueryTile queries (fixed, as in the forward) is cut where the
+// Segments: each tile of kAttendQueries queries (fixed, as in the forward) is cut where the
 // windows of its queries drift further apart than the scratch band holds (the forward's
 // rule). tile_segments writes the starts of tile m's segments (if `seg`) and returns
 // how many there are.
 int64_t tile_segments(const Desc &d, const Pair &p, int64_t m, int32_t *seg) {
-    const int64_t cap = max_columns(d) - 2;
-    const int64_t i1 = std::min(d.q_len, (m + 1) * kQueryTile);
+    const int64_t cap = max_band(d);
+    const int64_t i1 = std::min(d.q_len, (m + 1) * kAttendQueries);
     int64_t n = 0;
-    for (int64_t i = m * kQueryTile; i < i1;) {
+    for (int64_t i = m * kAttendQueries; i < i1;) {
         if (seg) seg[n] = (int32_t)i;
         n++;
         const int64_t s = window_range(d, p, i).s;
@@ -182,161 +133,6 @@ int64_t tile_segments(const Desc &d, const Pair &p, int64_t m, int32_t *seg) {
         i = e;
     }
     return n;
-}
-
-void transpose(const float *a, int64_t rows, int64_t cols, float *at) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) at[c * rows + r] = a[r * cols + c];
-}
-
-// One query task: queries [i0, i0 + n) of head h.
-void query_task(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int64_t i0,
-                int64_t n, Slot &sl, const BScratch &sc) {
-    const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
-    const float scale = (float)d.scale;
-    Range r[kQueryTile] = {};
-    for (int64_t t = 0; t < n; t++) r[t] = window_range(d, p, i0 + t);
-    const Columns c = columns(d, p, r, n);
-    const int64_t C = c.count;
-    sl.h = h, sl.i0 = i0, sl.n = n, sl.c = c;
-
-    for (int64_t t = 0; t < n; t++) {
-        std::memcpy(sc.q + t * dim, a.q.row(p.b, h, i0 + t), (size_t)dim * sizeof(float));
-        std::memcpy(sc.o + t * dv, a.dout.row(p.b, h, i0 + t), (size_t)dv * sizeof(float));
-    }
-    for (int64_t j = 0; j < C; j++) {
-        const int64_t pos = p.valid[column_key(c, j)];
-        std::memcpy(sc.k + j * dim, a.k.row(p.b, p.hk, pos), (size_t)dim * sizeof(float));
-        std::memcpy(sc.v + j * dv, a.v.row(p.b, p.hk, pos), (size_t)dv * sizeof(float));
-        if (G > 0 && !d.causal) sc.col_label[j] = p.label[column_key(c, j)];
-    }
-    if (C > 0) {
-        gemm_nt(n, C, dim, scale, sc.q, dim, sc.k, dim, 0.0f, sc.s, C);
-        gemm_nt(n, C, dv, 1.0f, sc.o, dv, sc.v, dv, 0.0f, sc.dp, C);
-    }
-    if (G > 0) {
-        gemm_nt(n, G, dim, scale, sc.q, dim, p.ksum, dim, 0.0f, sc.t, G);
-        gemm_nt(n, G, dv, 1.0f, sc.o, dv, p.vsum, dv, 0.0f, sc.dvs, G);
-    }
-
-    for (int64_t t = 0; t < n; t++) {
-        float *s = sc.s + t * C, *dp = sc.dp + t * C, *tg = sc.t + t * G, *dvs = sc.dvs + t * G;
-        const int64_t i = i0 + t;
-        const float lse = a.lse[(p.b * d.heads + h) * d.q_len + i];
-        sl.wstart[t] = -1, sl.cp[t] = 0.0f, sl.up[t] = 0.0f;
-        if (r[t].e == r[t].s || !(lse > kNegInf)) {  // no allowed key: zero gradient
-            std::fill(s, s + C, 0.0f);
-            std::fill(dp, dp + C, 0.0f);
-            std::fill(tg, tg + G, 0.0f);
-            std::fill(dvs, dvs + G, 0.0f);
-            continue;
-        }
-        const float Di = dot_of(a.dout.row(p.b, h, i), a.out.row(p.b, h, i), dv);
-        // Exact columns of this query: its window and the sinks outside it.
-        const int64_t ws = r[t].s - c.s0, we = r[t].e - c.s0;
-        int64_t extras[2];
-        int n_extras = 0;
-        for (int64_t col : c.sink_col)
-            if (col >= 0 && (col < ws || col >= we)) extras[n_extras++] = col;
-        auto exact = [&](int64_t j) {
-            if (j >= ws && j < we) return true;
-            for (int x = 0; x < n_extras; x++)
-                if (extras[x] == j) return true;
-            return false;
-        };
-        // Group terms: the summary logit t_ig, its weight P_ig, dout.Vbar_ig, then
-        // C_ig = P_ig (dout.Vbar_ig - D_i) / m_ig and U_ig = P_ig / m_ig.
-        if (G > 0 && !d.causal) {
-            std::fill(sc.hits, sc.hits + G, 0);
-            std::fill(sc.hit_s, sc.hit_s + G, 0.0f);
-            std::fill(sc.hit_dp, sc.hit_dp + G, 0.0f);
-            auto hit = [&](int64_t j) {
-                sc.hits[sc.col_label[j]]++;
-                sc.hit_s[sc.col_label[j]] += s[j];
-                sc.hit_dp[sc.col_label[j]] += dp[j];
-            };
-            for (int64_t j = ws; j < we; j++) hit(j);
-            for (int x = 0; x < n_extras; x++) hit(extras[x]);
-            for (int64_t g = 0; g < G; g++) {
-                const int32_t m = p.count[g] - sc.hits[g];
-                if (m <= 0) {
-                    tg[g] = 0.0f, dvs[g] = 0.0f;
-                    continue;
-                }
-                const float inv = 1.0f / (float)m;
-                const float tig = (tg[g] - sc.hit_s[g]) * inv + std::log((float)m);
-                const float P = fast_exp(tig - lse);
-                const float dvbar = (dvs[g] - sc.hit_dp[g]) * inv;
-                tg[g] = P * (dvbar - Di) * inv;  // C_ig
-                dvs[g] = P * inv;                // U_ig
-            }
-        } else if (G > 0) {
-            // Causal: whole blocks before the window's block (no exact member).
-            const int64_t first = p.valid[r[t].s] / p.block;
-            for (int64_t g = 0; g < G; g++) {
-                const int32_t m = g < first ? p.count[g] : 0;
-                if (m <= 0) {
-                    tg[g] = 0.0f, dvs[g] = 0.0f;
-                    continue;
-                }
-                const float inv = 1.0f / (float)m;
-                const float P = fast_exp(tg[g] * inv + std::log((float)m) - lse);
-                tg[g] = P * (dvs[g] * inv - Di) * inv;
-                dvs[g] = P * inv;
-            }
-            // The window's own block before the window: the running sums at its start.
-            const int32_t pn = p.pn[r[t].s];
-            if (pn > 0) {
-                const float inv = 1.0f / (float)pn;
-                const float *pk = p.pk + r[t].s * dim, *pv = p.pv + r[t].s * dv;
-                const float tp = scale * dot_of(sc.q + t * dim, pk, dim) * inv + std::log((float)pn);
-                const float P = fast_exp(tp - lse);
-                const float dvbar = dot_of(sc.o + t * dv, pv, dv) * inv;
-                sl.wstart[t] = (int32_t)r[t].s;
-                sl.cp[t] = P * (dvbar - Di) * inv;
-                sl.up[t] = P * inv;
-            }
-        }
-        // Exact keys: dS'_ij = P_ij (dout.v_j - D_i) - C_{i,a_j}, P'_ij = P_ij - U_{i,a_j}.
-        const bool sub = G > 0 && !d.causal;
-        for (int64_t j = 0; j < C; j++) {
-            if (!exact(j)) {
-                s[j] = 0.0f, dp[j] = 0.0f;
-                continue;
-            }
-            const float P = fast_exp(s[j] - lse);
-            float ds = P * (dp[j] - Di), pp = P;
-            if (sub) ds -= tg[sc.col_label[j]], pp -= dvs[sc.col_label[j]];
-            s[j] = ds, dp[j] = pp;
-        }
-    }
-
-    // dq = scale (dS' K + C Ksum) (+ the causal partial block), written in place.
-    if (C > 0) gemm_nn(n, dim, C, scale, sc.s, C, sc.k, dim, 0.0f, sc.dq, dim);
-    else std::fill(sc.dq, sc.dq + n * dim, 0.0f);
-    if (G > 0) gemm_nn(n, dim, G, scale, sc.t, G, p.ksum, dim, 1.0f, sc.dq, dim);
-    for (int64_t t = 0; t < n; t++) {
-        float *dq = sc.dq + t * dim;
-        if (sl.wstart[t] >= 0) {
-            const float w = scale * sl.cp[t];
-            const float *pk = p.pk + sl.wstart[t] * dim;
-            for (int64_t x = 0; x < dim; x++) dq[x] += w * pk[x];
-        }
-        std::memcpy(a.dq.row(p.b, h, i0 + t), dq, (size_t)dim * sizeof(float));
-    }
-    // The band's key and value gradients and the group-sum gradients, into the slot.
-    if (C > 0) {
-        transpose(sc.s, n, C, sc.tr);
-        gemm_nn(C, dim, n, scale, sc.tr, n, sc.q, dim, 0.0f, sl.dk, dim);
-        transpose(sc.dp, n, C, sc.tr);
-        gemm_nn(C, dv, n, 1.0f, sc.tr, n, sc.o, dv, 0.0f, sl.dv, dv);
-    }
-    if (G > 0) {
-        transpose(sc.t, n, G, sc.tr);
-        gemm_nn(G, dim, n, scale, sc.tr, n, sc.q, dim, 0.0f, sl.dks, dim);
-        transpose(sc.dvs, n, G, sc.tr);
-        gemm_nn(G, dv, n, 1.0f, sc.tr, n, sc.o, dv, 0.0f, sl.dvs, dv);
-    }
 }
 
 void add_row(float *dst, const float *src, int64_t n) {
@@ -350,24 +146,22 @@ void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     for (int64_t w = w0; w < w1; w++) {
         const Slot &sl = slots[w];
-        const Columns &c = sl.c;
-        // Band columns in [u0, u1), then the sink columns after the band.
-        const int64_t j0 = std::max<int64_t>(0, u0 - c.s0), j1 = std::min(c.band, u1 - c.s0);
-        for (int64_t j = j0; j < j1; j++) {
-            add_row(a.dk.row(p.b, p.hk, p.valid[c.s0 + j]), sl.dk + j * dim, dim);
-            add_row(a.dv.row(p.b, p.hk, p.valid[c.s0 + j]), sl.dv + j * dv, dv);
-        }
-        for (int64_t j = c.band; j < c.count; j++) {
-            const int64_t u = c.extra[j - c.band];
-            if (u < u0 || u >= u1) continue;
-            add_row(a.dk.row(p.b, p.hk, p.valid[u]), sl.dk + j * dim, dim);
-            add_row(a.dv.row(p.b, p.hk, p.valid[u]), sl.dv + j * dv, dv);
-        }
+        const Rows &r = sl.rows;
+        auto add = [&](int64_t u, int64_t row) {
+            add_row(a.dk.row(p.b, p.hk, p.valid[u]), sl.g.dk + row * dim, dim);
+            add_row(a.dv.row(p.b, p.hk, p.valid[u]), sl.g.dv + row * dv, dv);
+        };
+        // Band rows in [u0, u1), then the sink rows.
+        const int64_t s0 = r.c.s0;
+        const int64_t j0 = std::max<int64_t>(0, u0 - s0), j1 = std::min(r.c.band, u1 - s0);
+        for (int64_t j = j0; j < j1; j++) add(s0 + j, r.fixed + j);
+        for (int64_t x = 0; x < r.sinks; x++)
+            if (r.sink_key[x] >= u0 && r.sink_key[x] < u1) add(r.sink_key[x], r.groups + x);
         if (!d.causal) continue;
         for (int64_t t = 0; t < sl.n; t++) {
-            const int64_t u = sl.wstart[t];
+            const int64_t u = sl.g.wstart[t];
             if (u < u0 || u >= u1) continue;
-            const float wk = (float)d.scale * sl.cp[t], wv = sl.up[t];
+            const float wk = (float)d.scale * sl.g.cp[t], wv = sl.g.up[t];
             const float *q = a.q.row(p.b, sl.h, sl.i0 + t), *o = a.dout.row(p.b, sl.h, sl.i0 + t);
             float *gk = pg.gk + u * dim, *gv = pg.gv + u * dv;
             for (int64_t x = 0; x < dim; x++) gk[x] += wk * q[x];
@@ -381,8 +175,8 @@ void reduce_groups(const Desc &d, const Pair &p, const PairGrad &pg, const Slot 
     const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
     for (int64_t w = w0; w < w1; w++)
         for (int64_t g = 0; g < G; g++) {
-            for (int64_t x = 0; x < dim; x++) pg.dksum[g * dim + x] += slots[w].dks[g * dim + x];
-            for (int64_t x = 0; x < dv; x++) pg.dvsum[g * dv + x] += slots[w].dvs[g * dv + x];
+            for (int64_t x = 0; x < dim; x++) pg.dksum[g * dim + x] += slots[w].g.dk[g * dim + x];
+            for (int64_t x = 0; x < dv; x++) pg.dvsum[g * dv + x] += slots[w].g.dv[g * dv + x];
         }
 }
 
@@ -444,7 +238,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
         build_pairs(d, fa, L.fwd, first, np);
         // Zero dk, dv and the group gradients of the pairs; cut the query segments.
         const int64_t ktiles = (d.k_len + kReduceTile - 1) / kReduceTile;
-        const int64_t qtiles = (d.q_len + kQueryTile - 1) / kQueryTile;
+        const int64_t qtiles = (d.q_len + kAttendQueries - 1) / kAttendQueries;
         parallel_for(np * (ktiles + qtiles), d.threads, [&](int64_t task, int) {
             const int64_t t = task / (ktiles + qtiles), x = task % (ktiles + qtiles);
             const Pair &p = L.fwd.pairs[t];
@@ -497,9 +291,8 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                 const int64_t local = task - off[t];
                 const int64_t h = p.hk * heads + local / pg.nseg, sgi = local % pg.nseg;
                 Slot &sl = L.slots[x];
-                sl.pair = t;
-                query_task(d, g, p, h, pg.seg[sgi], pg.seg[sgi + 1] - pg.seg[sgi], sl,
-                           thread_bscratch(d, L, thread));
+                sl.pair = t, sl.h = h, sl.i0 = pg.seg[sgi], sl.n = pg.seg[sgi + 1] - pg.seg[sgi];
+                sl.rows = tile_grads(d, g, p, h, sl.i0, sl.n, sl.g, thread_scratch(d, L, thread));
             });
             // Reduction by key tiles of each pair, in task order; then the group sums.
             parallel_for(np * (ktiles + 1), d.threads, [&](int64_t task, int) {
@@ -525,7 +318,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
             const Pair &p = L.fwd.pairs[task / parts];
             const int64_t x = task % parts;
             if (p.groups == 0 || (d.causal ? x >= p.groups : x * kReduceTile >= p.n_valid)) return;
-            scatter_groups(d, g, p, L.grads[task / parts], x, thread_bscratch(d, L, thread).acc);
+            scatter_groups(d, g, p, L.grads[task / parts], x, thread_scratch(d, L, thread).f.acc);
         });
     }
 }

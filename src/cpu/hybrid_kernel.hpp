@@ -29,13 +29,30 @@ struct BandTile {
     float *st;  // scratch [rows][kAttendQueries]: logits, then weights
 };
 
+// The backward's gradients of a tile's rows (the kernels' third product), in the same
+// layout: row r over the queries that read it, dk_r = sum_i ds[r][i] q_i and
+// dv_r = sum_i pv[r][i] dout_i, written (not added) to the dk and dv rows. Rows
+// [0, fixed) sum over every query; band row r over [qa[r], qb[r]), whose ends are
+// non-decreasing in r, and ds and pv must hold 0 there for any query that does not read
+// row r.
+struct BandGrads {
+    const float *const *q;     // [nq] query rows of qk_dim floats
+    const float *const *dout;  // [nq] output gradient rows of v_dim floats
+    float *const *dk, *const *dv;  // [rows] the rows' gradients
+    const float *ds, *pv;      // [rows][kAttendQueries] their weights
+    const int32_t *qa, *qb;    // [rows]
+    int64_t nq, rows, fixed, qk_dim, v_dim;
+};
+
 // scores: st[r][i] = scale k_r . q_i for every row r and every query i of a block of
 // kQueryBlock queries of which one reads row r (the other entries are left as they were).
 // values: out_i = sum_r st[r][i] v_r over the rows query i reads and the band rows of
 // nearby queries, which must hold 0 for query i.
+// grads: BandGrads.
 struct BandKernels {
     void (*scores)(const BandTile &t);
     void (*values)(const BandTile &t);
+    void (*grads)(const BandGrads &t);
 };
 
 // The kernels of the instruction set that cpu/tile.hpp's choice picked (AVX-512, AVX2
@@ -45,7 +62,19 @@ const BandKernels &band_kernels();
 }  // namespace smyrf::cpu::hybrid
 
 namespace smyrf::cpu {
-namespace avx512 { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
-namespace avx2 { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
-namespace portable { void band_scores(const hybrid::BandTile &t); void band_values(const hybrid::BandTile &t); }
+namespace avx512 {
+void band_scores(const hybrid::BandTile &t);
+void band_values(const hybrid::BandTile &t);
+void band_grads(const hybrid::BandGrads &t);
+}  // namespace avx512
+namespace avx2 {
+void band_scores(const hybrid::BandTile &t);
+void band_values(const hybrid::BandTile &t);
+void band_grads(const hybrid::BandGrads &t);
+}  // namespace avx2
+namespace portable {
+void band_scores(const hybrid::BandTile &t);
+void band_values(const hybrid::BandTile &t);
+void band_grads(const hybrid::BandGrads &t);
+}  // namespace portable
 }  // namespace smyrf::cpu

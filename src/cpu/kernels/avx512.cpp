@@ -68,5 +68,6 @@ struct V {
 #include "cpu/kernels/tile_kernel.inc"
 #include "cpu/kernels/tile_backward.inc"
 #include "cpu/kernels/hybrid_band.inc"
+#include "cpu/kernels/hybrid_backward.inc"
 
 }  // namespace smyrf::cpu::avx512
