@@ -73,11 +73,12 @@ struct BLayout {
 };
 
 int64_t wave_slots(const Desc &d) {
-    // Enough slots to keep every thread busy, within about 4 Nk (d + dv) floats (or 8 MiB).
-    const size_t per = slot_floats(d);
-    const size_t room = std::max<size_t>((size_t)1 << 21, 4 * (size_t)d.k_len * (d.qk_dim + d.v_dim));
+    // Enough slots to keep every thread busy, within 8 MiB (or a few per thread): a wave
+    // is written and read back while it is still in the cache, and a small workspace is
+    // not mapped (and faulted in) anew by the allocator on every call.
+    const size_t per = slot_floats(d), room = (size_t)1 << 21;
     const int64_t most = d.batch * d.kv_heads * d.group_size() * d.q_len;  // tasks at most
-    int64_t w = std::max<int64_t>(2 * d.threads, (int64_t)(room / per));
+    const int64_t w = std::max<int64_t>(4 * d.threads, (int64_t)(room / per));
     return std::max<int64_t>(1, std::min(w, most));
 }
 
