@@ -203,16 +203,14 @@ void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairG
     const int64_t g = x;
     const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
     const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
-    // Suffix sums: member u gets sum over later u' of its block of gk[u'] (pk[u'] sums
-    // the members before u'), accumulated in float64 in descending order, plus the
-    // block's whole-group gradient.
+    // Suffix sums: member u gets the block's whole-group gradient plus the sum over later
+    // u' of its block of gk[u'] (pk[u'] sums the members before u'), accumulated in
+    // float64 in descending order from the former.
     double *rk = acc, *rv = acc + dim;
-    std::fill(rk, rk + dim + dv, 0.0);
+    std::copy(pg.dksum + g * dim, pg.dksum + (g + 1) * dim, rk);
+    std::copy(pg.dvsum + g * dv, pg.dvsum + (g + 1) * dv, rv);
     for (int64_t u = u1 - 1; u >= u0; u--) {
-        if (!(u == 0 && d.sinks >= 1)) {
-            add(u, pg.dksum + g * dim, pg.dvsum + g * dv);
-            add(u, rk, rv);
-        }
+        if (!(u == 0 && d.sinks >= 1)) add(u, rk, rv);
         for (int64_t c = 0; c < dim; c++) rk[c] += pg.gk[u * dim + c];
         for (int64_t c = 0; c < dv; c++) rv[c] += pg.gv[u * dv + c];
     }
