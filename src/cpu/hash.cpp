@@ -1,18 +1,14 @@
-// Stage 2: projections of the XBOX+-extended rows on the seeded directions, all rounds
-// in one GEMM.
-#include "cpu/blas.hpp"
+// Stage 2's last step: the XBOX+ coordinate's share of each projection (the rows' own
+// share comes from transform_project, in the same pass as their norms).
 #include "cpu/stages.hpp"
 
 #include <cmath>
 
 namespace smyrf::cpu {
 
-void hash_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
-                  const float *norms, float m2, bool is_query, const float *dirs,
-                  int64_t rounds, float *out) {
+void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
+                 bool is_query, const float *dirs, int64_t rounds, float *out) {
     const int64_t ld = dim + 2;
-    gemm_nt(i1 - i0, rounds, dim, 1.0f, x.row(b, h, i0), x.s.token, dirs, ld, 0.0f,
-            out + i0 * rounds, rounds);
     // The extra coordinate: index dim for keys, dim + 1 for queries.
     const int64_t extra = is_query ? dim + 1 : dim;
     for (int64_t i = i0; i < i1; i++) {

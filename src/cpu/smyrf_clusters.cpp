@@ -54,10 +54,17 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
         return x.is_query ? bf.q_norm + x.t * nq : bf.k_norm + x.t * nk;
     };
 
-    // transform: the norms, then each problem's M^2 over its queries and valid keys
+    auto hash_of = [&](const Block &x) {
+        return x.is_query ? bf.q_hash + x.t * nq * R : bf.k_hash + x.t * nk * R;
+    };
+    auto dirs_of = [&](const Block &x) { return directions + x.h * R * (dim + 2); };
+
+    // transform and hash, one read of each row; then each problem's M^2 over its
+    // queries and valid keys, and the hashes' XBOX+ coordinate
     parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
         const Block x = block(task);
-        transform_norms(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, norms_of(x));
+        transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x), R,
+                          norms_of(x), hash_of(x));
     });
     parallel_for(np, T, [&](int64_t t, int) {
         int32_t *valid = bf.valid + t * nk;
@@ -65,13 +72,10 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
         bf.m2[t] = max_norm(bf.q_norm + t * nq, nullptr, nq) +
                    max_norm(bf.k_norm + t * nk, valid, bf.n_valid[t]);
     });
-
-    // hash
     parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
         const Block x = block(task);
-        float *out = x.is_query ? bf.q_hash + x.t * nq * R : bf.k_hash + x.t * nk * R;
-        hash_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, norms_of(x), bf.m2[x.t],
-                     x.is_query, directions + x.h * R * (dim + 2), R, out);
+        hash_extend(x.i0, x.i1, dim, norms_of(x), bf.m2[x.t], x.is_query, dirs_of(x), R,
+                    hash_of(x));
     });
 
     // cluster: one sort per (problem, round, queries or keys)

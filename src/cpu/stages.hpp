@@ -7,20 +7,21 @@
 
 namespace smyrf::cpu {
 
-// ---- transform (XBOX+): fp32 squared norms |x_i|^2 of rows i0..i1-1 of x[b, h], into
-// norms[i]; max_norm is their maximum over the rows listed in `over` (all n rows when
-// over == nullptr), the M^2 of the transform.
-void transform_norms(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
-                     float *norms);
+// ---- transform (XBOX+) and hash, in one pass over rows i0..i1-1 of x[b, h], each row
+// read once: the fp32 squared norms norms[i] = |x_i|^2 that the transform is built from,
+// and out[i * rounds + r] = a_r . x_i over the first dim components of direction r of
+// dirs[rounds][dim + 2]. max_norm gives M^2 (the maximum of norms over the rows listed
+// in `over`, all n rows when over == nullptr); hash_extend then completes the hash.
+void transform_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                       int64_t dim, const float *dirs, int64_t rounds, float *norms,
+                       float *out);
 float max_norm(const float *norms, const int32_t *over, int64_t n);
 
-// ---- hash: out[i * rounds + r] = a_r . x'_i for rows i0..i1-1, the projection of the
-// XBOX+-extended row (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2), 0])
-// on direction r of dirs[rounds][dim + 2]. Rows never listed later (padded keys) may
-// hold anything.
-void hash_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t dim,
-                  const float *norms, float m2, bool is_query, const float *dirs,
-                  int64_t rounds, float *out);
+// ---- hash: adds the XBOX+ coordinate's share, so that out[i * rounds + r] = a_r . x'_i
+// for the extended rows (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2),
+// 0]) of rows i0..i1-1. Rows never listed later (padded keys) may hold anything.
+void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
+                 bool is_query, const float *dirs, int64_t rounds, float *out);
 
 // ---- cluster: stable sort of `count` items by hash, NaN-safe (a total order on the
 // float bits), ties by input order. Item i is items[i] (or i when items == nullptr); its

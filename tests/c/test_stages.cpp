@@ -101,8 +101,10 @@ static void transform_matches_reference(void **) {
             for (int64_t h = 0; h < d.heads; h++) {
                 const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
                 const double m2 = smyrf_ref_transform(&rp, b, h, rqn.data(), rkn.data());
-                smyrf::cpu::transform_norms(a.q, b, h, 0, d.q_len, d.qk_dim, qn.data());
-                smyrf::cpu::transform_norms(a.k, b, d.kv_head_of(h), 0, d.k_len, d.qk_dim, kn.data());
+                const std::vector<float> dirs = smyrf::hash_directions(d);
+                std::vector<float> qh(d.q_len), kh(d.k_len);  // projections: not checked here
+                smyrf::cpu::transform_project(a.q, b, h, 0, d.q_len, d.qk_dim, dirs.data(), 1, qn.data(), qh.data());
+                smyrf::cpu::transform_project(a.k, b, d.kv_head_of(h), 0, d.k_len, d.qk_dim, dirs.data(), 1, kn.data(), kh.data());
                 const float mq = smyrf::cpu::max_norm(qn.data(), nullptr, d.q_len);
                 const float mk = smyrf::cpu::max_norm(kn.data(), valid.data(), nv);
                 const double tol = 4e-7 * (double)(d.qk_dim + 1);
@@ -143,13 +145,13 @@ static void hash_matches_reference(void **) {
         for (int64_t b = 0; b < d.batch; b++)
             for (int64_t h = 0; h < d.heads; h++) {
                 const int64_t hk = d.kv_head_of(h), nv = smyrf_ref_valid_keys(&rp, b, valid.data());
-                smyrf::cpu::transform_norms(a.q, b, h, 0, d.q_len, d.qk_dim, qn.data());
-                smyrf::cpu::transform_norms(a.k, b, hk, 0, d.k_len, d.qk_dim, kn.data());
+                const float *dir = dirs.data() + h * R * dim2;
+                smyrf::cpu::transform_project(a.q, b, h, 0, d.q_len, d.qk_dim, dir, R, qn.data(), qh.data());
+                smyrf::cpu::transform_project(a.k, b, hk, 0, d.k_len, d.qk_dim, dir, R, kn.data(), kh.data());
                 const float m2 = smyrf::cpu::max_norm(qn.data(), nullptr, d.q_len) +
                                  smyrf::cpu::max_norm(kn.data(), valid.data(), nv);
-                const float *dir = dirs.data() + h * R * dim2;
-                smyrf::cpu::hash_project(a.q, b, h, 0, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, qh.data());
-                smyrf::cpu::hash_project(a.k, b, hk, 0, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, kh.data());
+                smyrf::cpu::hash_extend(0, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, qh.data());
+                smyrf::cpu::hash_extend(0, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, kh.data());
                 const double rm2 = smyrf_ref_transform(&rp, b, h, nullptr, nullptr);
                 for (int64_t r = 0; r < R; r++) {
                     smyrf_ref_direction(seed, h, r, dim2, ref_dir.data());
