@@ -131,14 +131,14 @@ struct BackScratch {
     float *ot, *dpt;           // [dv][kAttendQueries], [rows][kAttendQueries]
     float *hit_dp;             // [G][kAttendQueries] summed dout . v_j of the exact keys
     float *lse_t, *delta_t;    // [kAttendQueries] LSE (+inf: no term) and D
+    int64_t *next;             // [query heads] the causal scatter's next query of each
 };
 BackScratch back_scratch_layout(Arena &arena, const Desc &d);
 // What a tile leaves for the reduction (hybrid_backward.cpp): the gradients of its rows
-// (summaries: of Ksum_g, Vsum_g) and, causal, its queries' partial-block terms.
+// (summaries: of Ksum_g, Vsum_g) and, causal, its queries' partial-block C and U (0: none).
 struct TileGrads {
     float *dk, *dv;    // [max_rows][d], [max_rows][dv]
-    int32_t *wstart;   // [kAttendQueries] window start of each query (-1: no partial block)
-    float *cp, *up;    // [kAttendQueries] the partial block's C and U
+    float *cp, *up;    // [n]
 };
 // Writes the tile's dq rows (it owns them) and its TileGrads; returns its rows.
 Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int64_t i0,

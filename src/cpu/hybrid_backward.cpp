@@ -39,27 +39,22 @@ struct Slot {
     TileGrads g;
 };
 
-// Slot storage: floats per slot (the rows' gradients, per-query data).
-size_t slot_floats(const Desc &d) {
-    return (size_t)max_rows(d) * (d.qk_dim + d.v_dim) + 3 * kAttendQueries + 64;
-}
+// Slot storage: floats per slot (the rows' gradients).
+size_t slot_floats(const Desc &d) { return (size_t)max_rows(d) * (d.qk_dim + d.v_dim); }
 
 void carve_slot(Slot &sl, const Desc &d, float *base) {
     const size_t rows = (size_t)max_rows(d);
     sl.g.dk = base;
     sl.g.dv = sl.g.dk + rows * d.qk_dim;
-    sl.g.cp = sl.g.dv + rows * d.v_dim;
-    sl.g.up = sl.g.cp + kAttendQueries;
-    sl.g.wstart = (int32_t *)(sl.g.up + kAttendQueries);
 }
 
-// Per pair in flight: query segments, group-sum gradients, causal running-sum gradients.
+// Per pair in flight: query segments, group-sum gradients, causal partial-block terms.
 struct PairGrad {
     int32_t *seg;      // [Nq + 1] segment starts; nseg segments
     int32_t *tile_first;  // [tiles + 1] the first segment of each query tile
     int64_t nseg;
     double *dksum, *dvsum;  // [G][d], [G][dv]
-    float *gk, *gv;    // causal: [Nk][d], [Nk][dv] gradient of the running sums pk/pv at u
+    float *cp, *up;    // causal: [query heads][Nq] each query's partial-block C and U
 };
 
 struct BLayout {
@@ -86,7 +81,7 @@ BLayout blayout(Arena &arena, const Desc &d) {
     BLayout L;
     L.fwd = layout(arena, d);
     const int64_t chunk = L.fwd.chunk;
-    const size_t g = (size_t)max_groups(d), nk = (size_t)d.k_len;
+    const size_t g = (size_t)max_groups(d);
     L.grads = arena.take<PairGrad>((size_t)chunk);
     for (int64_t t = 0; t < chunk; t++) {
         PairGrad pg{};
@@ -95,8 +90,8 @@ BLayout blayout(Arena &arena, const Desc &d) {
         pg.dksum = arena.take<double>(g * d.qk_dim);
         pg.dvsum = arena.take<double>(g * d.v_dim);
         if (d.causal) {
-            pg.gk = arena.take<float>(nk * d.qk_dim);
-            pg.gv = arena.take<float>(nk * d.v_dim);
+            pg.cp = arena.take<float>((size_t)d.group_size() * d.q_len);
+            pg.up = arena.take<float>((size_t)d.group_size() * d.q_len);
         }
         if (L.grads) L.grads[t] = pg;
     }
@@ -136,14 +131,14 @@ int64_t tile_segments(const Desc &d, const Pair &p, int64_t m, int32_t *seg) {
     return n;
 }
 
+SMYRF_VECTOR_CLONES
 void add_row(float *dst, const float *src, int64_t n) {
     for (int64_t x = 0; x < n; x++) dst[x] += src[x];
 }
 
 // Adds the slots [w0, w1) (all of pair slot `t`, in task order) to the valid keys
 // [u0, u1) of the pair.
-void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg,
-                 const Slot *slots, int64_t w0, int64_t w1, int64_t u0, int64_t u1) {
+void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const Slot *slots, int64_t w0, int64_t w1, int64_t u0, int64_t u1) {
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     for (int64_t w = w0; w < w1; w++) {
         const Slot &sl = slots[w];
@@ -158,19 +153,10 @@ void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad
         for (int64_t j = j0; j < j1; j++) add(s0 + j, r.fixed + j);
         for (int64_t x = 0; x < r.sinks; x++)
             if (r.sink_key[x] >= u0 && r.sink_key[x] < u1) add(r.sink_key[x], r.groups + x);
-        if (!d.causal) continue;
-        for (int64_t t = 0; t < sl.n; t++) {
-            const int64_t u = sl.g.wstart[t];
-            if (u < u0 || u >= u1) continue;
-            const float wk = (float)d.scale * sl.g.cp[t], wv = sl.g.up[t];
-            const float *q = a.q.row(p.b, sl.h, sl.i0 + t), *o = a.dout.row(p.b, sl.h, sl.i0 + t);
-            float *gk = pg.gk + u * dim, *gv = pg.gv + u * dv;
-            for (int64_t x = 0; x < dim; x++) gk[x] += wk * q[x];
-            for (int64_t x = 0; x < dv; x++) gv[x] += wv * o[x];
-        }
     }
 }
 
+SMYRF_VECTOR_CLONES
 void reduce_groups(const Desc &d, const Pair &p, const PairGrad &pg, const Slot *slots,
                    int64_t w0, int64_t w1) {
     const int64_t dim = d.qk_dim, dv = d.v_dim, G = p.groups;
@@ -181,12 +167,13 @@ void reduce_groups(const Desc &d, const Pair &p, const PairGrad &pg, const Slot 
         }
 }
 
-// Every member key takes its group's sum gradient; causal members also the running-sum
+// Every member key takes its group's sum gradient; causal members also the partial-block
 // gradients of the later window starts of their block. Part `x` of the pair: non-causal,
 // valid keys [x kReduceTile, (x + 1) kReduceTile); causal, block x. Parts touch disjoint
-// keys; `acc` is per-thread float64 scratch of d + dv.
+// keys; `acc` is per-thread float64 scratch of d + dv, `next` of one per query head.
+SMYRF_VECTOR_CLONES
 void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairGrad &pg,
-                    int64_t x, double *acc) {
+                    int64_t x, double *acc, int64_t *next) {
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     auto add = [&](int64_t u, const double *sk, const double *sv) {
         float *k = a.dk.row(p.b, p.hk, p.valid[u]), *v = a.dv.row(p.b, p.hk, p.valid[u]);
@@ -200,19 +187,37 @@ void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairG
         return;
     }
     const int32_t *v = p.valid, *end = p.valid + p.n_valid;
-    const int64_t g = x;
+    const int64_t g = x, heads = d.group_size();
     const int64_t u0 = std::lower_bound(v, end, (int32_t)(g * p.block)) - v;
     const int64_t u1 = std::lower_bound(v, end, (int32_t)std::min(d.k_len, (g + 1) * p.block)) - v;
-    // Suffix sums: member u gets the block's whole-group gradient plus the sum over later
-    // u' of its block of gk[u'] (pk[u'] sums the members before u'), accumulated in
-    // float64 in descending order from the former.
+    // Window starts are non-decreasing in the query: per head, the last query whose
+    // window starts before u1, then down.
+    const auto start = [&](int64_t i) { return window_range(d, p, i).s; };
+    for (int64_t hl = 0; hl < heads; hl++) {
+        int64_t lo = 0, hi = d.q_len;
+        while (lo < hi) {
+            const int64_t mid = (lo + hi) / 2;
+            if (start(mid) < u1) lo = mid + 1; else hi = mid;
+        }
+        next[hl] = lo - 1;
+    }
+    // Suffix sums: member u gets the block's whole-group gradient plus, for the queries
+    // whose window starts at a later u' of its block (pk[u'] sums the members before u'),
+    // scale C q and U dout, accumulated in float64 in descending order from the former.
     double *rk = acc, *rv = acc + dim;
     std::copy(pg.dksum + g * dim, pg.dksum + (g + 1) * dim, rk);
     std::copy(pg.dvsum + g * dv, pg.dvsum + (g + 1) * dv, rv);
     for (int64_t u = u1 - 1; u >= u0; u--) {
         if (!(u == 0 && d.sinks >= 1)) add(u, rk, rv);
-        for (int64_t c = 0; c < dim; c++) rk[c] += pg.gk[u * dim + c];
-        for (int64_t c = 0; c < dv; c++) rv[c] += pg.gv[u * dv + c];
+        for (int64_t hl = 0; hl < heads; hl++)
+            for (int64_t &i = next[hl]; i >= 0 && start(i) == u; i--) {
+                const float ck = (float)d.scale * pg.cp[hl * d.q_len + i], cu = pg.up[hl * d.q_len + i];
+                if (ck == 0.0f && cu == 0.0f) continue;
+                const int64_t h = p.hk * heads + hl;
+                const float *q = a.q.row(p.b, h, i), *o = a.dout.row(p.b, h, i);
+                for (int64_t c = 0; c < dim; c++) rk[c] += ck * q[c];
+                for (int64_t c = 0; c < dv; c++) rv[c] += cu * o[c];
+            }
     }
 }
 
@@ -250,10 +255,6 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
             for (int64_t j = x * kReduceTile; j < j1; j++) {
                 std::fill(g.dk.row(p.b, p.hk, j), g.dk.row(p.b, p.hk, j) + dim, 0.0f);
                 std::fill(g.dv.row(p.b, p.hk, j), g.dv.row(p.b, p.hk, j) + dv, 0.0f);
-                if (d.causal) {
-                    std::fill(pg.gk + j * dim, pg.gk + (j + 1) * dim, 0.0f);
-                    std::fill(pg.gv + j * dv, pg.gv + (j + 1) * dv, 0.0f);
-                }
             }
             if (x == 0) {
                 const size_t G = (size_t)std::max<int64_t>(p.groups, 0);
@@ -291,6 +292,9 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                 const int64_t h = p.hk * heads + local / pg.nseg, sgi = local % pg.nseg;
                 Slot &sl = L.slots[x];
                 sl.pair = t, sl.h = h, sl.i0 = pg.seg[sgi], sl.n = pg.seg[sgi + 1] - pg.seg[sgi];
+                const int64_t at = (local / pg.nseg) * d.q_len + sl.i0;
+                sl.g.cp = d.causal ? pg.cp + at : nullptr;
+                sl.g.up = d.causal ? pg.up + at : nullptr;
                 sl.rows = tile_grads(d, g, p, h, sl.i0, sl.n, sl.g, thread_scratch(d, L, thread));
             });
             // Reduction by key tiles of each pair, in task order; then the group sums.
@@ -305,7 +309,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                 }
                 const int64_t u0 = kt * kReduceTile;
                 if (u0 >= p.n_valid) return;
-                reduce_keys(d, g, p, L.grads[t], L.slots, a0, a1, u0,
+                reduce_keys(d, g, p, L.slots, a0, a1, u0,
                             std::min(p.n_valid, u0 + kReduceTile));
             });
         }
@@ -317,7 +321,8 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
             const Pair &p = L.fwd.pairs[task / parts];
             const int64_t x = task % parts;
             if (p.groups == 0 || (d.causal ? x >= p.groups : x * kReduceTile >= p.n_valid)) return;
-            scatter_groups(d, g, p, L.grads[task / parts], x, thread_scratch(d, L, thread).f.acc);
+            const BackScratch sc = thread_scratch(d, L, thread);
+            scatter_groups(d, g, p, L.grads[task / parts], x, sc.f.acc, sc.next);
         });
     }
 }

@@ -106,6 +106,7 @@ BackScratch back_scratch_layout(Arena &arena, const Desc &d) {
     s.hit_dp = arena.take<float>(g * tq);
     s.lse_t = arena.take<float>(tq);
     s.delta_t = arena.take<float>(tq);
+    s.next = arena.take<int64_t>((size_t)d.group_size());
     return s;
 }
 
@@ -132,14 +133,13 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
     }
     // Causal: the partial block (the members of the window's first block before it).
     const bool partial = d.causal && w.groups > 0;
-    for (int64_t t = 0; t < n; t++) {
-        out.wstart[t] = -1, out.cp[t] = 0.0f, out.up[t] = 0.0f;
-        const int32_t pn = partial && t >= w.live ? p.pn[r[t].s] : 0;
+    for (int64_t t = 0; partial && t < n; t++) {
+        out.cp[t] = 0.0f, out.up[t] = 0.0f;
+        const int32_t pn = t >= w.live ? p.pn[r[t].s] : 0;
         if (pn <= 0) continue;
         const float *pk = p.pk + r[t].s * dim, *pv = p.pv + r[t].s * dv;
         const float tp = scale * dot_of(sc.qrow[t], pk, dim) / (float)pn + p.log_n[pn];
         const float u = fast_exp(tp - b.lse_t[t]) / (float)pn;
-        out.wstart[t] = (int32_t)r[t].s;
         out.cp[t] = u * (dot_of(b.orow[t], pv, dv) / (float)pn - b.delta_t[t]);
         out.up[t] = u;
     }
@@ -157,9 +157,9 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
     kernels.values(dq);
     kernels.grads({sc.qrow, b.orow, b.dkrow, b.dvrow, sc.st, b.dpt, sc.qa, b.qc, n, rows,
                    w.fixed, dim, dv});
-    for (int64_t t = 0; t < n; t++) {
-        if (out.wstart[t] < 0) continue;
-        const float c = scale * out.cp[t], *pk = p.pk + out.wstart[t] * dim;
+    for (int64_t t = 0; partial && t < n; t++) {
+        if (out.cp[t] == 0.0f) continue;
+        const float c = scale * out.cp[t], *pk = p.pk + r[t].s * dim;
         for (int64_t x = 0; x < dim; x++) sc.out[t][x] += c * pk[x];
     }
     return w;
