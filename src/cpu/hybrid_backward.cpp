@@ -4,18 +4,20 @@
 // logits s_ij, the summary logits t_ig and the summary values Vbar_ig.
 //
 // Per (batch, kv head) pair:
-//   1. Query tasks: a segment of at most kAttendQueries consecutive queries of one query head
-//      whose windows fit one band of consecutive valid keys (plus the sinks). Each task
-//      recomputes its logits, the softmax weights from the forward's lse, and
+//   1. Query tasks: a segment of at most kAttendQueries consecutive queries of one query
+//      head whose windows fit one band of consecutive valid keys (the forward's tiles).
+//      Each task (tile_grads, hybrid_backward_tile.cpp) recomputes its logits, the softmax
+//      weights from the forward's lse, and
 //        dS'_ij = P_ij (dout_i.v_j - D_i) - C_{i,a_j},  P'_ij = P_ij - U_{i,a_j}
 //        C_ig = P_ig (dout_i.Vbar_ig - D_i) / m_ig,     U_ig = P_ig / m_ig
-//      then writes dq rows (it owns them) and, into its own slot, its band's key and value
-//      gradients (scale dS'^T Q, P'^T dO) and its group-sum gradients (scale C^T Q, U^T dO).
+//      then writes dq rows (it owns them) and, into its own slot, its rows' key and value
+//      gradients (scale dS'^T Q, P'^T dO; summaries: scale C^T Q, U^T dO), and, causal,
+//      its queries' partial-block C and U (it owns those too).
 //   2. Reduction: the slots are added into dk, dv (by key tiles) and into the pair's group
 //      sum gradients (by pair) in task order, so every thread count adds the same numbers
 //      in the same order: results are bitwise the same for any thread count.
 //   3. Scatter: each member key takes its group's sum gradient (causal: its block's, plus
-//      the running-sum gradients of the window's own block, a suffix sum within a block).
+//      the partial-block terms of the later window starts of its block, a suffix sum).
 // Tasks are processed in waves of slots so that the workspace stays O(Nk (d + dv)) per
 // pair; the wave size changes no result (the order of additions is the task order).
 #include "cpu/hybrid.hpp"
@@ -211,7 +213,8 @@ void scatter_groups(const Desc &d, const GradArgs &a, const Pair &p, const PairG
         if (!(u == 0 && d.sinks >= 1)) add(u, rk, rv);
         for (int64_t hl = 0; hl < heads; hl++)
             for (int64_t &i = next[hl]; i >= 0 && start(i) == u; i--) {
-                const float ck = (float)d.scale * pg.cp[hl * d.q_len + i], cu = pg.up[hl * d.q_len + i];
+                const int64_t at = hl * d.q_len + i;
+                const float ck = (float)d.scale * pg.cp[at], cu = pg.up[at];
                 if (ck == 0.0f && cu == 0.0f) continue;
                 const int64_t h = p.hk * heads + hl;
                 const float *q = a.q.row(p.b, h, i), *o = a.dout.row(p.b, h, i);

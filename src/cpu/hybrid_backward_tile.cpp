@@ -120,7 +120,12 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
     const Rows w = tile_rows(d, a.q, a.k, a.v, p, h, i0, n, r, sc);
     const int64_t rows = w.fixed + w.c.band;
     for (int64_t x = 0; x < rows; x++) b.dkrow[x] = out.dk + x * dim, b.dvrow[x] = out.dv + x * dv;
-    for (int64_t x = w.fixed, hull = 0; x < rows; x++) b.qc[x] = (int32_t)(hull = std::max<int64_t>(hull, sc.qb[x]));
+    // band_grads needs non-decreasing ends: a sink's band row (qb = qa) must not cut those
+    // of the rows before it (its weights are 0 anyway).
+    for (int64_t x = w.fixed, end = 0; x < rows; x++) {
+        end = std::max<int64_t>(end, sc.qb[x]);
+        b.qc[x] = (int32_t)end;
+    }
 
     // Each query's LSE (+inf where it has no term) and D.
     for (int64_t t = 0; t < n; t++) {
