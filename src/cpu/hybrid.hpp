@@ -111,6 +111,10 @@ struct Rows {
     int64_t sink_key[2];  // the valid key of each sink row
     bool labelled;        // non-causal groups: exact keys take their group's share back
 };
+// The queries [a, b) of a row rounded out to whole blocks of kQueryBlock: band_scores
+// filled them, and loops over them vectorise without remainders.
+inline int64_t block_floor(int64_t a) { return a / kQueryBlock * kQueryBlock; }
+inline int64_t block_ceil(int64_t b) { return (b + kQueryBlock - 1) / kQueryBlock * kQueryBlock; }
 // Sets the scratch's krow, vrow, label, qa, qb (band row j is exact for the queries
 // [qa, qb); a sink's band row for none: it is exact through its own row), qrow, lo, hi
 // and, causal, first.

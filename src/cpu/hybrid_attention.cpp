@@ -24,11 +24,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kStride = kAttendQueries;
 
-// The queries [a, b) rounded out to whole blocks of kQueryBlock: band_scores filled
-// them, and loops over them vectorise without remainders.
-int64_t block_floor(int64_t a) { return a / kQueryBlock * kQueryBlock; }
-int64_t block_ceil(int64_t b) { return (b + kQueryBlock - 1) / kQueryBlock * kQueryBlock; }
-
 // Turns the logits of st into weights, down the column of each query in [live, nq):
 // sets mx, and l, the sum of the softmax's terms e^{x - mx} (before the exact keys take
 // their group's share back), and zeros every entry no query reads. Causal: xt holds each

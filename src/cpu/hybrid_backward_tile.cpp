@@ -22,9 +22,6 @@ namespace {
 
 constexpr int64_t kStride = kAttendQueries;
 
-int64_t block_floor(int64_t a) { return a / kQueryBlock * kQueryBlock; }
-int64_t block_ceil(int64_t b) { return (b + kQueryBlock - 1) / kQueryBlock * kQueryBlock; }
-
 // st: the logits become the dq/dk weights (scale C, scale dS'); dpt: dout . v becomes the
 // dv weights (U, P'), down the column of each query in [0, nq). A query with no term has
 // lse_t = +inf, so that every P of it is 0.
