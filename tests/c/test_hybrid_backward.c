@@ -31,6 +31,13 @@ static const th_case dense_limits[] = {
     {"dense limit, causal, padded, GQA", {2, 2, 1, 80, 90, 16, 8, 1}, 0.5, {96, 0, 0, -1, 0, 0, 15}},
 };
 
+/* Tiles of many rows: a few tasks fill the backward's wave of slots, so their gradients
+ * reach dk and dv over several waves. */
+static const th_case waves[] = {
+    {"several waves of slots", {1, 2, 1, 1000, 1300, 64, 64, 0}, 0.9, {960, 0, 0, -1, 0, 0, 16}},
+    {"several waves of slots, causal", {1, 2, 1, 1000, 1000, 64, 64, 1}, 0, {960, 0, 0, -1, 0, 0, 17}},
+};
+
 #define NCASES(x) (sizeof x / sizeof x[0])
 
 typedef struct grads {
@@ -168,6 +175,7 @@ static void cpu_matches_reference(void **state) {
     for (size_t c = 0; c < th_shape_count; c++) compare_with_reference(&th_shapes[c], 500 + c, 2e-4);
     for (size_t c = 0; c < NCASES(dense_limits); c++)
         compare_with_reference(&dense_limits[c], 500 + th_shape_count + c, 2e-4);
+    for (size_t c = 0; c < NCASES(waves); c++) compare_with_reference(&waves[c], 600 + c, 2e-4);
 }
 
 /* In the dense limit HYBRID's gradients are DENSE's. */
@@ -200,10 +208,12 @@ static void dense_limit_equals_dense_backward(void **state) {
 /* Same inputs, any thread count: the same bits. */
 static void deterministic_over_threads(void **state) {
     (void)state;
-    static const th_case det[] = {
+    const th_case det[] = {
         {"k-means, GQA, Nq != Nk, padded", {2, 4, 2, 700, 900, 32, 16, 0}, 0.8, {64, 0, 0, -1, 0, 0, 21}},
         {"causal blocks, GQA, padded", {2, 2, 1, 600, 600, 32, 32, 1}, 0.9, {64, 0, 0, -1, 0, 0, 22}},
         {"causal, more keys", {1, 2, 2, 300, 1000, 16, 16, 1}, 0, {48, 0, 0, -1, 0, 0, 23}},
+        waves[0],
+        waves[1],
     };
     static const int64_t threads[] = {2, 3, 8};
     for (size_t c = 0; c < NCASES(det); c++) {
