@@ -10,8 +10,6 @@
 namespace smyrf::cpu {
 namespace {
 
-constexpr int64_t kClustersPerTask = 8;
-
 // The clusters of the problems in flight, the combine state and per-thread scratch.
 struct Buffers {
     ClusterBuffers clusters;
@@ -39,7 +37,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
     const ClusterBuffers &cb = bf.clusters;
-    const int64_t nq = d.q_len, R = d.n_hashes, C = d.n_clusters();
+    const int64_t nq = d.q_len, R = d.n_hashes;
     const int64_t problems = d.batch * d.heads, T = d.threads;
 
     for (int64_t first = 0; first < problems; first += cb.chunk) {
@@ -60,31 +58,21 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
                          bf.l + t * nq);
         });
 
-        // attention + combine, round after round (a query sits in one cluster per round);
-        // a task is a run of consecutive clusters, each one's rows asked for while the
-        // one before it computes
-        const int64_t runs = (C + kClustersPerTask - 1) / kClustersPerTask;
+        // attention + combine, round after round (a query sits in one cluster per round)
+        const int64_t runs = cluster_runs(d);
         for (int64_t r = 0; r < R; r++) {
             parallel_for(np * runs, T, [&](int64_t task, int thread) {
-                const int64_t t = task / runs, c0 = (task % runs) * kClustersPerTask;
-                const int64_t c1 = std::min(C, c0 + kClustersPerTask);
+                const int64_t t = task / runs;
                 int64_t b, h;
                 problem(t, b, h);
-                const int32_t *qs = cb.queries(d, t, r), *ks = cb.keys(d, t, r);
-                const int64_t nv = cb.n_valid[t];
-                auto prefetch = [&](int64_t c) {
-                    const int64_t q0 = cluster_begin(nq, C, c), k0 = cluster_begin(nv, C, c);
-                    cluster_prefetch(d, a, b, h, qs + q0, cluster_begin(nq, C, c + 1) - q0,
-                                     ks + k0, cluster_begin(nv, C, c + 1) - k0);
-                };
-                prefetch(c0);
-                for (int64_t c = c0; c < c1; c++) {
-                    if (c + 1 < c1) prefetch(c + 1);
-                    const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
-                    const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
-                    attend_tiled(d, a, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
-                                 bf.attention[thread], bf.m + t * nq, bf.l + t * nq);
-                }
+                for_cluster_run(d, cb, t, r, task % runs,
+                    [&](const ClusterRows &c) {
+                        cluster_prefetch(d, a, b, h, c.q, c.nq, c.k, c.nk);
+                    },
+                    [&](const ClusterRows &c) {
+                        attend_tiled(d, a, b, h, c.q, c.nq, c.k, c.nk, bf.attention[thread],
+                                     bf.m + t * nq, bf.l + t * nq);
+                    });
             });
         }
 

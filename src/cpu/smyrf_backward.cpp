@@ -21,7 +21,6 @@
 namespace smyrf::cpu {
 namespace {
 
-constexpr int64_t kClustersPerTask = 8;
 
 struct Buffers {
     ClusterBuffers clusters;
@@ -61,7 +60,7 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
     const ClusterBuffers &cb = bf.clusters;
-    const int64_t nq = d.q_len, nk = d.k_len, R = d.n_hashes, C = d.n_clusters();
+    const int64_t nq = d.q_len, nk = d.k_len, R = d.n_hashes;
     const int64_t dim = d.qk_dim, dvd = d.v_dim, problems = d.batch * d.heads, T = d.threads;
     const bool gqa = d.group_size() > 1;
 
@@ -110,34 +109,23 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
             }
         });
 
-        // round after round (a query and a key sit in one cluster per round); a task is a
-        // run of consecutive clusters, each one's rows asked for while the one before it
-        // computes
-        const int64_t runs = (C + kClustersPerTask - 1) / kClustersPerTask;
+        // round after round (a query and a key sit in one cluster per round)
+        const int64_t runs = cluster_runs(d);
         for (int64_t r = 0; r < R; r++) {
             parallel_for(np * runs, T, [&](int64_t task, int thread) {
-                const int64_t t = task / runs, c0 = (task % runs) * kClustersPerTask;
-                const int64_t c1 = std::min(C, c0 + kClustersPerTask);
+                const int64_t t = task / runs;
                 int64_t b, h;
                 problem(t, b, h);
-                const int32_t *qs = cb.queries(d, t, r), *ks = cb.keys(d, t, r);
-                const int64_t nv = cb.n_valid[t];
                 GradRows dk, dv;
                 key_rows(t, dk, dv);
-                auto prefetch = [&](int64_t c) {
-                    const int64_t q0 = cluster_begin(nq, C, c), k0 = cluster_begin(nv, C, c);
-                    attention_backward_prefetch(d, g, b, h, qs + q0, cluster_begin(nq, C, c + 1) - q0,
-                                                ks + k0, cluster_begin(nv, C, c + 1) - k0, dk, dv);
-                };
-                prefetch(c0);
-                for (int64_t c = c0; c < c1; c++) {
-                    if (c + 1 < c1) prefetch(c + 1);
-                    const int64_t q0 = cluster_begin(nq, C, c), q1 = cluster_begin(nq, C, c + 1);
-                    const int64_t k0 = cluster_begin(nv, C, c), k1 = cluster_begin(nv, C, c + 1);
-                    attention_backward(d, g, b, h, qs + q0, q1 - q0, ks + k0, k1 - k0,
-                                       bf.delta + t * nq, true, &dk, &dv, bf.met + t * nq,
-                                       bf.scratch[thread]);
-                }
+                for_cluster_run(d, cb, t, r, task % runs,
+                    [&](const ClusterRows &c) {
+                        attention_backward_prefetch(d, g, b, h, c.q, c.nq, c.k, c.nk, dk, dv);
+                    },
+                    [&](const ClusterRows &c) {
+                        attention_backward(d, g, b, h, c.q, c.nq, c.k, c.nk, bf.delta + t * nq,
+                                           true, &dk, &dv, bf.met + t * nq, bf.scratch[thread]);
+                    });
             });
         }
 

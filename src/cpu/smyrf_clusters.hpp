@@ -3,6 +3,9 @@
 #pragma once
 
 #include "cpu/cpu.hpp"
+#include "cpu/stages.hpp"
+
+#include <algorithm>
 
 namespace smyrf::cpu {
 
@@ -36,6 +39,40 @@ inline int64_t cluster_chunk(const Desc &d) {
 }
 
 ClusterBuffers cluster_layout(Arena &arena, const Desc &d);
+
+// Cluster c of problem slot t in round r: its queries and its valid keys (the balanced
+// cut of stages.hpp over each sorted list).
+struct ClusterRows {
+    const int32_t *q, *k;
+    int64_t nq, nk;
+};
+inline ClusterRows cluster_rows(const Desc &d, const ClusterBuffers &cb, int64_t t, int64_t r,
+                                int64_t c) {
+    const int64_t C = d.n_clusters(), nq = d.q_len, nv = cb.n_valid[t];
+    const int64_t q0 = cluster_begin(nq, C, c), k0 = cluster_begin(nv, C, c);
+    return {cb.queries(d, t, r) + q0, cb.keys(d, t, r) + k0, cluster_begin(nq, C, c + 1) - q0,
+            cluster_begin(nv, C, c + 1) - k0};
+}
+
+// The attention passes (forward and backward) take a run of consecutive clusters per
+// task and ask for each cluster's rows while the one before it computes: the rows sit
+// at random positions, and this overlaps their cache misses with the arithmetic.
+constexpr int64_t kClustersPerTask = 8;
+inline int64_t cluster_runs(const Desc &d) {
+    return (d.n_clusters() + kClustersPerTask - 1) / kClustersPerTask;
+}
+// prefetch(rows) and body(rows) over the clusters of run `run` of slot t, round r.
+template <class Prefetch, class Body>
+void for_cluster_run(const Desc &d, const ClusterBuffers &cb, int64_t t, int64_t r, int64_t run,
+                     const Prefetch &prefetch, const Body &body) {
+    const int64_t c0 = run * kClustersPerTask;
+    const int64_t c1 = std::min(d.n_clusters(), c0 + kClustersPerTask);
+    prefetch(cluster_rows(d, cb, t, r, c0));
+    for (int64_t c = c0; c < c1; c++) {
+        if (c + 1 < c1) prefetch(cluster_rows(d, cb, t, r, c + 1));
+        body(cluster_rows(d, cb, t, r, c));
+    }
+}
 
 // Transform, hash and sort (every round) the problems first .. first + np - 1 (problem
 // p = b * heads + h) into slots 0 .. np - 1, with the plan's directions.
