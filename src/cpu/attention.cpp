@@ -54,25 +54,17 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
     kernel(tile_of(d, a, b, h, qi, nq, kj, nk, ws, m, l));
 }
 
-namespace {
-
-void prefetch_rows(const View &x, int64_t b, int64_t h, const int32_t *rows, int64_t n,
-                   int64_t dim) {
-    for (int64_t t = 0; t < n; t++) {
-        const float *row = x.row(b, h, rows[t]);
-        for (int64_t at = 0; at < dim; at += 16) __builtin_prefetch(row + at, 0, 2);
-    }
-}
-
-}  // namespace
-
 void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                       int64_t nq, const int32_t *kj, int64_t nk) {
     const int64_t hk = d.kv_head_of(h);
-    prefetch_rows(a.q, b, h, qi, nq, d.qk_dim);
-    prefetch_rows(a.k, b, hk, kj, nk, d.qk_dim);
-    prefetch_rows(a.v, b, hk, kj, nk, d.v_dim);
-    prefetch_rows(a.out, b, h, qi, nq, d.v_dim);
+    for (int64_t t = 0; t < nq; t++) {
+        prefetch_row(a.q.row(b, h, qi[t]), d.qk_dim);
+        prefetch_row(a.out.row(b, h, qi[t]), d.v_dim);
+    }
+    for (int64_t u = 0; u < nk; u++) {
+        prefetch_row(a.k.row(b, hk, kj[u]), d.qk_dim);
+        prefetch_row(a.v.row(b, hk, kj[u]), d.v_dim);
+    }
 }
 
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,

@@ -23,11 +23,6 @@ void wait_for_dq(void *ctx) {
     w.order->wait(w.order->ctx, w.q0);
 }
 
-// A row into L2, a cache line at a time.
-void prefetch_row(const float *row, int64_t n) {
-    for (int64_t at = 0; at < n; at += 16) __builtin_prefetch(row + at, 0, 2);
-}
-
 }  // namespace
 
 GradScratch grad_scratch(Arena &arena, const Desc &d) {

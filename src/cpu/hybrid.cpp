@@ -97,16 +97,9 @@ Buffers layout(Arena &arena, const Desc &d) {
     bf.chunk = std::min(d.batch * d.kv_heads, d.threads);
     bf.pairs = arena.take<Pair>((size_t)bf.chunk);
     for (int64_t t = 0; t < bf.chunk; t++) take_pair(arena, d, bf.pairs ? &bf.pairs[t] : nullptr);
-    Arena sizing;
-    scratch_layout(sizing, d);
-    bf.scratch_stride = sizing.used() / sizeof(float);
-    bf.scratch_base = arena.take<float>((size_t)d.threads * bf.scratch_stride);
+    bf.scratch = per_thread<Scratch>(arena, d.threads,
+                                     [&](Arena &a) { return scratch_layout(a, d); });
     return bf;
-}
-
-Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread) {
-    Arena arena(bf.scratch_base + (size_t)thread * bf.scratch_stride);
-    return scratch_layout(arena, d);
 }
 
 namespace {
@@ -122,7 +115,7 @@ void build_groups(const Desc &d, const Args &a, const Buffers &bf, int64_t first
         const int64_t blocks = ceil_div(d.k_len, ceil_div(d.k_len, d.summaries));
         parallel_for(np * blocks, T, [&](int64_t task, int thread) {
             const Pair &p = bf.pairs[task / blocks];
-            if (!p.dense) block_sums(d, a, p, task % blocks, thread_scratch(d, bf, thread));
+            if (!p.dense) block_sums(d, a, p, task % blocks, bf.scratch[thread]);
         });
         return;
     }
@@ -147,7 +140,7 @@ void build_groups(const Desc &d, const Args &a, const Buffers &bf, int64_t first
             const int64_t u0 = (task % tiles) * kKeyTile;
             if (!p.dense && u0 < p.n_valid)
                 kmeans_assign(d, a, p, u0, std::min(p.n_valid, u0 + kKeyTile), it == 0,
-                              thread_scratch(d, bf, thread));
+                              bf.scratch[thread]);
         });
     }
     sums(true);
@@ -187,7 +180,7 @@ void hybrid_run(const Desc &d, const Args &a, void *workspace) {
             const int64_t h = p.hk * heads + (task / tiles) % heads;
             const int64_t i0 = (task % tiles) * kAttendQueries;
             attend(d, a, p, h, i0, std::min(d.q_len, i0 + kAttendQueries),
-                   thread_scratch(d, bf, thread));
+                   bf.scratch[thread]);
         });
     }
 }

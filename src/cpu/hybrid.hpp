@@ -154,11 +154,9 @@ struct Buffers {
     float *log_n;          // [Nk + 1] log(n), for the summary logits
     int64_t chunk;         // pairs in flight
     Pair *pairs;           // [chunk]
-    float *scratch_base;   // per thread
-    size_t scratch_stride; // floats per thread
+    Scratch *scratch;      // [threads]
 };
 Buffers layout(Arena &arena, const Desc &d);
-Scratch thread_scratch(const Desc &d, const Buffers &bf, int thread);
 // Prepares pairs first .. first + np - 1 (pair index = b * kv_heads + hk) in the slots
 // 0 .. np - 1, builds their groups and fills log_n up to the largest group.
 void build_pairs(const Desc &d, const Args &a, const Buffers &bf, int64_t first, int64_t np);

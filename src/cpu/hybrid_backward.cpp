@@ -65,8 +65,7 @@ struct BLayout {
     Slot *slots;         // [wave]
     float *slot_base;
     int64_t wave;
-    float *scratch_base;
-    size_t scratch_stride;
+    BackScratch *scratch;  // [threads]
 };
 
 int64_t wave_slots(const Desc &d) {
@@ -102,16 +101,9 @@ BLayout blayout(Arena &arena, const Desc &d) {
     L.slot_base = arena.take<float>((size_t)L.wave * slot_floats(d));
     if (L.slots)
         for (int64_t w = 0; w < L.wave; w++) carve_slot(L.slots[w], d, L.slot_base + w * slot_floats(d));
-    Arena sizing;
-    back_scratch_layout(sizing, d);
-    L.scratch_stride = sizing.used() / sizeof(float);
-    L.scratch_base = arena.take<float>((size_t)d.threads * L.scratch_stride);
+    L.scratch = per_thread<BackScratch>(arena, d.threads,
+                                        [&](Arena &a) { return back_scratch_layout(a, d); });
     return L;
-}
-
-BackScratch thread_scratch(const Desc &d, const BLayout &L, int thread) {
-    Arena arena(L.scratch_base + (size_t)thread * L.scratch_stride);
-    return back_scratch_layout(arena, d);
 }
 
 // Segments: each tile of kAttendQueries queries (fixed, as in the forward) is cut where the
@@ -298,7 +290,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
                 const int64_t at = (local / pg.nseg) * d.q_len + sl.i0;
                 sl.g.cp = d.causal ? pg.cp + at : nullptr;
                 sl.g.up = d.causal ? pg.up + at : nullptr;
-                sl.rows = tile_grads(d, g, p, h, sl.i0, sl.n, sl.g, thread_scratch(d, L, thread));
+                sl.rows = tile_grads(d, g, p, h, sl.i0, sl.n, sl.g, L.scratch[thread]);
             });
             // Reduction by key tiles of each pair, in task order; then the group sums.
             parallel_for(np * (ktiles + 1), d.threads, [&](int64_t task, int) {
@@ -324,7 +316,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
             const Pair &p = L.fwd.pairs[task / parts];
             const int64_t x = task % parts;
             if (p.groups == 0 || (d.causal ? x >= p.groups : x * kReduceTile >= p.n_valid)) return;
-            const BackScratch sc = thread_scratch(d, L, thread);
+            const BackScratch sc = L.scratch[thread];
             scatter_groups(d, g, p, L.grads[task / parts], x, sc.f.acc, sc.next);
         });
     }
