@@ -1,10 +1,12 @@
-// The in-cluster attention of one tile (stage 4), fused: S^T = scale K Q^T, the softmax
-// down each query's column, O = P V. Rows are read in place through row pointers, so
-// rows in hash order need no gather; only the tile's queries are transposed. Compiled
-// once per instruction set (cpu/kernels/), picked once at run time.
+// The in-cluster attention of one tile (stages 4 and 5), fused: S^T = scale K Q^T, the
+// softmax down each query's column, O = P V merged into the out rows. Rows are read in
+// place through row pointers, so rows in hash order need no gather; only the tile's
+// queries are transposed. Compiled once per instruction set (cpu/kernels/), picked once
+// at run time.
 //
-// This header is the whole interface of those files: it includes nothing that defines
-// code, so no inline function compiled for AVX-512 can leak into the portable library.
+// With cpu/tile_backward.hpp and cpu/hybrid_kernel.hpp, this header is the whole
+// interface of those files: none includes anything that defines code, so no inline
+// function compiled for AVX-512 can leak into the portable library.
 #pragma once
 
 #include <cstdint>
