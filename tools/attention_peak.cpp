@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
 
     double best = 1e30;
     for (int rep = 0; rep <= reps; rep++) {  // rep 0 warms up
-        smyrf::cpu::combine_init(d, a, 0, 0, 0, n, m.data(), l.data());
+        smyrf::cpu::combine_init(0, n, m.data(), l.data());
         const auto t0 = std::chrono::steady_clock::now();
         for (int64_t r = 0; r < R; r++)
             smyrf::cpu::parallel_for(C, threads, [&](int64_t c, int thread) {

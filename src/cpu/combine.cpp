@@ -11,11 +11,11 @@
 
 namespace smyrf::cpu {
 
-void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                  float *m, float *l) {
+void combine_init(int64_t i0, int64_t i1, float *m, float *l) {
+    // The out rows are not cleared: a query's first block stores its row (keep < 0 in the
+    // kernel), and combine_finish writes the rows of queries that met no key.
     const float neg_inf = -std::numeric_limits<float>::infinity();
     for (int64_t i = i0; i < i1; i++) {
-        std::memset(a.out.row(b, h, i), 0, (size_t)d.v_dim * sizeof(float));
         m[i] = neg_inf;
         l[i] = 0.0f;
     }
@@ -39,7 +39,8 @@ void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t 
                 std::memcpy(row, a.v.row(b, hk, j), (size_t)dv * sizeof(float));
                 lse = (float)d.scale * dot_of(a.q.row(b, h, i), a.k.row(b, hk, j), d.qk_dim);
             } else {
-                lse = -std::numeric_limits<float>::infinity();  // row stays zeros
+                std::memset(row, 0, (size_t)dv * sizeof(float));
+                lse = -std::numeric_limits<float>::infinity();
             }
         }
         if (a.lse) a.lse[(b * d.heads + h) * d.q_len + i] = lse;

@@ -50,7 +50,7 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
             const int64_t limit = i1 - 1 + d.causal_offset();
             n_keys = std::upper_bound(valid, valid + n_valid, limit) - valid;
         }
-        combine_init(d, a, b, h, i0, i1, m, l);
+        combine_init(i0, i1, m, l);
         attend_tiled(d, a, b, h, bf.keys.positions + i0, i1 - i0, valid, n_keys,
                      bf.attention[thread], m, l);
         combine_finish(d, a, b, h, i0, i1, valid, n_valid, m, l);

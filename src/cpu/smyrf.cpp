@@ -49,14 +49,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
 
         // transform, hash, cluster; an empty combine state per problem
         cluster_problems(d, a.q, a.k, a.key_mask, directions, cb, first, np);
-        const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;  // query blocks
-        parallel_for(np * qb, T, [&](int64_t task, int) {
-            const int64_t t = task / qb, i0 = (task % qb) * kRowsPerTask;
-            int64_t b, h;
-            problem(t, b, h);
-            combine_init(d, a, b, h, i0, std::min(nq, i0 + kRowsPerTask), bf.m + t * nq,
-                         bf.l + t * nq);
-        });
+        for (int64_t t = 0; t < np; t++) combine_init(0, nq, bf.m + t * nq, bf.l + t * nq);
 
         // attention + combine, round after round (a query sits in one cluster per round)
         const int64_t runs = cluster_runs(d);
@@ -76,6 +69,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             });
         }
 
+        const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;  // query blocks
         parallel_for(np * qb, T, [&](int64_t task, int) {
             const int64_t t = task / qb, i0 = (task % qb) * kRowsPerTask;
             int64_t b, h;

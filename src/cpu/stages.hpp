@@ -69,9 +69,9 @@ void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int3
 
 // ---- combine: the running state of each query is (m, l) plus the accumulator kept in
 // its out row, all relative to e^{m}; m and l are indexed by query position. Each call
-// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty.
-void combine_init(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                  float *m, float *l);
+// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty;
+// the out rows' old content is never read.
+void combine_init(int64_t i0, int64_t i1, float *m, float *l);
 // Normalises the out rows, writes lse, and gives a query that met no key the fallback of
 // docs/algorithm.md (its latest allowed valid key alone, else zeros and lse = -inf).
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
