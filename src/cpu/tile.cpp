@@ -1,6 +1,9 @@
-// Picks the CPU kernels (the tile kernels forward and backward, HYBRID's band kernels:
-// one instruction set for all) once, from what the CPU supports (and SMYRF_CPU_KERNEL).
+// Picks the CPU kernels (the tile kernels forward and backward, HYBRID's band kernels,
+// stages 1-2's projections) once, from what the CPU supports (and SMYRF_CPU_KERNEL): one
+// instruction set for all, except that AVX-512 CPUs project with the AVX2 kernel
+// (cpu/project_kernel.hpp says why).
 #include "cpu/hybrid_kernel.hpp"
+#include "cpu/project_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -14,6 +17,7 @@ struct Choice {
     TileKernel kernel;
     GradTileKernel grad;
     hybrid::BandKernels band;
+    ProjectKernel project;
     const char *name;
 };
 
@@ -35,14 +39,17 @@ Choice choose() {
     const bool fma = __builtin_cpu_supports("fma");
     if (fma && __builtin_cpu_supports("avx512f") && allowed("avx512"))
         return {avx512::tile_attention, avx512::tile_backward,
-                {avx512::band_scores, avx512::band_values, avx512::band_grads}, "avx512"};
+                {avx512::band_scores, avx512::band_values, avx512::band_grads},
+                avx2::project, "avx512"};
     if (fma && __builtin_cpu_supports("avx2") && allowed("avx2"))
         return {avx2::tile_attention, avx2::tile_backward,
-                {avx2::band_scores, avx2::band_values, avx2::band_grads}, "avx2"};
+                {avx2::band_scores, avx2::band_values, avx2::band_grads},
+                avx2::project, "avx2"};
 #endif
     (void)allowed;
     return {portable::tile_attention, portable::tile_backward,
-            {portable::band_scores, portable::band_values, portable::band_grads}, "portable"};
+            {portable::band_scores, portable::band_values, portable::band_grads},
+            portable::project, "portable"};
 }
 
 const Choice &chosen() {
@@ -55,6 +62,7 @@ const Choice &chosen() {
 TileKernel tile_kernel() { return chosen().kernel; }
 GradTileKernel grad_tile_kernel() { return chosen().grad; }
 const char *tile_kernel_name() { return chosen().name; }
+ProjectKernel project_kernel() { return chosen().project; }
 const hybrid::BandKernels &hybrid::band_kernels() { return chosen().band; }
 
 }  // namespace smyrf::cpu

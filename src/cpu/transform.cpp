@@ -1,6 +1,7 @@
 // Stages 1-2 in one pass over the rows: the norms XBOX+ is built from, and each row's
-// projections on the directions (the hash before its XBOX+ coordinate).
-#include "cpu/reduce.hpp"
+// projections on the directions (the hash before its XBOX+ coordinate), by the kernel
+// of cpu/project_kernel.hpp.
+#include "cpu/project_kernel.hpp"
 #include "cpu/stages.hpp"
 
 namespace smyrf::cpu {
@@ -8,11 +9,8 @@ namespace smyrf::cpu {
 void transform_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1,
                        int64_t dim, const float *dirs, int64_t rounds, float *norms,
                        float *out) {
-    for (int64_t i = i0; i < i1; i++) {
-        const float *row = x.row(b, h, i);
-        norms[i] = dot_of(row, row, dim);
-        for (int64_t r = 0; r < rounds; r++) out[i * rounds + r] = dot_of(row, dirs + r * (dim + 2), dim);
-    }
+    project_kernel()(x.row(b, h, i0), x.s.token, i1 - i0, dim, dirs, rounds, norms + i0,
+                     out + i0 * rounds);
 }
 
 float max_norm(const float *norms, const int32_t *over, int64_t n) {

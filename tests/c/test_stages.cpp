@@ -2,6 +2,8 @@
 // the same inputs, so that a failure points at one stage rather than at the pipeline.
 // The library's headers come first: cmocka.h (via common.h) defines a fail() macro.
 #include "core/directions.hpp"
+#include "cpu/project_kernel.hpp"
+#include "cpu/reduce.hpp"
 #include "cpu/stages.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -119,6 +121,59 @@ static void transform_matches_reference(void **) {
     }
 }
 
+// The projection kernels this CPU can run, as runnable_kernels below (AVX-512 CPUs run
+// the AVX2 one).
+std::vector<std::pair<const char *, smyrf::cpu::ProjectKernel>> runnable_project_kernels() {
+    std::vector<std::pair<const char *, smyrf::cpu::ProjectKernel>> k;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
+        k.push_back({"avx2", smyrf::cpu::avx2::project});
+#endif
+    k.push_back({"portable", smyrf::cpu::portable::project});
+    return k;
+}
+
+// transform's norms and projections (cpu/project_kernel.hpp) are dot_of's (cpu/reduce.hpp),
+// bit for bit, on every runnable kernel: dims around dot_of's 8 partial sums and the
+// vector widths, row counts around the kernel's blocks of rows, rounds that fill its
+// groups of 3 outputs or not, rows read at a stride; and so is transform_project through
+// a View over a row range. Values span 2^-10..2^10, so that any other order of the sums
+// would show.
+static void projection_is_dot_of(void **) {
+    tc_rng r = tc_rng_make(19);
+    const auto kernels = runnable_project_kernels();
+    for (const int64_t dim : {1, 3, 8, 15, 21, 64, 65, 130})
+        for (const int64_t n : {1, 5, 16, 17, 100})
+            for (const int64_t rounds : {1, 2, 3, 5}) {
+                const int64_t stride = dim + 3;  // rows not back to back, as in a strided View
+                std::vector<float> x(2 * n * stride), dirs(rounds * (dim + 2));  // heads 0, 1
+                for (float &v : x) v = (float)std::ldexp(tc_normal(&r), (int)(tc_next(&r) % 21) - 10);
+                for (float &v : dirs) v = (float)tc_normal(&r);
+                const float *head1 = x.data() + n * stride;
+                std::vector<float> want_norms(n), want(n * rounds);
+                for (int64_t i = 0; i < n; i++) {
+                    const float *row = head1 + i * stride;
+                    want_norms[i] = smyrf::cpu::dot_of(row, row, dim);
+                    for (int64_t k = 0; k < rounds; k++)
+                        want[i * rounds + k] = smyrf::cpu::dot_of(row, dirs.data() + k * (dim + 2), dim);
+                }
+                for (const auto &[name, kernel] : kernels) {
+                    std::vector<float> norms(n, NAN), got(n * rounds, NAN);
+                    kernel(head1, stride, n, dim, dirs.data(), rounds, norms.data(), got.data());
+                    tc_assert_same_bits(norms.data(), want_norms.data(), n * sizeof(float), name);
+                    tc_assert_same_bits(got.data(), want.data(), got.size() * sizeof(float), name);
+                }
+                const View view{x.data(), {0, n * stride, stride}};
+                const int64_t i0 = n / 3;
+                std::vector<float> norms(n, NAN), got(n * rounds, NAN);
+                smyrf::cpu::transform_project(view, 0, 1, i0, n, dim, dirs.data(), rounds, norms.data(), got.data());
+                tc_assert_same_bits(norms.data() + i0, want_norms.data() + i0, (n - i0) * sizeof(float), "norms");
+                tc_assert_same_bits(got.data() + i0 * rounds, want.data() + i0 * rounds,
+                                    (n - i0) * rounds * sizeof(float), "projections");
+            }
+}
+
 // hash: the library's directions are the reference's, bit for bit; its projections land
 // within the reference's float32 error bound (the bound the SMYRF suite relies on).
 static void hash_matches_reference(void **) {
@@ -207,7 +262,7 @@ static void sort_matches_reference(void **) {
         const std::vector<int32_t> items = random_subset(r, nullptr, n, trial < 10 ? 1.0 : 0.6);
         const int64_t count = (int64_t)items.size();
         std::vector<int32_t> got(count), want(count);
-        std::vector<uint32_t> scratch(smyrf::cpu::sort_scratch_words(count));
+        std::vector<uint64_t> scratch(smyrf::cpu::sort_scratch_entries(count));
         smyrf::cpu::sort_by_hash(hash.data(), stride, items.data(), count, got.data(), scratch.data());
         smyrf_ref_sort(hd.data(), items.data(), count, want.data());
         for (int64_t i = 0; i < count; i++)
@@ -223,7 +278,7 @@ static void sort_is_nan_safe(void **) {
     const std::vector<float> hash = {3, nan, -1, -nan, 3, kInf, nan, -kInf, 0, -1};
     const int64_t n = (int64_t)hash.size();
     std::vector<int32_t> got(n);
-    std::vector<uint32_t> scratch(smyrf::cpu::sort_scratch_words(n));
+    std::vector<uint64_t> scratch(smyrf::cpu::sort_scratch_entries(n));
     smyrf::cpu::sort_by_hash(hash.data(), 1, nullptr, n, got.data(), scratch.data());
     const std::vector<int32_t> want = {3, 7, 2, 9, 8, 0, 4, 5, 1, 6};
     for (int64_t i = 0; i < n; i++) assert_int_equal(got[i], want[i]);
@@ -514,6 +569,7 @@ static void combine_matches_reference(void **) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(transform_matches_reference),
+        cmocka_unit_test(projection_is_dot_of),
         cmocka_unit_test(hash_matches_reference),
         cmocka_unit_test(hash_error_bound_is_tight),
         cmocka_unit_test(sort_matches_reference),

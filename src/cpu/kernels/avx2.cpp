@@ -63,5 +63,6 @@ struct V {
 #include "cpu/kernels/tile_backward.inc"
 #include "cpu/kernels/hybrid_band.inc"
 #include "cpu/kernels/hybrid_backward.inc"
+#include "cpu/kernels/project.inc"
 
 }  // namespace smyrf::cpu::avx2

@@ -56,5 +56,6 @@ struct V {
 #include "cpu/kernels/tile_backward.inc"
 #include "cpu/kernels/hybrid_band.inc"
 #include "cpu/kernels/hybrid_backward.inc"
+#include "cpu/kernels/project.inc"
 
 }  // namespace smyrf::cpu::portable
