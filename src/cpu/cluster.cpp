@@ -3,6 +3,7 @@
 #include "cpu/stages.hpp"
 
 #include <cstring>
+#include <utility>
 
 namespace smyrf::cpu {
 namespace {
@@ -23,16 +24,15 @@ uint32_t digit(uint32_t key, int pass) { return (key >> (pass * kDigitBits)) & (
 }  // namespace
 
 void sort_by_hash(const float *hash, int64_t stride, const int32_t *items, int64_t count,
-                  int32_t *sorted, uint32_t *scratch) {
-    uint32_t *keys = scratch, *keys_tmp = scratch + count;
-    int32_t *items_tmp = (int32_t *)(scratch + 2 * count);
+                  int32_t *sorted, uint64_t *scratch) {
+    // Each entry is (key << 32 | item): a scatter moves one word, not two.
+    uint64_t *entries = scratch, *entries_tmp = scratch + count;
     // Every pass's counts in one read of the keys.
     uint32_t offset[kPasses][kBuckets] = {};
     for (int64_t i = 0; i < count; i++) {
         const int32_t item = items ? items[i] : (int32_t)i;
         const uint32_t key = sortable_bits(hash[item * stride]);
-        items_tmp[i] = item;
-        keys_tmp[i] = key;
+        entries[i] = (uint64_t)key << 32 | (uint32_t)item;
         for (int p = 0; p < kPasses; p++) offset[p][digit(key, p)]++;
     }
     for (int p = 0; p < kPasses; p++) {  // counts to exclusive prefix sums
@@ -43,21 +43,16 @@ void sort_by_hash(const float *hash, int64_t stride, const int32_t *items, int64
             at += n;
         }
     }
-    // Stable scatters between the two buffers: tmp -> out -> tmp -> out, so an odd number
-    // of passes ends in (keys, sorted).
+    // Stable scatters between the two buffers; the last one writes the items alone.
     for (int p = 0; p < kPasses; p++) {
-        const bool to_out = p % 2 == 0;
-        const uint32_t *from_keys = to_out ? keys_tmp : keys;
-        const int32_t *from_items = to_out ? items_tmp : sorted;
-        uint32_t *to_keys = to_out ? keys : keys_tmp;
-        int32_t *to_items = to_out ? sorted : items_tmp;
         uint32_t *at = offset[p];
         for (int64_t i = 0; i < count; i++) {
-            const uint32_t key = from_keys[i];
-            const uint32_t slot = at[digit(key, p)]++;
-            to_keys[slot] = key;
-            to_items[slot] = from_items[i];
+            const uint64_t e = entries[i];
+            const uint32_t slot = at[digit((uint32_t)(e >> 32), p)]++;
+            if (p + 1 < kPasses) entries_tmp[slot] = e;
+            else sorted[slot] = (int32_t)(uint32_t)e;
         }
+        std::swap(entries, entries_tmp);
     }
 }
 

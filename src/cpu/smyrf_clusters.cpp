@@ -22,7 +22,7 @@ ClusterBuffers cluster_layout(Arena &arena, const Desc &d) {
     bf.k_hash = arena.take<float>(ch * nk * R);
     bf.q_sorted = arena.take<int32_t>(ch * R * nq);
     bf.k_sorted = arena.take<int32_t>(ch * R * nk);
-    bf.sort_scratch = arena.take<uint32_t>(T * sort_scratch_words(std::max(nq, nk)));
+    bf.sort_scratch = arena.take<uint64_t>(T * sort_scratch_entries(std::max(nq, nk)));
     return bf;
 }
 
@@ -81,7 +81,7 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     // cluster: one sort per (problem, round, queries or keys)
     parallel_for(np * R * 2, T, [&](int64_t task, int thread) {
         const int64_t t = task / (2 * R), r = (task / 2) % R;
-        uint32_t *scratch = bf.sort_scratch + thread * sort_scratch_words(std::max(nq, nk));
+        uint64_t *scratch = bf.sort_scratch + thread * sort_scratch_entries(std::max(nq, nk));
         if (task % 2 == 0)
             sort_by_hash(bf.q_hash + t * nq * R + r, R, nullptr, nq,
                          bf.q_sorted + (t * R + r) * nq, scratch);

@@ -18,7 +18,7 @@ struct ClusterBuffers {
     float *m2;                     // [chunk] the XBOX+ M^2 of each problem
     float *q_hash, *k_hash;        // [chunk][Nq][R], [chunk][Nk][R]
     int32_t *q_sorted, *k_sorted;  // [chunk][R][Nq], [chunk][R][Nk]
-    uint32_t *sort_scratch;        // [threads][sort_scratch_words(max(Nq, Nk))]
+    uint64_t *sort_scratch;        // [threads][sort_scratch_entries(max(Nq, Nk))]
 
     // Problem slot t of the chunk: its sorted queries and valid keys in round r.
     const int32_t *queries(const Desc &d, int64_t t, int64_t r) const {

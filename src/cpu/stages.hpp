@@ -26,10 +26,10 @@ void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float 
 // ---- cluster: stable sort of `count` items by hash, NaN-safe (a total order on the
 // float bits), ties by input order. Item i is items[i] (or i when items == nullptr); its
 // key is hash[item * stride]. Writes the items in sorted order to `sorted`.
-// scratch: sort_scratch_words(count) uint32 words.
+// scratch: sort_scratch_entries(count) 64-bit words.
 void sort_by_hash(const float *hash, int64_t stride, const int32_t *items, int64_t count,
-                  int32_t *sorted, uint32_t *scratch);
-inline int64_t sort_scratch_words(int64_t count) { return 3 * count; }
+                  int32_t *sorted, uint64_t *scratch);
+inline int64_t sort_scratch_entries(int64_t count) { return 2 * count; }
 
 // The balanced cut: cluster c of C holds sorted positions [cluster_begin(c), ..(c + 1)).
 // Sizes differ by at most one; any n and C work.
