@@ -20,11 +20,13 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
     s.sum = arena.take<float>(tq);
     s.keep = arena.take<float>(tq);
     s.add = arena.take<float>(tq);
+    s.inv = arena.take<float>(tq);
     return s;
 }
 
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
-             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l) {
+             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
+             uint8_t *done) {
     const int64_t hk = d.kv_head_of(h);
     for (int64_t t = 0; t < nq; t++) {
         ws.q[t] = a.q.row(b, h, qi[t]);
@@ -44,14 +46,15 @@ Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *
     t.m = m, t.l = l;
     t.qt = ws.qt, t.st = ws.st;
     t.mx = ws.mx, t.sum = ws.sum, t.keep = ws.keep, t.add = ws.add;
+    t.done = done, t.inv = ws.inv;
     return t;
 }
 
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *m, float *l) {
+                       float *m, float *l, uint8_t *done) {
     static const TileKernel kernel = tile_kernel();
-    kernel(tile_of(d, a, b, h, qi, nq, kj, nk, ws, m, l));
+    kernel(tile_of(d, a, b, h, qi, nq, kj, nk, ws, m, l, done));
 }
 
 void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
@@ -69,12 +72,13 @@ void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const 
 
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l) {
+                  float *m, float *l, uint8_t *done) {
     for (int64_t q0 = 0; q0 < nq; q0 += kQueryTile) {
         const int64_t tq = std::min(kQueryTile, nq - q0);
         for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile) {
+            const bool last = k0 + kKeyTile >= nk;
             cluster_attention(d, a, b, h, qi + q0, tq, kj + k0, std::min(kKeyTile, nk - k0), ws,
-                              m, l);
+                              m, l, last ? done : nullptr);
         }
     }
 }

@@ -11,7 +11,7 @@
 
 namespace smyrf::cpu {
 
-void combine_init(int64_t i0, int64_t i1, float *m, float *l) {
+void combine_init(int64_t i0, int64_t i1, float *m, float *l, uint8_t *done) {
     // The out rows are not cleared: a query's first block stores its row (keep < 0 in the
     // kernel), and combine_finish writes the rows of queries that met no key.
     const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -19,17 +19,22 @@ void combine_init(int64_t i0, int64_t i1, float *m, float *l) {
         m[i] = neg_inf;
         l[i] = 0.0f;
     }
+    if (done) std::memset(done + i0, 0, (size_t)(i1 - i0));
 }
 
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                    const int32_t *valid, int64_t n_valid, const float *m, const float *l) {
+                    const int32_t *valid, int64_t n_valid, const float *m, const float *l,
+                    const uint8_t *done) {
     const int64_t dv = d.v_dim, hk = d.kv_head_of(h);
     for (int64_t i = i0; i < i1; i++) {
+        if (done && done[i] && !a.lse) continue;  // the kernel normalised the row
         float *row = a.out.row(b, h, i);
         float lse;
         if (l[i] != 0.0f) {
-            const float inv = 1.0f / l[i];
-            for (int64_t c = 0; c < dv; c++) row[c] *= inv;
+            if (!(done && done[i])) {
+                const float inv = 1.0f / l[i];
+                for (int64_t c = 0; c < dv; c++) row[c] *= inv;
+            }
             lse = m[i] + std::log(l[i]);
         } else {
             // Every block missed this query: attend its latest allowed valid key alone.

@@ -14,6 +14,7 @@ namespace {
 struct Buffers {
     ClusterBuffers clusters;
     float *m, *l;                  // [chunk][Nq] running combine state
+    uint8_t *done;                 // [chunk][Nq] rows the last round normalised
     AttentionScratch *attention;   // [threads]
 };
 
@@ -24,6 +25,7 @@ Buffers layout(Arena &arena, const Desc &d) {
     const size_t ch = (size_t)bf.clusters.chunk;
     bf.m = arena.take<float>(ch * nq);
     bf.l = arena.take<float>(ch * nq);
+    bf.done = arena.take<uint8_t>(ch * nq);
     bf.attention = per_thread<AttentionScratch>(arena, T,
         [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
@@ -49,7 +51,8 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
 
         // transform, hash, cluster; an empty combine state per problem
         cluster_problems(d, a.q, a.k, a.key_mask, directions, cb, first, np);
-        for (int64_t t = 0; t < np; t++) combine_init(0, nq, bf.m + t * nq, bf.l + t * nq);
+        for (int64_t t = 0; t < np; t++)
+            combine_init(0, nq, bf.m + t * nq, bf.l + t * nq, bf.done + t * nq);
 
         // attention + combine, round after round (a query sits in one cluster per round)
         const int64_t runs = cluster_runs(d);
@@ -64,7 +67,8 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
                     },
                     [&](const ClusterRows &c) {
                         attend_tiled(d, a, b, h, c.q, c.nq, c.k, c.nk, bf.attention[thread],
-                                     bf.m + t * nq, bf.l + t * nq);
+                                     bf.m + t * nq, bf.l + t * nq,
+                                     r == R - 1 ? bf.done + t * nq : nullptr);
                     });
             });
         }
@@ -75,7 +79,8 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             int64_t b, h;
             problem(t, b, h);
             combine_finish(d, a, b, h, i0, std::min(nq, i0 + kRowsPerTask),
-                           cb.valid + t * d.k_len, cb.n_valid[t], bf.m + t * nq, bf.l + t * nq);
+                           cb.valid + t * d.k_len, cb.n_valid[t], bf.m + t * nq, bf.l + t * nq,
+                           bf.done + t * nq);
         });
     }
 }

@@ -44,15 +44,16 @@ struct AttentionScratch {
     const float **q, **k, **v;  // row pointers of one tile
     float **out;
     float *qt, *st;             // the kernel's scratch
-    float *mx, *sum, *keep, *add;
+    float *mx, *sum, *keep, *add, *inv;
 };
 AttentionScratch attention_scratch(Arena &arena, const Desc &d);
 // The kernel's description of one such tile (its row pointers filled in ws).
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
-             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l);
+             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
+             uint8_t *done = nullptr);
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *m, float *l);
+                       float *m, float *l, uint8_t *done = nullptr);
 
 // Starts loading every row a cluster will touch (its q and out rows, its k and v rows).
 // In SMYRF mode they sit at random positions: asked for one cluster ahead, their cache
@@ -62,19 +63,23 @@ void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const 
 
 // Any number of queries against any number of keys (a SMYRF cluster, or a DENSE query
 // tile against all its keys): cut into tiles for cluster_attention, each merged into the
-// running state as it ends, so scratch stays bounded whatever the cluster size.
+// running state as it ends, so scratch stays bounded whatever the cluster size. With
+// done (the queries' last block: SMYRF's last round), the last key tile also normalises
+// the rows it merges and marks them done (cpu/tile.hpp, Tile::done).
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l);
+                  float *m, float *l, uint8_t *done = nullptr);
 
 // ---- combine: the running state of each query is (m, l) plus the accumulator kept in
 // its out row, all relative to e^{m}; m and l are indexed by query position. Each call
-// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty;
-// the out rows' old content is never read.
-void combine_init(int64_t i0, int64_t i1, float *m, float *l);
-// Normalises the out rows, writes lse, and gives a query that met no key the fallback of
-// docs/algorithm.md (its latest allowed valid key alone, else zeros and lse = -inf).
+// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty
+// (and clears done, when given); the out rows' old content is never read.
+void combine_init(int64_t i0, int64_t i1, float *m, float *l, uint8_t *done = nullptr);
+// Normalises the out rows not marked done, writes lse, and gives a query that met no key
+// the fallback of docs/algorithm.md (its latest allowed valid key alone, else zeros and
+// lse = -inf).
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                    const int32_t *valid, int64_t n_valid, const float *m, const float *l);
+                    const int32_t *valid, int64_t n_valid, const float *m, const float *l,
+                    const uint8_t *done = nullptr);
 
 }  // namespace smyrf::cpu

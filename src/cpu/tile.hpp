@@ -31,12 +31,18 @@ struct Tile {
     float *st;              // scratch [nk][kTileQueries]: logits, then weights
     float *mx, *sum, *keep, *add;  // scratch [kTileQueries]: the tile's row maximum and
                                    // sum, and the merge factors of old and new
+    // When this tile is its queries' last block (SMYRF's last round): done, indexed by
+    // query position, and scratch inv [kTileQueries]. The kernel then also normalises
+    // each merged row by 1 / l (combine_finish's division, the same bits) and sets
+    // done[i]; a query this tile leaves alone stays for combine_finish. nullptr otherwise.
+    uint8_t *done;
+    float *inv;
 };
 
 // Attention of the tile (stage 4) merged into the running state (stage 5): for each
 // query with an allowed key, out = out e^{m - m'} + o e^{mx - m'} with m' = max(m, mx),
 // l likewise, where o = sum_j e^{s_j - mx} v_j is the tile's unnormalised row; a query's
-// first block is taken as it is.
+// first block is taken as it is; with done, the merged row is normalised (Tile::done).
 // The kernel for this CPU: AVX-512, else AVX2 with FMA, else portable vectors. The
 // AVX-512 and AVX2 kernels round every operation alike (FMA along the same order), so
 // they give bitwise identical results; the portable one rounds products separately.

@@ -513,42 +513,64 @@ static void attention_backward_matches_reference(void **) {
 
 // combine: R rounds of random clusters merged online (init, merge per round, finish)
 // equal the reference's log-sum-exp of the per-round rows; queries that met no key in
-// any round get the reference's fallback.
+// any round get the reference's fallback. Normalising in the last round (done flags)
+// gives the same bits as combine_finish alone.
 static void combine_matches_reference(void **) {
     tc_rng r = tc_rng_make(17);
     const int64_t R = 3;
     for (const tc_shape &s : kShapes) {
         tc_inputs *in = tc_inputs_create(&s, 18, 0.8);
         const Desc d = desc_of(in->s, R, 16, 0);
-        std::vector<float> out(in->no_el, NAN), lse(in->nlse, NAN);
+        std::vector<float> out(in->no_el), lse(in->nlse);
         const Args a = args_of(d, in, out.data(), lse.data());
         smyrf_ref_problem rp = tc_ref_problem(in);
         std::vector<int32_t> valid(d.k_len);
         const int64_t b = d.batch - 1, h = d.heads - 1, nq = d.q_len, dv = d.v_dim;
         const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
-        std::vector<float> m(nq), l(nq);
-        std::vector<double> ro(R * nq * dv), rl(R * nq);  // [r][i]
-        smyrf::cpu::combine_init(0, nq, m.data(), l.data());
+        // every query once per round, each meeting a random 10% of the valid keys
+        std::vector<std::vector<int32_t>> qi(R), kj(R);
         for (int64_t round = 0; round < R; round++) {
-            // every query once per round, each meeting a random 10% of the valid keys
-            const std::vector<int32_t> qi = random_subset(r, nullptr, nq, 1.0);
-            const std::vector<int32_t> kj = random_subset(r, valid.data(), nv, 0.1);
-            const int64_t nk = (int64_t)kj.size();
-            smyrf::cpu::Arena sizing;
-            smyrf::cpu::attention_scratch(sizing, d);
-            Buffer ws = aligned_floats(sizing.used());
-            smyrf::cpu::Arena arena(ws.get());
-            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
-            // any number of queries and keys: tiles merged online into the running state
-            smyrf::cpu::attend_tiled(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data());
+            qi[round] = random_subset(r, nullptr, nq, 1.0);
+            kj[round] = random_subset(r, valid.data(), nv, 0.1);
+        }
+        smyrf::cpu::Arena sizing;
+        smyrf::cpu::attention_scratch(sizing, d);
+        Buffer ws = aligned_floats(sizing.used());
+        smyrf::cpu::Arena arena(ws.get());
+        const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
+        // The rounds merged online (any number of queries and keys per call); with done,
+        // the last round normalises the rows it merges, as SMYRF mode runs it.
+        auto combine = [&](bool fused) {
+            std::fill(out.begin(), out.end(), NAN);
+            std::fill(lse.begin(), lse.end(), NAN);
+            std::vector<float> m(nq), l(nq);
+            std::vector<uint8_t> done(nq);
+            uint8_t *flags = fused ? done.data() : nullptr;
+            smyrf::cpu::combine_init(0, nq, m.data(), l.data(), flags);
+            for (int64_t round = 0; round < R; round++)
+                smyrf::cpu::attend_tiled(d, a, b, h, qi[round].data(), nq, kj[round].data(),
+                                         (int64_t)kj[round].size(), sc, m.data(), l.data(),
+                                         round == R - 1 ? flags : nullptr);
+            smyrf::cpu::combine_finish(d, a, b, h, 0, nq, valid.data(), nv, m.data(), l.data(), flags);
+        };
+        combine(true);
+        const std::vector<float> fused_out = out, fused_lse = lse;
+        combine(false);
+        // the fused normalisation is combine_finish's own division: the same bits
+        assert_memory_equal(fused_out.data(), out.data(), out.size() * sizeof(float));
+        assert_memory_equal(fused_lse.data(), lse.data(), lse.size() * sizeof(float));
+
+        std::vector<double> ro(R * nq * dv), rl(R * nq);  // [r][i]
+        for (int64_t round = 0; round < R; round++) {
+            const int64_t nk = (int64_t)kj[round].size();
             std::vector<double> co(nq * dv + 1), cl(nq);
-            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, co.data(), cl.data());
+            smyrf_ref_attention(&rp, b, h, qi[round].data(), nq, kj[round].data(), nk, co.data(), cl.data());
             for (int64_t t = 0; t < nq; t++) {
-                std::copy(co.begin() + t * dv, co.begin() + (t + 1) * dv, ro.begin() + (round * nq + qi[t]) * dv);
-                rl[round * nq + qi[t]] = cl[t];
+                const int32_t i = qi[round][t];
+                std::copy(co.begin() + t * dv, co.begin() + (t + 1) * dv, ro.begin() + (round * nq + i) * dv);
+                rl[round * nq + i] = cl[t];
             }
         }
-        smyrf::cpu::combine_finish(d, a, b, h, 0, nq, valid.data(), nv, m.data(), l.data());
         std::vector<double> oi(R * dv), li(R), want(dv);
         for (int64_t i = 0; i < nq; i++) {
             for (int64_t round = 0; round < R; round++) {
