@@ -56,8 +56,9 @@ inline ClusterRows cluster_rows(const Desc &d, const ClusterBuffers &cb, int64_t
 
 // The attention passes (forward and backward) take a run of consecutive clusters per
 // task and ask for each cluster's rows while the one before it computes: the rows sit
-// at random positions, and this overlaps their cache misses with the arithmetic.
-constexpr int64_t kClustersPerTask = 8;
+// at random positions, and this overlaps their cache misses with the arithmetic. Runs
+// of 4 keep a round's last task, which the other threads wait for, short.
+constexpr int64_t kClustersPerTask = 4;
 inline int64_t cluster_runs(const Desc &d) {
     return (d.n_clusters() + kClustersPerTask - 1) / kClustersPerTask;
 }
