@@ -37,17 +37,17 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     if (w.labelled)
         for (int64_t x = 0; x < G * kStride; x++) sc.hits[x] = 0, sc.hit_logits[x] = 0.0f;
 
-    // The exact keys: their maximum, and per group how many and their summed logits.
+    // The exact keys, in one pass over each row: their maximum, and per group how many and
+    // their summed logits. 32-bit query indices: a mask is then one vector compare.
     for (int64_t r = G; r < bt.rows; r++) {
         const float *s = bt.st + r * kStride;
-        const int64_t a = sc.qa[r], b = sc.qb[r];
-        for (int64_t i = block_floor(a); i < block_ceil(b); i++)
-            mx[i] = i >= a && i < b && s[i] > mx[i] ? s[i] : mx[i];
-        if (!w.labelled) continue;
+        const int32_t a = sc.qa[r], b = sc.qb[r];
         int32_t *hits = sc.hits + sc.label[r] * kStride;
         float *hl = sc.hit_logits + sc.label[r] * kStride;
-        for (int64_t i = block_floor(a); i < block_ceil(b); i++) {
+        for (int32_t i = (int32_t)block_floor(a); i < (int32_t)block_ceil(b); i++) {
             const bool in = i >= a && i < b;
+            mx[i] = in && s[i] > mx[i] ? s[i] : mx[i];
+            if (!w.labelled) continue;
             hits[i] += in;
             hl[i] += in ? s[i] : 0.0f;
         }
@@ -86,11 +86,12 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     }
     for (int64_t r = G; r < bt.rows; r++) {
         float *s = bt.st + r * kStride;
-        const int64_t a = sc.qa[r], b = sc.qb[r], a0 = block_floor(a), b0 = block_ceil(b);
+        const int32_t a = sc.qa[r], b = sc.qb[r];
+        const int64_t a0 = block_floor(a), b0 = block_ceil(b);
         // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
         const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
-        for (int64_t i = a0; i < b0; i++) {
+        for (int32_t i = (int32_t)a0; i < (int32_t)b0; i++) {
             const bool in = i >= a && i < b;
             const float e = in ? fast_exp(s[i] - mx[i]) : 0.0f;
             l[i] += e;
