@@ -7,14 +7,12 @@
 namespace smyrf::cpu {
 
 void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
-                 bool is_query, const float *dirs, int64_t rounds, float *out) {
-    const int64_t ld = dim + 2;
+                 bool is_query, const float *dirs, int64_t rounds, int64_t round, float *out) {
     // The extra coordinate: index dim for keys, dim + 1 for queries.
-    const int64_t extra = is_query ? dim + 1 : dim;
+    const float a = dirs[round * (dim + 2) + (is_query ? dim + 1 : dim)];
     for (int64_t i = i0; i < i1; i++) {
         const float gap = m2 - norms[i];
-        const float ext = std::sqrt(gap > 0.0f ? gap : 0.0f);
-        for (int64_t r = 0; r < rounds; r++) out[i * rounds + r] += dirs[r * ld + extra] * ext;
+        out[i * rounds + round] += a * std::sqrt(gap > 0.0f ? gap : 0.0f);
     }
 }
 

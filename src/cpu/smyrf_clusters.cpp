@@ -60,7 +60,7 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     auto dirs_of = [&](const Block &x) { return directions + x.h * R * (dim + 2); };
 
     // transform and hash, one read of each row; then each problem's M^2 over its
-    // queries and valid keys, and the hashes' XBOX+ coordinate
+    // queries and valid keys
     parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
         const Block x = block(task);
         transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x), R,
@@ -72,22 +72,22 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
         bf.m2[t] = max_norm(bf.q_norm + t * nq, nullptr, nq) +
                    max_norm(bf.k_norm + t * nk, valid, bf.n_valid[t]);
     });
-    parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
-        const Block x = block(task);
-        hash_extend(x.i0, x.i1, dim, norms_of(x), bf.m2[x.t], x.is_query, dirs_of(x), R,
-                    hash_of(x));
-    });
-
-    // cluster: one sort per (problem, round, queries or keys)
+    // cluster: one sort per (problem, round, queries or keys), each after the XBOX+
+    // coordinate of its round's hashes
     parallel_for(np * R * 2, T, [&](int64_t task, int thread) {
         const int64_t t = task / (2 * R), r = (task / 2) % R;
+        const float *dirs = directions + (first + t) % d.heads * R * (dim + 2);
         uint64_t *scratch = bf.sort_scratch + thread * sort_scratch_entries(std::max(nq, nk));
-        if (task % 2 == 0)
-            sort_by_hash(bf.q_hash + t * nq * R + r, R, nullptr, nq,
-                         bf.q_sorted + (t * R + r) * nq, scratch);
-        else
-            sort_by_hash(bf.k_hash + t * nk * R + r, R, bf.valid + t * nk, bf.n_valid[t],
+        if (task % 2 == 0) {
+            float *hash = bf.q_hash + t * nq * R;
+            hash_extend(0, nq, dim, bf.q_norm + t * nq, bf.m2[t], true, dirs, R, r, hash);
+            sort_by_hash(hash + r, R, nullptr, nq, bf.q_sorted + (t * R + r) * nq, scratch);
+        } else {
+            float *hash = bf.k_hash + t * nk * R;
+            hash_extend(0, nk, dim, bf.k_norm + t * nk, bf.m2[t], false, dirs, R, r, hash);
+            sort_by_hash(hash + r, R, bf.valid + t * nk, bf.n_valid[t],
                          bf.k_sorted + (t * R + r) * nk, scratch);
+        }
     });
 }
 

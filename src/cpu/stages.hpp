@@ -17,11 +17,13 @@ void transform_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t 
                        float *out);
 float max_norm(const float *norms, const int32_t *over, int64_t n);
 
-// ---- hash: adds the XBOX+ coordinate's share, so that out[i * rounds + r] = a_r . x'_i
-// for the extended rows (queries: [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2),
-// 0]) of rows i0..i1-1. Rows never listed later (padded keys) may hold anything.
+// ---- hash: adds the XBOX+ coordinate's share of round `round`, so that
+// out[i * rounds + round] = a_round . x'_i for the extended rows (queries:
+// [x, 0, sqrt(m2 - |x|^2)], keys: [x, sqrt(m2 - |x|^2), 0]) of rows i0..i1-1. Rows never
+// listed later (padded keys) may hold anything. One round at a time, so that the task
+// that sorts a round completes its hashes first.
 void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
-                 bool is_query, const float *dirs, int64_t rounds, float *out);
+                 bool is_query, const float *dirs, int64_t rounds, int64_t round, float *out);
 
 // ---- cluster: stable sort of `count` items by hash, NaN-safe (a total order on the
 // float bits), ties by input order. Item i is items[i] (or i when items == nullptr); its

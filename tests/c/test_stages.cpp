@@ -205,8 +205,10 @@ static void hash_matches_reference(void **) {
                 smyrf::cpu::transform_project(a.k, b, hk, 0, d.k_len, d.qk_dim, dir, R, kn.data(), kh.data());
                 const float m2 = smyrf::cpu::max_norm(qn.data(), nullptr, d.q_len) +
                                  smyrf::cpu::max_norm(kn.data(), valid.data(), nv);
-                smyrf::cpu::hash_extend(0, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, qh.data());
-                smyrf::cpu::hash_extend(0, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, kh.data());
+                for (int64_t r = 0; r < R; r++) {
+                    smyrf::cpu::hash_extend(0, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, r, qh.data());
+                    smyrf::cpu::hash_extend(0, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, r, kh.data());
+                }
                 const double rm2 = smyrf_ref_transform(&rp, b, h, nullptr, nullptr);
                 for (int64_t r = 0; r < R; r++) {
                     smyrf_ref_direction(seed, h, r, dim2, ref_dir.data());
