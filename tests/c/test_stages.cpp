@@ -121,16 +121,24 @@ static void transform_matches_reference(void **) {
     }
 }
 
-// The projection kernels this CPU can run, as runnable_kernels below (AVX-512 CPUs run
-// the AVX2 one).
-std::vector<std::pair<const char *, smyrf::cpu::ProjectKernel>> runnable_project_kernels() {
-    std::vector<std::pair<const char *, smyrf::cpu::ProjectKernel>> k;
+// The kernels this CPU can run, best first: the AVX-512 one (nullptr: none, as for the
+// projection, which AVX-512 CPUs run in its AVX2 build) and the AVX2 one where the CPU has
+// them and FMA, then the portable one. The x86 builds exist only on x86.
+#if defined(__x86_64__)
+#define X86_KERNEL(f) (f)
+#else
+#define X86_KERNEL(f) nullptr
+#endif
+template <class Kernel>
+std::vector<std::pair<const char *, Kernel>> runnable(Kernel avx512, Kernel avx2, Kernel portable) {
+    std::vector<std::pair<const char *, Kernel>> k;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
-        k.push_back({"avx2", smyrf::cpu::avx2::project});
+    const bool fma = __builtin_cpu_supports("fma");
+    if (avx512 && fma && __builtin_cpu_supports("avx512f")) k.push_back({"avx512", avx512});
+    if (avx2 && fma && __builtin_cpu_supports("avx2")) k.push_back({"avx2", avx2});
 #endif
-    k.push_back({"portable", smyrf::cpu::portable::project});
+    k.push_back({"portable", portable});
     return k;
 }
 
@@ -142,7 +150,8 @@ std::vector<std::pair<const char *, smyrf::cpu::ProjectKernel>> runnable_project
 // would show.
 static void projection_is_dot_of(void **) {
     tc_rng r = tc_rng_make(19);
-    const auto kernels = runnable_project_kernels();
+    const auto kernels = runnable<smyrf::cpu::ProjectKernel>(
+        nullptr, X86_KERNEL(smyrf::cpu::avx2::project), smyrf::cpu::portable::project);
     for (const int64_t dim : {1, 3, 8, 15, 21, 64, 65, 130})
         for (const int64_t n : {1, 5, 16, 17, 100})
             for (const int64_t rounds : {1, 2, 3, 5}) {
@@ -303,26 +312,15 @@ static void cluster_cut_is_balanced(void **) {
         }
 }
 
-// The tile kernels this CPU can run: the one the library picks and every lower one.
-std::vector<std::pair<const char *, smyrf::cpu::TileKernel>> runnable_kernels() {
-    std::vector<std::pair<const char *, smyrf::cpu::TileKernel>> k;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    const bool fma = __builtin_cpu_supports("fma");
-    if (fma && __builtin_cpu_supports("avx512f")) k.push_back({"avx512", smyrf::cpu::avx512::tile_attention});
-    if (fma && __builtin_cpu_supports("avx2")) k.push_back({"avx2", smyrf::cpu::avx2::tile_attention});
-#endif
-    k.push_back({"portable", smyrf::cpu::portable::tile_attention});
-    return k;
-}
-
 // attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
 // mask included, one tile into a fresh state: out / l is the reference's normalised row,
 // m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
 // runnable kernel is checked, and the AVX-512 and AVX2 kernels agree bit for bit.
 static void attention_matches_reference(void **) {
     tc_rng r = tc_rng_make(15);
-    const auto kernels = runnable_kernels();
+    const auto kernels = runnable<smyrf::cpu::TileKernel>(
+        X86_KERNEL(smyrf::cpu::avx512::tile_attention), X86_KERNEL(smyrf::cpu::avx2::tile_attention),
+        smyrf::cpu::portable::tile_attention);
     for (const tc_shape &s : kShapes) {
         tc_inputs *in = tc_inputs_create(&s, 16, 0.8);
         const Desc d = desc_of(in->s, 1, 16, 0);
@@ -382,19 +380,6 @@ static void attention_matches_reference(void **) {
     }
 }
 
-// The backward tile kernels this CPU can run, as runnable_kernels.
-std::vector<std::pair<const char *, smyrf::cpu::GradTileKernel>> runnable_grad_kernels() {
-    std::vector<std::pair<const char *, smyrf::cpu::GradTileKernel>> k;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    const bool fma = __builtin_cpu_supports("fma");
-    if (fma && __builtin_cpu_supports("avx512f")) k.push_back({"avx512", smyrf::cpu::avx512::tile_backward});
-    if (fma && __builtin_cpu_supports("avx2")) k.push_back({"avx2", smyrf::cpu::avx2::tile_backward});
-#endif
-    k.push_back({"portable", smyrf::cpu::portable::tile_backward});
-    return k;
-}
-
 // attention backward (the fused tile kernel of cpu/tile_backward.hpp): arbitrary query
 // and key subsets (in any order), causal mask included, one tile, LSE and D from the
 // reference attention over the tile: the gradients added into dq, dk and dv rows holding
@@ -406,7 +391,9 @@ static void attention_backward_matches_reference(void **) {
     using smyrf::cpu::kGradTileKeys;
     using smyrf::cpu::kTileQueries;
     tc_rng r = tc_rng_make(19);
-    const auto kernels = runnable_grad_kernels();
+    const auto kernels = runnable<smyrf::cpu::GradTileKernel>(
+        X86_KERNEL(smyrf::cpu::avx512::tile_backward), X86_KERNEL(smyrf::cpu::avx2::tile_backward),
+        smyrf::cpu::portable::tile_backward);
     const double shares[][2] = {{0.3, 0.0}, {1.0, 1.0}, {0.3, 0.3}, {0.6, 0.8}, {0.1, 0.5}, {0.5, 0.1}};
     for (const tc_shape &s : kShapes) {
         tc_inputs *in = tc_inputs_create(&s, 20, 0.8);
