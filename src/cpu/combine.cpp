@@ -27,11 +27,12 @@ void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t 
                     const uint8_t *done) {
     const int64_t dv = d.v_dim, hk = d.kv_head_of(h);
     for (int64_t i = i0; i < i1; i++) {
-        if (done && done[i] && !a.lse) continue;  // the kernel normalised the row
+        const bool normalised = done && done[i];  // by the last round's kernel
+        if (normalised && !a.lse) continue;
         float *row = a.out.row(b, h, i);
         float lse;
         if (l[i] != 0.0f) {
-            if (!(done && done[i])) {
+            if (!normalised) {
                 const float inv = 1.0f / l[i];
                 for (int64_t c = 0; c < dv; c++) row[c] *= inv;
             }

@@ -57,13 +57,13 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     auto hash_of = [&](const Block &x) {
         return x.is_query ? bf.q_hash + x.t * nq * R : bf.k_hash + x.t * nk * R;
     };
-    auto dirs_of = [&](const Block &x) { return directions + x.h * R * (dim + 2); };
+    auto dirs_of = [&](int64_t h) { return directions + h * R * (dim + 2); };  // query head h
 
     // transform and hash, one read of each row; then each problem's M^2 over its
     // queries and valid keys
     parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
         const Block x = block(task);
-        transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x), R,
+        transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x.h), R,
                           norms_of(x), hash_of(x));
     });
     parallel_for(np, T, [&](int64_t t, int) {
@@ -76,7 +76,7 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     // coordinate of its round's hashes
     parallel_for(np * R * 2, T, [&](int64_t task, int thread) {
         const int64_t t = task / (2 * R), r = (task / 2) % R;
-        const float *dirs = directions + (first + t) % d.heads * R * (dim + 2);
+        const float *dirs = dirs_of((first + t) % d.heads);
         uint64_t *scratch = bf.sort_scratch + thread * sort_scratch_entries(std::max(nq, nk));
         if (task % 2 == 0) {
             float *hash = bf.q_hash + t * nq * R;
