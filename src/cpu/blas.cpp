@@ -22,35 +22,18 @@ int64_t rows_per_call(int64_t m, int64_t n, int64_t k) {
     return (m + pieces - 1) / pieces;
 }
 
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, float alpha,
-          const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-          int64_t ldc) {
+}  // namespace
+
+void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+             const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return;
     const int64_t step = rows_per_call(m, n, k);
     for (int64_t i = 0; i < m; i += step) {
         const int64_t rows = (m - i < step) ? m - i : step;
-        // Row i of op(A) starts at row i of A, or at column i of A when A is transposed.
-        const float *a_rows = ta == CblasNoTrans ? a + i * lda : a + i;
-        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)rows, (blasint)n, (blasint)k, alpha,
-                    a_rows, (blasint)lda, b, (blasint)ldb, beta, c + i * ldc, (blasint)ldc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)n,
+                    (blasint)k, alpha, a + i * lda, (blasint)lda, b, (blasint)ldb, beta,
+                    c + i * ldc, (blasint)ldc);
     }
-}
-
-}  // namespace
-
-void gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    gemm(CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    gemm(CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    gemm(CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace smyrf::cpu

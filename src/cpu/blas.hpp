@@ -5,16 +5,9 @@
 
 namespace smyrf::cpu {
 
-// C[m x n] = alpha * A[m x k] * B[n x k]^T + beta * C   (row-major, leading dims given)
-void gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
-
-// C[m x n] = alpha * A[m x k] * B[k x n] + beta * C
+// C[m x n] = alpha * A[m x k] * B[k x n] + beta * C   (row-major, leading dims given;
+// HYBRID's k-means assignment)
 void gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
-
-// C[m x n] = alpha * A[k x m]^T * B[k x n] + beta * C   (the backward pass's dK, dV)
-void gemm_tn(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 }  // namespace smyrf::cpu
