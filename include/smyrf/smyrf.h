@@ -114,7 +114,7 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_LAYOUT = 17,         /* smyrf_layout of q, k, v, out; default BHND */
     /* HYBRID mode (keys per query = window + sinks + summaries). */
     SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128 unless all are set */
-    SMYRF_PARAM_WINDOW = 19,         /* window w; 0 = derived: B - G - S */
+    SMYRF_PARAM_WINDOW = 19,         /* window w; 0 = derived: B - G - S - E */
     SMYRF_PARAM_SUMMARIES = 20,      /* k-means groups G; 0 = derived: max(1, round(B/5)) */
     SMYRF_PARAM_SINKS = 21,          /* sink keys S in 0..2; -1 = derived: 2 (default) */
     SMYRF_PARAM_KMEANS_ITERS = 22,   /* Lloyd iterations I; 0 = default (2) */
@@ -132,7 +132,11 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_V_STRIDE_TOKEN = 31,
     SMYRF_PARAM_OUT_STRIDE_BATCH = 32,
     SMYRF_PARAM_OUT_STRIDE_HEAD = 33,
-    SMYRF_PARAM_OUT_STRIDE_TOKEN = 34
+    SMYRF_PARAM_OUT_STRIDE_TOKEN = 34,
+    /* HYBRID: keys per query E spent on expanding the summaries with the most weight into
+     * their members (budget = window + sinks + summaries + E); default 0. Non-causal
+     * only, forward only for now (smyrf_execute_backward refuses E > 0). */
+    SMYRF_PARAM_EXPAND = 35
 } smyrf_param;
 
 typedef enum smyrf_mode SMYRF_ENUM_BASE {

@@ -48,6 +48,7 @@ const ParamInfo kParams[kParamCount] = {
     {"SMYRF_PARAM_OUT_STRIDE_BATCH", 0, kI64, 0},
     {"SMYRF_PARAM_OUT_STRIDE_HEAD", 0, kI64, 0},
     {"SMYRF_PARAM_OUT_STRIDE_TOKEN", 0, kI64, 0},
+    {"SMYRF_PARAM_EXPAND", 0, kI32, 0},
 };
 
 constexpr int64_t kDefaultBudget = 128;
@@ -124,27 +125,37 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
     int64_t window = raw.value[SMYRF_PARAM_WINDOW];
     int64_t groups = raw.value[SMYRF_PARAM_SUMMARIES];
     int64_t sinks = raw.value[SMYRF_PARAM_SINKS];
+    const int64_t expand = raw.value[SMYRF_PARAM_EXPAND];
     if (sinks < 0) sinks = kDefaultSinks;
     if (budget == 0) {
-        budget = (window > 0 && groups > 0) ? window + sinks + groups : kDefaultBudget;
+        budget = (window > 0 && groups > 0) ? window + sinks + groups + expand : kDefaultBudget;
     }
     if (groups == 0) groups = budget / 5 + (budget % 5 >= 3 ? 1 : 0);  // round(B/5)
     if (groups < 1) groups = 1;
-    if (window == 0) window = budget - groups - sinks;
+    if (window == 0) window = budget - groups - sinks - expand;
     if (window < 1)
         fail(SMYRF_ERR_INVALID_ARGUMENT,
              "HYBRID: the window derived from SMYRF_PARAM_BUDGET = %lld is %lld (budget - "
-             "summaries %lld - sinks %lld); it must be at least 1: raise the budget",
-             (long long)budget, (long long)window, (long long)groups, (long long)sinks);
-    if (window + sinks + groups > budget)
+             "summaries %lld - sinks %lld - expand %lld); it must be at least 1: raise the "
+             "budget",
+             (long long)budget, (long long)window, (long long)groups, (long long)sinks,
+             (long long)expand);
+    if (window + sinks + groups + expand > budget)
         fail(SMYRF_ERR_INVALID_ARGUMENT,
-             "HYBRID: window %lld + sinks %lld + summaries %lld exceeds SMYRF_PARAM_BUDGET = "
-             "%lld",
-             (long long)window, (long long)sinks, (long long)groups, (long long)budget);
+             "HYBRID: window %lld + sinks %lld + summaries %lld + expand %lld exceeds "
+             "SMYRF_PARAM_BUDGET = %lld",
+             (long long)window, (long long)sinks, (long long)groups, (long long)expand,
+             (long long)budget);
+    if (expand > 0 && raw.value[SMYRF_PARAM_CAUSAL])
+        fail(SMYRF_ERR_UNSUPPORTED,
+             "HYBRID: SMYRF_PARAM_EXPAND = %lld needs non-causal attention; causal HYBRID "
+             "has no expansion yet (set SMYRF_PARAM_EXPAND = 0)",
+             (long long)expand);
     d.budget = budget;
     d.window = window;
     d.summaries = groups;
     d.sinks = sinks;
+    d.expand = expand;
     d.kmeans_iters = raw.value[SMYRF_PARAM_KMEANS_ITERS] ? raw.value[SMYRF_PARAM_KMEANS_ITERS]
                                                           : kDefaultKmeansIters;
 }
@@ -261,6 +272,7 @@ int64_t Desc::get(int p) const {
     case SMYRF_PARAM_OUT_STRIDE_BATCH: return out.batch;
     case SMYRF_PARAM_OUT_STRIDE_HEAD: return out.head;
     case SMYRF_PARAM_OUT_STRIDE_TOKEN: return out.token;
+    case SMYRF_PARAM_EXPAND: return expand;
     default: fail(SMYRF_ERR_INVALID_ARGUMENT, "p = %d is not a smyrf_param", p);
     }
 }

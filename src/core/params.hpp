@@ -8,7 +8,7 @@
 
 namespace smyrf {
 
-constexpr int kParamCount = SMYRF_PARAM_OUT_STRIDE_TOKEN + 1;
+constexpr int kParamCount = SMYRF_PARAM_EXPAND + 1;
 
 struct ParamInfo {
     const char *name;
@@ -41,7 +41,7 @@ struct Desc {
     smyrf_backend backend;
     int64_t device, threads;
     smyrf_layout layout;
-    int64_t budget, window, summaries, sinks, kmeans_iters;  // HYBRID
+    int64_t budget, window, summaries, sinks, kmeans_iters, expand;  // HYBRID
     Strides q, k, v, out;
     double scale;
 

@@ -87,7 +87,7 @@ static void every_param_at_its_bounds(void **state) {
     (void)state;
     smyrf_config *cfg;
     expect_ok(smyrf_config_create(&cfg));
-    for (int p = SMYRF_PARAM_BATCH; p <= SMYRF_PARAM_OUT_STRIDE_TOKEN; p++) {
+    for (int p = SMYRF_PARAM_BATCH; p <= SMYRF_PARAM_EXPAND; p++) {
         const smyrf_param prm = (smyrf_param)p;
         const char *name = smyrf_param_name(prm);
         assert_non_null(name);
@@ -135,7 +135,7 @@ static void unknown_params(void **state) {
     smyrf_config *cfg;
     int64_t v, lo, hi;
     expect_ok(smyrf_config_create(&cfg));
-    const int unknown[] = {-1, SMYRF_PARAM_OUT_STRIDE_TOKEN + 1, 1 << 20};
+    const int unknown[] = {-1, SMYRF_PARAM_EXPAND + 1, 1 << 20};
     for (int i = 0; i < 3; i++) {
         const smyrf_param p = (smyrf_param)unknown[i];
         expect_invalid(smyrf_config_set(cfg, p, 1), "smyrf_param");
@@ -144,7 +144,7 @@ static void unknown_params(void **state) {
         assert_null(smyrf_param_name(p));
     }
     /* the last known parameter is known */
-    expect_ok(smyrf_param_bounds(SMYRF_PARAM_OUT_STRIDE_TOKEN, &lo, &hi));
+    expect_ok(smyrf_param_bounds(SMYRF_PARAM_EXPAND, &lo, &hi));
     smyrf_config_destroy(cfg);
 }
 

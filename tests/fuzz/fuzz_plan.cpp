@@ -117,7 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         smyrf_config_destroy(cfg);
         return 0;
     }
-    for (int p = 0; p <= SMYRF_PARAM_OUT_STRIDE_TOKEN; p++) {
+    for (int p = 0; p <= SMYRF_PARAM_EXPAND; p++) {
         int64_t lower, upper, v = 0, set = 0;
         FUZZ_REQUIRE(smyrf_param_bounds((smyrf_param)p, &lower, &upper) == SMYRF_OK, "bounds");
         FUZZ_REQUIRE(smyrf_plan_get(plan, (smyrf_param)p, &v) == SMYRF_OK, "plan_get");
@@ -128,7 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_REQUIRE(v >= 0, "resolved value negative");
         if (set != 0 && p != SMYRF_PARAM_Q_CLUSTER_SIZE && p != SMYRF_PARAM_SINKS &&
             p != SMYRF_PARAM_BUDGET && p != SMYRF_PARAM_WINDOW && p != SMYRF_PARAM_SUMMARIES &&
-            p != SMYRF_PARAM_K_CLUSTER_SIZE && !(mode != SMYRF_MODE_HYBRID && p >= SMYRF_PARAM_BUDGET && p <= SMYRF_PARAM_KMEANS_ITERS))
+            p != SMYRF_PARAM_K_CLUSTER_SIZE && !(mode != SMYRF_MODE_HYBRID && ((p >= SMYRF_PARAM_BUDGET && p <= SMYRF_PARAM_KMEANS_ITERS) ||
+                                               p == SMYRF_PARAM_EXPAND)))
             FUZZ_REQUIRE(v == set, smyrf_param_name((smyrf_param)p));
     }
     double scale = 0, set_scale = 0;

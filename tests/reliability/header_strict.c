@@ -9,7 +9,7 @@ int main(void) {
     smyrf_config *cfg = 0;
     smyrf_plan *plan = 0;
     smyrf_status st = SMYRF_OK;
-    smyrf_param p = SMYRF_PARAM_OUT_STRIDE_TOKEN;
+    smyrf_param p = SMYRF_PARAM_EXPAND;
     smyrf_mode m = SMYRF_MODE_HYBRID;
     smyrf_dtype dt = SMYRF_DTYPE_BF16;
     smyrf_backend be = SMYRF_BACKEND_CUDA;
