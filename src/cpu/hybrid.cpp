@@ -33,6 +33,10 @@ void take_pair(Arena &arena, const Desc &d, Pair *p) {
         t.cnorm = arena.take<float>(g);
         t.partial = arena.take<double>(kSumChunks * g * (d.qk_dim + d.v_dim));
         t.partial_n = arena.take<int32_t>(kSumChunks * g);
+        if (d.expand > 0) {
+            t.member_start = arena.take<int32_t>(g + 1);
+            t.members = arena.take<int32_t>(nk);
+        }
     }
     if (p) *p = t;
 }
@@ -68,7 +72,7 @@ int64_t max_rows(const Desc &d) { return max_groups(d) + 2 + max_band(d); }
 Scratch scratch_layout(Arena &arena, const Desc &d) {
     const size_t g = (size_t)max_groups(d), rows = (size_t)max_rows(d);
     const size_t tq = kAttendQueries, dim = d.qk_dim, dv = d.v_dim;
-    Scratch s;
+    Scratch s{};
     s.dist = arena.take<float>(kKeyTile * g);
     s.best = arena.take<float>(kKeyTile);
     s.acc = arena.take<double>(dim + dv);
@@ -90,6 +94,13 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     s.mx = arena.take<float>(tq);
     s.l = arena.take<float>(tq);
     s.zero = arena.take<float>(tq);
+    if (d.expand > 0 && !d.causal) {
+        s.chosen = arena.take<uint8_t>(g * tq);
+        s.order = arena.take<int32_t>(g);
+        s.x = attention_scratch(arena, d);
+        s.xq = arena.take<int32_t>(kQueryTile);
+        s.xk = arena.take<int32_t>(kKeyTile);
+    }
     return s;
 }
 
@@ -147,7 +158,9 @@ void build_groups(const Desc &d, const Args &a, const Buffers &bf, int64_t first
     }
     sums(true);
     parallel_for(np, T, [&](int64_t t, int) {
-        if (!bf.pairs[t].dense) group_totals(d, bf.pairs[t]);
+        if (bf.pairs[t].dense) return;
+        group_totals(d, bf.pairs[t]);
+        if (d.expand > 0) group_members(bf.pairs[t]);
     });
 }
 

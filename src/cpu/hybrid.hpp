@@ -6,6 +6,7 @@
 
 #include "cpu/cpu.hpp"
 #include "cpu/hybrid_kernel.hpp"
+#include "cpu/stages.hpp"
 
 namespace smyrf::cpu::hybrid {
 
@@ -37,6 +38,10 @@ struct Pair {
     // causal running sums: members of the block of valid key u with positions before it
     float *pk, *pv;    // [Nk][d], [Nk][dv]
     int32_t *pn;       // [Nk]
+    // expansion (SMYRF_PARAM_EXPAND > 0): the valid keys u of group g are
+    // members[member_start[g] .. member_start[g + 1]), in ascending order
+    int32_t *member_start;  // [G + 1]
+    int32_t *members;       // [Nk]
 };
 
 // Per-thread scratch of every stage.
@@ -56,6 +61,11 @@ struct Scratch {
     int32_t *first;       // [kAttendQueries] causal: the block of the window's first key
     float *xt, *mx, *l;   // [kAttendQueries] causal partial-block logit; max; sum
     float *zero;          // [kAttendQueries] zeros
+    // expansion only (hybrid_expand.cpp)
+    uint8_t *chosen;      // [G][kAttendQueries] group g expanded for query t
+    int32_t *order;       // [G] one query's candidate groups
+    AttentionScratch x;   // one expanded group's tile (cpu/tile.hpp)
+    int32_t *xq, *xk;     // [kQueryTile], [kKeyTile] its queries (band tile rows), keys
 };
 
 // The widest summary set; the widest band of a tile (a tile is split where its queries'
@@ -99,6 +109,8 @@ void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool val
 void group_totals(const Desc &d, const Pair &p);
 // The sums of all chunks, in chunk order, of group g's column x (of d + dv).
 double chunk_total(const Desc &d, const Pair &p, int64_t g, int64_t x);
+// Expansion: each group's members (Pair::members), by a counting sort of the labels.
+void group_members(const Pair &p);
 // Causal: the running sums and total of positional block g.
 void block_sums(const Desc &d, const Args &a, const Pair &p, int64_t g, const Scratch &s);
 
@@ -122,6 +134,15 @@ inline int64_t block_ceil(int64_t b) { return (b + kQueryBlock - 1) / kQueryBloc
 // and, causal, first.
 Rows tile_rows(const Desc &d, const View &q, const View &k, const View &v, const Pair &p,
                int64_t h, int64_t i0, int64_t n, const Range *r, const Scratch &s);
+
+// ---- expansion (hybrid_expand.cpp, docs/algorithm.md "Expansion"), queries [live, n) of
+// a tile. choose: from the summary logits (st rows [0, G), -inf where m_ig = 0), each
+// query's expanded groups into s.chosen, and their summary logits to -inf. expand: after
+// the band, each chosen group's members against the queries that chose it, merged into
+// their (mx, l, out) state.
+void choose(const Desc &d, const Pair &p, const BandTile &bt, int64_t live, const Scratch &s);
+void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
+            const Scratch &s);
 
 // ---- attention (hybrid_attention.cpp): queries [i0, i1) of query head h of the pair.
 void attend(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t i0, int64_t i1,

@@ -28,8 +28,10 @@ constexpr int64_t kStride = kAttendQueries;
 // sets mx, and l, the sum of the softmax's terms e^{x - mx} (before the exact keys take
 // their group's share back), and zeros every entry no query reads. Causal: xt holds each
 // query's partial-block logit (-inf: none) and leaves as its term e^{xt - mx}.
+// Expansion: the chosen groups (hybrid_expand.cpp) leave this pass: no summary, and
+// their exact keys weigh 0 here (expand attends them with the rest of their group).
 SMYRF_VECTOR_CLONES
-void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
+void weigh(const Desc &d, const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
     const int64_t nq = bt.nq, live = w.live, G = w.groups;
     const float *log_n = p.log_n;
     float *mx = sc.mx, *l = sc.l;
@@ -72,6 +74,9 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
         }
     }
     for (int64_t i = live; i < nq; i++) mx[i] = sc.xt[i] > mx[i] ? sc.xt[i] : mx[i];
+    const bool expanding = d.expand > 0 && w.labelled;
+    if (expanding) choose(d, p, bt, live, sc);
+    static const uint8_t kNone[kStride] = {};
 
     // The weights: u_ig on the groups first, so that the exact keys can take theirs back.
     for (int64_t g = 0; g < G; g++) {
@@ -90,9 +95,10 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
         const int64_t a0 = block_floor(a), b0 = block_ceil(b);
         // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
         const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
+        const uint8_t *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
         for (int32_t i = (int32_t)a0; i < (int32_t)b0; i++) {
-            const bool in = i >= a && i < b;
+            const bool in = i >= a && i < b && !out[i];
             const float e = in ? fast_exp(s[i] - mx[i]) : 0.0f;
             l[i] += e;
             s[i] = in ? e - u[i] : 0.0f;
@@ -128,8 +134,9 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
                       w.fixed, dim, dv, (float)d.scale, sc.qt, sc.st};
     const BandKernels &kernels = band_kernels();
     kernels.scores(bt);
-    weigh(p, bt, w, sc);
+    weigh(d, p, bt, w, sc);
     kernels.values(bt);
+    if (d.expand > 0 && w.labelled) expand(d, a, p, w.live, n, sc);
 
     // The partial block's members share its term; then the normalisation.
     for (int64_t t = 0; t < n; t++) {

@@ -44,6 +44,15 @@ void group_totals(const Desc &d, const Pair &p) {
     }
 }
 
+void group_members(const Pair &p) {
+    int32_t *start = p.member_start;
+    start[0] = 0;
+    for (int64_t g = 0; g < p.groups; g++) start[g + 1] = start[g] + p.count[g];
+    for (int64_t u = 0; u < p.n_valid; u++) p.members[start[p.label[u]]++] = (int32_t)u;
+    for (int64_t g = p.groups; g > 0; g--) start[g] = start[g - 1];  // back to the starts
+    start[0] = 0;
+}
+
 // Causal positional block g: its members are its valid keys except the first sink,
 // which every query with an allowed key holds exactly. pk/pv/pn of valid key u hold the
 // sums of the members of u's block at positions before u: a query whose window starts
