@@ -199,6 +199,33 @@ std::vector<Summary> group_summaries(const Problem &P, const Groups &gr, int64_t
     return out;
 }
 
+// Expansion, non-causal (E = expand > 0): the groups with a summary (m_ig > 0), by
+// decreasing t_ig, ties to the lower g; a group is chosen when its whole size n_g fits in
+// what is left of E, and the scan goes on (a later, smaller group may still fit). Every
+// valid member of a chosen group joins the exact keys (once), and its summary goes. The
+// other summaries keep their t_ig, m_ig and values: no member of a chosen group is in
+// another group.
+void expand_groups(const Groups &gr, int64_t expand, std::vector<int32_t> &exact,
+                   std::vector<Summary> &sums) {
+    std::vector<Summary> order = sums;  // built in increasing g: stable keeps ties lower g first
+    std::stable_sort(order.begin(), order.end(),
+                     [](const Summary &x, const Summary &y) { return x.t > y.t; });
+    std::vector<bool> chosen((size_t)gr.G, false);
+    int64_t used = 0;
+    for (const Summary &g : order) {
+        const int64_t n = gr.count[(size_t)g.group];
+        if (n <= expand - used) chosen[(size_t)g.group] = true, used += n;
+    }
+    for (size_t j = 0; j < gr.label.size(); j++)  // padded keys have label -1
+        if (gr.label[j] >= 0 && chosen[(size_t)gr.label[j]]) exact.push_back((int32_t)j);
+    std::sort(exact.begin(), exact.end());
+    exact.erase(std::unique(exact.begin(), exact.end()), exact.end());
+    std::vector<Summary> kept;
+    for (const Summary &g : sums)
+        if (!chosen[(size_t)g.group]) kept.push_back(g);
+    sums = kept;
+}
+
 // Step 5 for one query, in either form.
 void combine(const Problem &P, const Groups &gr, int64_t b, int64_t h, int64_t i,
              const std::vector<int32_t> &exact, const std::vector<Summary> &sums, int one_pass,
@@ -256,6 +283,12 @@ extern "C" int64_t smyrf_ref_hybrid_groups(const smyrf_ref_problem *p,
 
 extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                                  int one_pass, double *out, double *lse) {
+    smyrf_ref_hybrid_expand(p, hp, 0, one_pass, out, lse);
+}
+
+extern "C" void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p,
+                                        const smyrf_ref_hybrid_params *hp, int64_t expand,
+                                        int one_pass, double *out, double *lse) {
     const Problem P{*p, *hp};
     const int64_t group = p->heads / p->kv_heads, dv = p->v_dim;
     for (int64_t b = 0; b < p->batch; b++) {
@@ -267,15 +300,16 @@ extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hyb
                 double l = -kInf;
                 const int64_t limit = p->causal ? i + p->k_len - p->q_len : p->k_len - 1;
                 std::vector<int32_t> window;
-                const std::vector<int32_t> exact = exact_keys(P, valid, i, limit, &window);
+                std::vector<int32_t> exact = exact_keys(P, valid, i, limit, &window);
                 if (exact.empty()) {  // no allowed key
                     std::fill(o, o + dv, 0.0);
                 } else {
                     const bool dense = P.dense((int64_t)valid.size());
-                    const std::vector<Summary> sums =
+                    std::vector<Summary> sums =
                         dense ? std::vector<Summary>{}
                         : p->causal ? causal_summaries(P, b, h, i, valid, window, exact)
                                     : group_summaries(P, gr, b, h, i, exact);
+                    if (expand > 0 && !dense && !p->causal) expand_groups(gr, expand, exact, sums);
                     combine(P, gr, b, h, i, exact, sums, one_pass, o, &l);
                 }
                 if (lse) lse[(b * p->heads + h) * p->q_len + i] = l;

@@ -22,6 +22,15 @@ typedef struct smyrf_ref_hybrid_params {
 void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                       int one_pass, double *out, double *lse);
 
+/* The same with expansion E = expand (SMYRF_PARAM_EXPAND; docs/algorithm.md, HYBRID,
+ * "Expansion"): non-causal, off the dense limit, query i takes its groups with m_ig > 0
+ * by decreasing t_ig (ties: lower g first) and chooses each whose whole size n_g fits in
+ * what is left of E; the members of a chosen group become exact keys of i and its
+ * summary is dropped. hp->window is the resolved window (B - G - S - E when derived).
+ * expand = 0 is smyrf_ref_hybrid, bit for bit; causal problems must have expand = 0. */
+void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
+                             int64_t expand, int one_pass, double *out, double *lse);
+
 /* The non-causal k-means groups of (batch b, kv head hk), centres in float64: labels [Nk]
  * (-1 for padded keys), counts [G], ksum [G][d], vsum [G][dv]. Returns
  * G = min(summaries, valid keys), or 0 in the dense limit (nothing written but labels). */
