@@ -63,6 +63,7 @@ pub const SMYRF_PARAM_V_STRIDE_TOKEN: smyrf_param = 31;
 pub const SMYRF_PARAM_OUT_STRIDE_BATCH: smyrf_param = 32;
 pub const SMYRF_PARAM_OUT_STRIDE_HEAD: smyrf_param = 33;
 pub const SMYRF_PARAM_OUT_STRIDE_TOKEN: smyrf_param = 34;
+pub const SMYRF_PARAM_EXPAND: smyrf_param = 35;
 
 /// `enum smyrf_mode` (the value of `SMYRF_PARAM_MODE`).
 pub type smyrf_mode = c_uint;

@@ -160,6 +160,12 @@ impl Builder {
         self.param(Param::KmeansIters, iters)
     }
 
+    /// HYBRID: keys per query spent expanding the heaviest summaries into their members
+    /// (0 = none, the default; non-causal and forward only).
+    pub fn expand(self, expand: i64) -> Builder {
+        self.param(Param::Expand, expand)
+    }
+
     /// Explicit strides of q.
     pub fn q_strides(self, s: Strides) -> Builder {
         self.strides(Param::Q_STRIDES, s)

@@ -100,6 +100,10 @@ params! {
     OutStrideHead = sys::SMYRF_PARAM_OUT_STRIDE_HEAD,
     /// Element stride between tokens of out.
     OutStrideToken = sys::SMYRF_PARAM_OUT_STRIDE_TOKEN,
+    /// HYBRID: keys per query spent expanding the summaries with the most weight into
+    /// their members (budget = window + sinks + summaries + expand); default 0.
+    /// Non-causal and forward only: causal plans and the backward pass refuse it.
+    Expand = sys::SMYRF_PARAM_EXPAND,
 }
 
 impl Param {

@@ -4,7 +4,7 @@ use smyrf::{Backend, Bf16, Builder, Config, Dtype, F16, Layout, Mode, Param};
 
 #[test]
 fn parameters_carry_the_header_names() {
-    assert_eq!(Param::ALL.len(), 35);
+    assert_eq!(Param::ALL.len(), 36);
     for (i, param) in Param::ALL.iter().enumerate() {
         assert_eq!(param.code() as usize, i);
         let name = param.name();
