@@ -2,10 +2,13 @@ package org.smyrf;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -42,5 +45,44 @@ class HybridModeTest {
             plan.execute(in[0], in[1], in[2], again);
             assertArrayEquals(first, again);
         }
+    }
+
+    /** N = 256 keys, 64 keys per query: far from the dense limit. */
+    private static Config expandConfig(long expand) {
+        return new Config().batch(1).heads(2).qLen(256).qkDim(16).mode(Mode.HYBRID).seed(7)
+                .set(Param.BUDGET, 64).set(Param.EXPAND, expand);
+    }
+
+    private static float[] runExpand(long expand) {
+        try (Plan plan = new Plan(expandConfig(expand))) {
+            assertEquals(expand, plan.get(Param.EXPAND));
+            assertEquals(64, plan.get(Param.WINDOW) + plan.get(Param.SINKS)
+                    + plan.get(Param.SUMMARIES) + plan.get(Param.EXPAND));
+            float[][] in = TestData.inputs(plan, 5);
+            float[] out = new float[(int) plan.outLength()];
+            plan.execute(in[0], in[1], in[2], out);
+            for (float x : out) assertTrue(Float.isFinite(x));
+            return out;
+        }
+    }
+
+    @Test
+    void expandRunsAndChangesTheOutput() {
+        try (Plan plan = new Plan(new Config().qLen(256).qkDim(16).mode(Mode.HYBRID))) {
+            assertEquals(0, plan.get(Param.EXPAND));  // the default
+        }
+        float[] plain = runExpand(0);
+        float[] expanded = runExpand(16);
+        assertFalse(Arrays.equals(plain, expanded), "EXPAND = 16 gave the output of EXPAND = 0");
+        assertArrayEquals(expanded, runExpand(16));
+    }
+
+    @Test
+    void causalExpandIsUnsupported() {
+        SmyrfException e = assertThrows(SmyrfException.class,
+                () -> new Plan(expandConfig(16).causal(true)).close());
+        assertEquals(Status.ERR_UNSUPPORTED, e.status(), e.getMessage());
+        assertTrue(e.getMessage().contains("SMYRF_PARAM_EXPAND"), e.getMessage());
+        new Plan(expandConfig(0).causal(true)).close();
     }
 }
