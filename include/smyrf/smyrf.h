@@ -134,8 +134,9 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_OUT_STRIDE_HEAD = 33,
     SMYRF_PARAM_OUT_STRIDE_TOKEN = 34,
     /* HYBRID: keys per query E spent on expanding the summaries with the most weight into
-     * their members (budget = window + sinks + summaries + E); default 0. Non-causal
-     * only, forward only for now (smyrf_execute_backward refuses E > 0). */
+     * their members (budget = window + sinks + summaries + E); default 0. A causal
+     * problem, or one whose groups average more than E keys, does not expand: its E keys
+     * join the window. smyrf_execute_backward refuses E > 0 for now. */
     SMYRF_PARAM_EXPAND = 35
 } smyrf_param;
 

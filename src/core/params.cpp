@@ -146,11 +146,6 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
              "SMYRF_PARAM_BUDGET = %lld",
              (long long)window, (long long)sinks, (long long)groups, (long long)expand,
              (long long)budget);
-    if (expand > 0 && raw.value[SMYRF_PARAM_CAUSAL])
-        fail(SMYRF_ERR_UNSUPPORTED,
-             "HYBRID: SMYRF_PARAM_EXPAND = %lld needs non-causal attention; causal HYBRID "
-             "has no expansion yet (set SMYRF_PARAM_EXPAND = 0)",
-             (long long)expand);
     d.budget = budget;
     d.window = window;
     d.summaries = groups;

@@ -51,11 +51,13 @@ void prepare(const Desc &d, const Args &a, const float *log_n, Pair &p, int64_t 
     p.keys = in_place ? a.k.row(p.b, p.hk, 0) : p.gathered;
     p.ldk = in_place ? a.k.s.token : d.qk_dim;
     p.dense = d.budget >= p.n_valid || d.window >= p.n_valid;
-    p.window = p.dense ? p.n_valid : d.window;
     p.block = ceil_div(d.k_len, d.summaries);
     if (p.dense) p.groups = 0;
     else if (d.causal) p.groups = ceil_div(d.k_len, p.block);
     else p.groups = std::min(d.summaries, p.n_valid);
+    // Expansion only where a group can fit (docs/algorithm.md); else its keys widen the window.
+    p.expand = !p.dense && !d.causal && p.n_valid <= p.groups * d.expand ? d.expand : 0;
+    p.window = p.dense ? p.n_valid : d.window + d.expand - p.expand;
 }
 
 }  // namespace
@@ -160,7 +162,7 @@ void build_groups(const Desc &d, const Args &a, const Buffers &bf, int64_t first
     parallel_for(np, T, [&](int64_t t, int) {
         if (bf.pairs[t].dense) return;
         group_totals(d, bf.pairs[t]);
-        if (d.expand > 0) group_members(bf.pairs[t]);
+        if (bf.pairs[t].expand > 0) group_members(bf.pairs[t]);
     });
 }
 

@@ -21,6 +21,8 @@ struct Pair {
     int64_t n_valid;
     bool dense;        // dense limit: every allowed valid key is exact, no groups
     int64_t window;    // keys per window (n_valid in the dense limit)
+    int64_t expand;    // expansion keys per query: SMYRF_PARAM_EXPAND when the pair
+                       // expands (non-causal, groups of at most E keys on average), else 0
     int64_t groups;    // summary columns: k-means groups, or causal blocks; 0 when dense
     int64_t block;     // causal: positions per block
     int32_t *label;    // [Nk] non-causal: group of valid key u
@@ -140,7 +142,7 @@ Rows tile_rows(const Desc &d, const View &q, const View &k, const View &v, const
 // query's expanded groups into s.chosen, and their summary logits to -inf. expand: after
 // the band, each chosen group's members against the queries that chose it, merged into
 // their (mx, l, out) state.
-void choose(const Desc &d, const Pair &p, const BandTile &bt, int64_t live, const Scratch &s);
+void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s);
 void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
             const Scratch &s);
 

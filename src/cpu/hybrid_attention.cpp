@@ -31,7 +31,7 @@ constexpr int64_t kStride = kAttendQueries;
 // Expansion: the chosen groups (hybrid_expand.cpp) leave this pass: no summary, and
 // their exact keys weigh 0 here (expand attends them with the rest of their group).
 SMYRF_VECTOR_CLONES
-void weigh(const Desc &d, const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
+void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) {
     const int64_t nq = bt.nq, live = w.live, G = w.groups;
     const float *log_n = p.log_n;
     float *mx = sc.mx, *l = sc.l;
@@ -74,8 +74,8 @@ void weigh(const Desc &d, const Pair &p, const BandTile &bt, const Rows &w, cons
         }
     }
     for (int64_t i = live; i < nq; i++) mx[i] = sc.xt[i] > mx[i] ? sc.xt[i] : mx[i];
-    const bool expanding = d.expand > 0 && w.labelled;
-    if (expanding) choose(d, p, bt, live, sc);
+    const bool expanding = p.expand > 0 && w.labelled;
+    if (expanding) choose(p, bt, live, sc);
     static const uint8_t kNone[kStride] = {};
 
     // The weights: u_ig on the groups first, so that the exact keys can take theirs back.
@@ -134,9 +134,9 @@ void attend_band(const Desc &d, const Args &a, const Pair &p, int64_t h, int64_t
                       w.fixed, dim, dv, (float)d.scale, sc.qt, sc.st};
     const BandKernels &kernels = band_kernels();
     kernels.scores(bt);
-    weigh(d, p, bt, w, sc);
+    weigh(p, bt, w, sc);
     kernels.values(bt);
-    if (d.expand > 0 && w.labelled) expand(d, a, p, w.live, n, sc);
+    if (p.expand > 0 && w.labelled) expand(d, a, p, w.live, n, sc);
 
     // The partial block's members share its term; then the normalisation.
     for (int64_t t = 0; t < n; t++) {

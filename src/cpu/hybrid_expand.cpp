@@ -10,7 +10,7 @@
 
 namespace smyrf::cpu::hybrid {
 
-void choose(const Desc &d, const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
+void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
     const int64_t G = p.groups, n = bt.nq;
     std::fill(s.chosen, s.chosen + G * kAttendQueries, uint8_t(0));
     for (int64_t i = live; i < n; i++) {
@@ -27,7 +27,7 @@ void choose(const Desc &d, const Pair &p, const BandTile &bt, int64_t live, cons
             return t(x) > t(y) || (t(x) == t(y) && x < y);
         });
         // Greedy: every group whose whole size still fits what is left.
-        int64_t left = d.expand;
+        int64_t left = p.expand;
         for (int64_t at = 0; at < c && left > 0; at++) {
             const int32_t g = s.order[at];
             if (p.count[g] > left) continue;
