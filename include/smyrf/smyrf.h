@@ -136,7 +136,7 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     /* HYBRID: keys per query E spent on expanding the summaries with the most weight into
      * their members (budget = window + sinks + summaries + E); default 0. A causal
      * problem, or one whose groups average more than E keys, does not expand: its E keys
-     * join the window. smyrf_execute_backward refuses E > 0 for now. */
+     * join the window. */
     SMYRF_PARAM_EXPAND = 35
 } smyrf_param;
 

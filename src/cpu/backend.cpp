@@ -181,11 +181,6 @@ public:
     }
 
     void execute_backward(const GradTensors &t, void *workspace, void *) const override {
-        if (d_.mode == SMYRF_MODE_HYBRID && d_.expand > 0)
-            fail(SMYRF_ERR_UNSUPPORTED,
-                 "HYBRID with SMYRF_PARAM_EXPAND = %lld has no backward pass yet (set it to 0 "
-                 "to train)",
-                 (long long)d_.expand);
         const Workspace ws(workspace, backward_workspace_size());
         Arena arena(ws.get());
         Stager st(d_, arena);

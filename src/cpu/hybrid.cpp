@@ -68,6 +68,10 @@ int64_t max_groups(const Desc &d) { return std::max<int64_t>(1, std::min(d.summa
 // and hybrid_backward.cpp split a tile where windows drift further).
 int64_t max_band(const Desc &d) { return std::min(d.budget, d.k_len) + kAttendQueries; }
 
+int64_t max_expanded(const Desc &d) {
+    return d.expand > 0 && !d.causal ? std::min(d.k_len, kAttendQueries * d.expand) : 0;
+}
+
 // A tile reads the groups, two sinks and its band.
 int64_t max_rows(const Desc &d) { return max_groups(d) + 2 + max_band(d); }
 

@@ -6,6 +6,7 @@
 
 #include "cpu/cpu.hpp"
 #include "cpu/hybrid_kernel.hpp"
+#include "cpu/attention_backward.hpp"
 #include "cpu/stages.hpp"
 
 namespace smyrf::cpu::hybrid {
@@ -126,6 +127,7 @@ struct Rows {
     int64_t groups, sinks, fixed, live;
     int64_t sink_key[2];  // the valid key of each sink row
     bool labelled;        // non-causal groups: exact keys take their group's share back
+    int64_t expanded = 0; // backward: the members of the tile's expanded groups (TileGrads)
 };
 // The queries [a, b) of a row rounded out to whole blocks of kQueryBlock: band_scores
 // filled them, and loops over them vectorise without remainders.
@@ -161,6 +163,7 @@ struct BackScratch {
     float *hit_dp;             // [G][kAttendQueries] summed dout . v_j of the exact keys
     float *lse_t, *delta_t;    // [kAttendQueries] LSE (+inf: no term) and D
     int64_t *next;             // [query heads] the causal scatter's next query of each
+    GradScratch x;             // expansion: one expanded group's tile
 };
 BackScratch back_scratch_layout(Arena &arena, const Desc &d);
 // What a tile leaves for the reduction (hybrid_backward.cpp): the gradients of its rows
@@ -168,7 +171,18 @@ BackScratch back_scratch_layout(Arena &arena, const Desc &d);
 struct TileGrads {
     float *dk, *dv;    // [max_rows][d], [max_rows][dv]
     float *cp, *up;    // [n]
+    // expansion: the gradients of the members of the groups any query of the tile
+    // expanded, and the valid key of each (Rows::expanded of them)
+    float *xk, *xv;    // [max_expanded][d], [max_expanded][dv]
+    int32_t *xu;       // [max_expanded]
 };
+// The most members a tile can expand: each query's groups hold at most E keys.
+int64_t max_expanded(const Desc &d);
+// The backward's expand (hybrid_expand.cpp): each chosen group's members against the
+// queries that chose it, adding scale dS K into their dq rows and writing the members'
+// gradients into the tile's expanded rows; returns how many rows.
+int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t live, int64_t n,
+                     const TileGrads &out, const BackScratch &b);
 // Writes the tile's dq rows (it owns them) and its TileGrads; returns its rows.
 Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int64_t i0,
                 int64_t n, const TileGrads &out, const BackScratch &s);

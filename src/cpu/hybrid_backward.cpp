@@ -41,13 +41,18 @@ struct Slot {
     TileGrads g;
 };
 
-// Slot storage: floats per slot (the rows' gradients).
-size_t slot_floats(const Desc &d) { return (size_t)max_rows(d) * (d.qk_dim + d.v_dim); }
+// Slot storage: floats per slot (the rows' gradients, then the expanded members').
+size_t slot_floats(const Desc &d) {
+    return (size_t)(max_rows(d) + max_expanded(d)) * (d.qk_dim + d.v_dim);
+}
 
-void carve_slot(Slot &sl, const Desc &d, float *base) {
-    const size_t rows = (size_t)max_rows(d);
+void carve_slot(Slot &sl, const Desc &d, float *base, int32_t *xu) {
+    const size_t rows = (size_t)max_rows(d), xrows = (size_t)max_expanded(d);
     sl.g.dk = base;
     sl.g.dv = sl.g.dk + rows * d.qk_dim;
+    sl.g.xk = sl.g.dv + rows * d.v_dim;
+    sl.g.xv = sl.g.xk + xrows * d.qk_dim;
+    sl.g.xu = xu;
 }
 
 // Per pair in flight: query segments, group-sum gradients, causal partial-block terms.
@@ -64,6 +69,7 @@ struct BLayout {
     PairGrad *grads;     // [chunk]
     Slot *slots;         // [wave]
     float *slot_base;
+    int32_t *slot_xu;    // [wave][max_expanded]
     int64_t wave;
     BackScratch *scratch;  // [threads]
 };
@@ -99,8 +105,11 @@ BLayout blayout(Arena &arena, const Desc &d) {
     L.wave = wave_slots(d);
     L.slots = arena.take<Slot>((size_t)L.wave);
     L.slot_base = arena.take<float>((size_t)L.wave * slot_floats(d));
+    L.slot_xu = arena.take<int32_t>((size_t)(L.wave * max_expanded(d)));
     if (L.slots)
-        for (int64_t w = 0; w < L.wave; w++) carve_slot(L.slots[w], d, L.slot_base + w * slot_floats(d));
+        for (int64_t w = 0; w < L.wave; w++)
+            carve_slot(L.slots[w], d, L.slot_base + w * slot_floats(d),
+                       L.slot_xu + w * max_expanded(d));
     L.scratch = per_thread<BackScratch>(arena, d.threads,
                                         [&](Arena &a) { return back_scratch_layout(a, d); });
     return L;
@@ -147,6 +156,12 @@ void reduce_keys(const Desc &d, const GradArgs &a, const Pair &p, const Slot *sl
         for (int64_t j = j0; j < j1; j++) add(s0 + j, r.fixed + j);
         for (int64_t x = 0; x < r.sinks; x++)
             if (r.sink_key[x] >= u0 && r.sink_key[x] < u1) add(r.sink_key[x], r.groups + x);
+        for (int64_t x = 0; x < r.expanded; x++) {  // expanded members, in the tile's order
+            const int64_t u = sl.g.xu[x];
+            if (u < u0 || u >= u1) continue;
+            add_row(a.dk.row(p.b, p.hk, p.valid[u]), sl.g.xk + x * dim, dim);
+            add_row(a.dv.row(p.b, p.hk, p.valid[u]), sl.g.xv + x * dv, dv);
+        }
     }
 }
 

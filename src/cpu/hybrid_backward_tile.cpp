@@ -21,6 +21,7 @@ namespace smyrf::cpu::hybrid {
 namespace {
 
 constexpr int64_t kStride = kAttendQueries;
+constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // st: the logits become the dq/dk weights (scale C, scale dS'); dpt: dout . v becomes the
 // dv weights (U, P'), down the column of each query in [0, nq). A query with no term has
@@ -50,7 +51,8 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const BackScratch &
         }
     }
 
-    // The summaries over the m_ig members not exact for the query (kept in hits).
+    // The summaries over the m_ig members not exact for the query (kept in hits): their
+    // logits t_ig (the forward's, bit for bit), then the expansion's choice from them.
     for (int64_t g = 0; g < G; g++) {
         float *s = bt.st + g * kStride, *dp = dpt + g * kStride;
         int32_t *m = sc.hits + g * kStride;
@@ -61,24 +63,34 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const BackScratch &
         else
             for (int64_t i = 0; i < nq; i++) m[i] = g < sc.first[i] ? n : 0;
         for (int64_t i = 0; i < nq; i++) hs[i] = log_n[m[i]];  // apart: it does not vectorise
+        for (int64_t i = 0; i < nq; i++) s[i] = m[i] > 0 ? s[i] / (float)m[i] + hs[i] : -kInf;
+    }
+    const bool expanding = p.expand > 0 && w.labelled;
+    if (expanding) choose(p, bt, w.live, sc);
+    static const uint8_t kNone[kStride] = {};
+    for (int64_t g = 0; g < G; g++) {
+        float *s = bt.st + g * kStride, *dp = dpt + g * kStride;
+        const int32_t *m = sc.hits + g * kStride;
         for (int64_t i = 0; i < nq; i++) {
             const float fm = (float)m[i];
-            const float P = m[i] > 0 ? fast_exp(s[i] / fm + hs[i] - lse[i]) : 0.0f;
+            const float P = m[i] > 0 ? fast_exp(s[i] - lse[i]) : 0.0f;
             const float u = m[i] > 0 ? P / fm : 0.0f;
             s[i] = m[i] > 0 ? u * (dp[i] / fm - D[i]) : 0.0f;
             dp[i] = u;
         }
     }
 
-    // The exact keys, each taking back its group's share (causal: none; the zero row).
+    // The exact keys, each taking back its group's share (causal: none; the zero row);
+    // those of an expanded group weigh 0 here (expand_grads takes the whole group).
     for (int64_t r = G; r < bt.rows; r++) {
         float *s = bt.st + r * kStride, *dp = dpt + r * kStride;
         const int64_t a = sc.qa[r], e = sc.qb[r], a0 = block_floor(a), e0 = block_ceil(e);
         const float *c = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
         const float *u = w.labelled ? dpt + sc.label[r] * kStride : sc.zero;
+        const uint8_t *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f, dp[i] = 0.0f;
         for (int64_t i = a0; i < e0; i++) {
-            const bool in = i >= a && i < e;
+            const bool in = i >= a && i < e && !out[i];
             const float P = in ? fast_exp(s[i] - lse[i]) : 0.0f;
             s[i] = in ? scale * (P * (dp[i] - D[i]) - c[i]) : 0.0f;
             dp[i] = in ? P - u[i] : 0.0f;
@@ -92,7 +104,7 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const BackScratch &
 
 BackScratch back_scratch_layout(Arena &arena, const Desc &d) {
     const size_t g = (size_t)max_groups(d), rows = (size_t)max_rows(d), tq = kAttendQueries;
-    BackScratch s;
+    BackScratch s{};
     s.f = scratch_layout(arena, d);
     s.orow = arena.take<const float *>(tq);
     s.dkrow = arena.take<float *>(rows);
@@ -104,6 +116,7 @@ BackScratch back_scratch_layout(Arena &arena, const Desc &d) {
     s.lse_t = arena.take<float>(tq);
     s.delta_t = arena.take<float>(tq);
     s.next = arena.take<int64_t>((size_t)d.group_size());
+    if (max_expanded(d) > 0) s.x = grad_scratch(arena, d);
     return s;
 }
 
@@ -114,7 +127,7 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
     const Scratch &sc = b.f;
     Range r[kAttendQueries];
     for (int64_t t = 0; t < n; t++) r[t] = window_range(d, p, i0 + t);
-    const Rows w = tile_rows(d, a.q, a.k, a.v, p, h, i0, n, r, sc);
+    Rows w = tile_rows(d, a.q, a.k, a.v, p, h, i0, n, r, sc);
     const int64_t rows = w.fixed + w.c.band;
     for (int64_t x = 0; x < rows; x++) b.dkrow[x] = out.dk + x * dim, b.dvrow[x] = out.dv + x * dv;
     // band_grads needs non-decreasing ends: a sink's band row (qb = qa) must not cut those
@@ -164,6 +177,7 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
         const float c = scale * out.cp[t], *pk = p.pk + r[t].s * dim;
         for (int64_t x = 0; x < dim; x++) sc.out[t][x] += c * pk[x];
     }
+    if (p.expand > 0 && w.labelled) w.expanded = expand_grads(d, a, p, w.live, n, out, b);
     return w;
 }
 

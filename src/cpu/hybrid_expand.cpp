@@ -75,4 +75,53 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
     }
 }
 
+int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t live, int64_t n,
+                     const TileGrads &out, const BackScratch &b) {
+    static const GradTileKernel kernel = grad_tile_kernel();
+    const Scratch &s = b.f;
+    const GradScratch &x = b.x;
+    const int64_t dim = d.qk_dim, dv = d.v_dim;
+    int64_t rows = 0;
+    for (int64_t g = 0; g < p.groups; g++) {
+        const uint8_t *chosen = s.chosen + g * kAttendQueries;
+        int64_t nq = 0;
+        for (int64_t i = live; i < n; i++) {
+            if (!chosen[i]) continue;
+            s.xq[nq] = (int32_t)i;
+            x.q[nq] = s.qrow[i];
+            x.dout[nq] = b.orow[i];
+            x.dq[nq] = s.out[i];
+            nq++;
+        }
+        const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
+        for (; nq > 0 && m < end; m += kGradTileKeys) {
+            const int64_t nk = std::min<int64_t>(kGradTileKeys, end - m);
+            for (int64_t u = 0; u < nk; u++, rows++) {
+                s.xk[u] = p.valid[m[u]];
+                x.k[u] = a.k.row(p.b, p.hk, s.xk[u]);
+                x.v[u] = a.v.row(p.b, p.hk, s.xk[u]);
+                out.xu[rows] = m[u];
+                x.dk[u] = out.xk + rows * dim;
+                x.dv[u] = out.xv + rows * dv;
+                std::fill(x.dk[u], x.dk[u] + dim, 0.0f);
+                std::fill(x.dv[u], x.dv[u] + dv, 0.0f);
+            }
+            GradTile t;
+            t.q = x.q, t.dout = x.dout, t.k = x.k, t.v = x.v;
+            t.dq = x.dq, t.dk = x.dk, t.dv = x.dv;
+            t.qi = s.xq, t.kj = s.xk;  // lse and delta below are indexed by the tile's rows
+            t.lse = b.lse_t, t.delta = b.delta_t;
+            t.met = nullptr;
+            t.nq = nq, t.nk = nk, t.qk_dim = dim, t.v_dim = dv;
+            t.scale = (float)d.scale;
+            t.causal = false, t.causal_offset = 0;
+            t.before_dq = nullptr, t.ctx = nullptr;
+            t.qt = x.qt, t.ot = x.ot, t.pt = x.pt, t.dst = x.dst;
+            t.lse_t = x.lse_t, t.delta_t = x.delta_t;
+            kernel(t);
+        }
+    }
+    return rows;
+}
+
 }  // namespace smyrf::cpu::hybrid
