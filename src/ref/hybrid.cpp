@@ -293,24 +293,32 @@ extern "C" void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p,
     const int64_t group = p->heads / p->kv_heads, dv = p->v_dim;
     for (int64_t b = 0; b < p->batch; b++) {
         const std::vector<int32_t> valid = P.valid(b);
+        // A batch expands only where a group can fit (n_valid <= G_eff E, non-causal);
+        // otherwise the E keys join its window.
+        const int64_t n = (int64_t)valid.size();
+        const bool expands = expand > 0 && !P.dense(n) && !p->causal &&
+                             n <= std::min(hp->summaries, n) * expand;
+        smyrf_ref_hybrid_params hb = *hp;
+        if (!expands) hb.window += expand;
+        const Problem Pb{*p, hb};
         for (int64_t h = 0; h < p->heads; h++) {
-            const Groups gr = p->causal ? Groups{} : kmeans(P, b, h / group);
+            const Groups gr = p->causal ? Groups{} : kmeans(Pb, b, h / group);
             for (int64_t i = 0; i < p->q_len; i++) {
                 double *o = out + ((b * p->heads + h) * p->q_len + i) * dv;
                 double l = -kInf;
                 const int64_t limit = p->causal ? i + p->k_len - p->q_len : p->k_len - 1;
                 std::vector<int32_t> window;
-                std::vector<int32_t> exact = exact_keys(P, valid, i, limit, &window);
+                std::vector<int32_t> exact = exact_keys(Pb, valid, i, limit, &window);
                 if (exact.empty()) {  // no allowed key
                     std::fill(o, o + dv, 0.0);
                 } else {
-                    const bool dense = P.dense((int64_t)valid.size());
+                    const bool dense = Pb.dense(n);
                     std::vector<Summary> sums =
                         dense ? std::vector<Summary>{}
-                        : p->causal ? causal_summaries(P, b, h, i, valid, window, exact)
-                                    : group_summaries(P, gr, b, h, i, exact);
-                    if (expand > 0 && !dense && !p->causal) expand_groups(gr, expand, exact, sums);
-                    combine(P, gr, b, h, i, exact, sums, one_pass, o, &l);
+                        : p->causal ? causal_summaries(Pb, b, h, i, valid, window, exact)
+                                    : group_summaries(Pb, gr, b, h, i, exact);
+                    if (expands) expand_groups(gr, expand, exact, sums);
+                    combine(Pb, gr, b, h, i, exact, sums, one_pass, o, &l);
                 }
                 if (lse) lse[(b * p->heads + h) * p->q_len + i] = l;
             }

@@ -27,7 +27,8 @@ void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params 
  * by decreasing t_ig (ties: lower g first) and chooses each whose whole size n_g fits in
  * what is left of E; the members of a chosen group become exact keys of i and its
  * summary is dropped. hp->window is the resolved window (B - G - S - E when derived).
- * expand = 0 is smyrf_ref_hybrid, bit for bit; causal problems must have expand = 0. */
+ * expand = 0 is smyrf_ref_hybrid, bit for bit. A batch whose valid keys exceed G_eff E,
+ * and every causal problem, does not expand: its E keys join the window. */
 void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                              int64_t expand, int one_pass, double *out, double *lse);
 

@@ -60,22 +60,33 @@ extern "C" void smyrf_ref_hybrid_backward(const smyrf_ref_problem *pp,
                                           const smyrf_ref_hybrid_params *hpp,
                                           const double *dout, double *dq, double *dk,
                                           double *dv) {
+    smyrf_ref_hybrid_backward_expand(pp, hpp, 0, dout, dq, dk, dv);
+}
+
+extern "C" void smyrf_ref_hybrid_backward_expand(const smyrf_ref_problem *pp,
+                                                 const smyrf_ref_hybrid_params *hpp,
+                                                 int64_t expand, const double *dout,
+                                                 double *dq, double *dk, double *dv) {
     const smyrf_ref_problem &p = *pp;
-    const smyrf_ref_hybrid_params &hp = *hpp;
     const int64_t d = p.qk_dim, dvd = p.v_dim, group = p.heads / p.kv_heads;
     const double scale = p.scale > 0 ? p.scale : 1.0 / std::sqrt((double)d);
     std::fill(dq, dq + p.batch * p.heads * p.q_len * d, 0.0);
     std::fill(dk, dk + p.batch * p.kv_heads * p.k_len * d, 0.0);
     std::fill(dv, dv + p.batch * p.kv_heads * p.k_len * dvd, 0.0);
-    std::vector<int32_t> labels((size_t)p.k_len), counts((size_t)std::max<int64_t>(1, hp.summaries));
-    std::vector<double> ks((size_t)(std::max<int64_t>(1, hp.summaries) * d));
-    std::vector<double> vs((size_t)(std::max<int64_t>(1, hp.summaries) * dvd));
+    const int64_t most = std::max<int64_t>(1, hpp->summaries);
+    std::vector<int32_t> labels((size_t)p.k_len), counts((size_t)most);
+    std::vector<double> ks((size_t)(most * d)), vs((size_t)(most * dvd));
 
     for (int64_t b = 0; b < p.batch; b++) {
         std::vector<int32_t> valid((size_t)p.k_len);
         valid.resize((size_t)smyrf_ref_valid_keys(&p, b, valid.data()));
         const int64_t n = (int64_t)valid.size();
-        const bool dense = hp.budget >= n || hp.window >= n;
+        const bool dense = hpp->budget >= n || hpp->window >= n;
+        // Expansion (docs/algorithm.md) only where a group can fit; else E widens the window.
+        const bool expands = expand > 0 && !dense && !p.causal &&
+                             n <= std::min(hpp->summaries, n) * expand;
+        smyrf_ref_hybrid_params hp = *hpp;
+        if (!expands) hp.window += expand;
         for (int64_t h = 0; h < p.heads; h++) {
             const int64_t hk = h / group;
             int64_t G = 0;
@@ -107,11 +118,33 @@ extern "C" void smyrf_ref_hybrid_backward(const smyrf_ref_problem *pp,
                             if (!m.empty()) terms.push_back(m);
                         }
                     } else {
+                        // Each group's summary, or with expansion its members one by one:
+                        // the groups by decreasing summary logit (ties: lower g), chosen
+                        // while their whole size fits what is left of E.
+                        std::vector<std::pair<double, int64_t>> order;
+                        std::vector<std::vector<int32_t>> rest((size_t)G);
                         for (int64_t g = 0; g < G; g++) {
-                            std::vector<int32_t> m;
                             for (int32_t j : valid)
-                                if (labels[(size_t)j] == g && !is_exact(j)) m.push_back(j);
-                            if (!m.empty()) terms.push_back(m);
+                                if (labels[(size_t)j] == g && !is_exact(j)) rest[(size_t)g].push_back(j);
+                            if (rest[(size_t)g].empty()) continue;
+                            double t = 0;
+                            for (int32_t j : rest[(size_t)g]) t += scale * dot(q, K + j * d, d);
+                            const double m = (double)rest[(size_t)g].size();
+                            order.push_back({t / m + std::log(m), g});
+                        }
+                        std::stable_sort(order.begin(), order.end(),
+                                         [](const auto &x, const auto &y) { return x.first > y.first; });
+                        std::vector<bool> chosen((size_t)G, false);
+                        for (int64_t g = 0, used = 0; expands && g < (int64_t)order.size(); g++) {
+                            const int64_t c = counts[(size_t)order[(size_t)g].second];
+                            if (c <= expand - used) chosen[(size_t)order[(size_t)g].second] = true, used += c;
+                        }
+                        for (int64_t g = 0; g < G; g++) {
+                            if (!chosen[(size_t)g]) {
+                                if (!rest[(size_t)g].empty()) terms.push_back(rest[(size_t)g]);
+                                continue;
+                            }
+                            for (int32_t j : rest[(size_t)g]) terms.push_back({j});
                         }
                     }
                 }
