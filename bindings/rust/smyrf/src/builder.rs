@@ -161,7 +161,7 @@ impl Builder {
     }
 
     /// HYBRID: keys per query spent expanding the heaviest summaries into their members
-    /// (0 = none, the default; non-causal and forward only).
+    /// (0 = none, the default; causal problems do not expand).
     pub fn expand(self, expand: i64) -> Builder {
         self.param(Param::Expand, expand)
     }

@@ -1,24 +1,33 @@
 //! HYBRID expansion (`Param::Expand`): keys per query spent expanding the summaries with
-//! the most weight into their members. Set, it plans and runs, changes the output of a
-//! problem outside the dense limit, and is refused with causal attention.
+//! the most weight into their members. Set, it plans and runs and changes the output of a
+//! problem outside the dense limit whose groups fit; a causal problem, or one whose groups
+//! average more than `expand` keys, does not expand: its expand keys join the window,
+//! which gives the output of expand = 0.
 
 mod common;
 
 use common::{Shape, random};
-use smyrf::{Mode, Param, Status};
+use smyrf::{Mode, Param};
 
-/// N = 256 keys and a budget of 64 keys per query: far from the dense limit.
+/// N = 256 keys and a budget of 64 keys per query: far from the dense limit. The budget
+/// derives 13 summaries and 2 sinks: with EXPAND the groups fit (256 <= 13 x 24), with
+/// NO_FIT they average more than 8 keys.
 const SHAPE: Shape =
     Shape { batch: 1, heads: 2, kv_heads: 2, q_len: 256, k_len: 256, qk_dim: 16, v_dim: 16 };
 const BUDGET: i64 = 64;
-const EXPAND: i64 = 16;
+const EXPAND: i64 = 24;
+const NO_FIT: i64 = 8;
 
 fn hybrid(expand: i64) -> smyrf::Builder {
     SHAPE.builder().mode(Mode::Hybrid).budget(BUDGET).seed(7).expand(expand)
 }
 
 fn run(expand: i64) -> Vec<f32> {
-    let plan = hybrid(expand).plan().unwrap();
+    run_with(hybrid(expand), expand)
+}
+
+fn run_with(builder: smyrf::Builder, expand: i64) -> Vec<f32> {
+    let plan = builder.plan().unwrap();
     assert_eq!(plan.get(Param::Expand).unwrap(), expand);
     let (budget, window) = (plan.get(Param::Budget).unwrap(), plan.get(Param::Window).unwrap());
     let (summaries, sinks) = (plan.get(Param::Summaries).unwrap(), plan.get(Param::Sinks).unwrap());
@@ -53,11 +62,12 @@ fn expand_runs_and_changes_the_output() {
 }
 
 #[test]
-fn causal_expand_is_unsupported() {
-    let error = hybrid(EXPAND).causal(true).plan().expect_err("causal + expand should fail");
-    eprintln!("{error}");
-    assert_eq!(error.status(), Status::Unsupported, "{error}");
-    assert!(error.message().contains("SMYRF_PARAM_EXPAND"), "{}", error.message());
-    // Causal without expansion still plans.
-    hybrid(0).causal(true).plan().unwrap();
+fn causal_does_not_expand() {
+    let expanded = run_with(hybrid(EXPAND).causal(true), EXPAND);
+    assert_eq!(expanded, run_with(hybrid(0).causal(true), 0));
+}
+
+#[test]
+fn groups_that_do_not_fit_do_not_expand() {
+    assert_eq!(run(NO_FIT), run(0));
 }
