@@ -57,6 +57,7 @@ PARAMS = {
     "summaries": capi.SMYRF_PARAM_SUMMARIES,
     "sinks": capi.SMYRF_PARAM_SINKS,
     "kmeans_iters": capi.SMYRF_PARAM_KMEANS_ITERS,
+    "expand": capi.SMYRF_PARAM_EXPAND,
 }
 
 
@@ -113,7 +114,7 @@ class Plan:
     def __init__(self, *, q_len, qk_dim, batch=1, heads=1, kv_heads=None, k_len=None,
                  v_dim=None, dtype="float32", mode="smyrf", n_hashes=2, q_cluster_size=64,
                  k_cluster_size=None, causal=False, scale=None, seed=0, budget=None,
-                 window=None, summaries=None, sinks=None, kmeans_iters=None,
+                 window=None, summaries=None, sinks=None, kmeans_iters=None, expand=None,
                  backend="auto", device=0, threads=0, layout="bhnd", strides=None):
         self._handle = None
         self.dtype = dtype
@@ -143,7 +144,8 @@ class Plan:
                   ("window", window, capi.SMYRF_PARAM_WINDOW),
                   ("summaries", summaries, capi.SMYRF_PARAM_SUMMARIES),
                   ("sinks", sinks, capi.SMYRF_PARAM_SINKS),
-                  ("kmeans_iters", kmeans_iters, capi.SMYRF_PARAM_KMEANS_ITERS)]
+                  ("kmeans_iters", kmeans_iters, capi.SMYRF_PARAM_KMEANS_ITERS),
+                  ("expand", expand, capi.SMYRF_PARAM_EXPAND)]
         for name, value, param in hybrid:
             if value is not None:
                 if mode != "hybrid":
@@ -388,14 +390,17 @@ def _dtype_name(arrays):
 
 def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, causal=False,
               key_padding_mask=None, scale=None, seed=0, mode="smyrf", budget=None,
-              backend="auto", layout="bhnd", threads=0, return_lse=False):
+              expand=None, backend="auto", layout="bhnd", threads=0, return_lse=False):
     """SMYRF (or dense, or hybrid) attention of NumPy arrays, without copying them.
 
     q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] in layout "bhnd" (or
     [B, N, H, d] with layout="bnhd"); float32 or float16; Hkv divides H (grouped-query
     attention). Views with a contiguous last dimension are read in place.
     key_padding_mask [B, Nk]: true = valid key. causal: bottom-right aligned mask.
-    scale defaults to 1/sqrt(d). mode="hybrid" takes `budget` keys per query. NumPy
+    scale defaults to 1/sqrt(d). mode="hybrid" takes `budget` keys per query, of which
+    `expand` (default 0) go to the exact members of the summaries with the most weight
+    (budget = window + sinks + summaries + expand; a causal problem, or one whose groups
+    average more than `expand` keys, does not expand: those keys join the window). NumPy
     arrays always run on the CPU backend (backend "auto" or "cpu").
     Returns out (shape of q with dv as last dimension, contiguous in `layout`), or
     (out, lse) with return_lse=True; lse is [B, H, Nq] float32.
@@ -429,6 +434,6 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     with Plan(batch=b, heads=h, kv_heads=hkv, q_len=nq, k_len=nk, qk_dim=d, v_dim=dv,
               dtype=dtype, mode=mode, n_hashes=n_hashes, q_cluster_size=q_cluster_size,
               k_cluster_size=k_cluster_size, causal=causal, scale=scale, seed=seed,
-              budget=budget, backend="cpu", threads=threads, layout=layout,
+              budget=budget, expand=expand, backend="cpu", threads=threads, layout=layout,
               strides=strides) as plan:
         return plan.execute(q, k, v, key_padding_mask=key_padding_mask, return_lse=return_lse)

@@ -136,7 +136,7 @@ def _uint8_mask(key_padding_mask):
 
 
 def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size,
-              seed, budget, threads):
+              seed, budget, threads, expand=0):
     """The cached plan for these shapes, strides (q, k, v, out) and settings."""
     b, h, nq, d = q.shape
     _, hkv, nk, dv = v.shape
@@ -146,6 +146,7 @@ def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cl
         dtype=_DTYPES[q.dtype], mode=mode, n_hashes=n_hashes, q_cluster_size=q_cluster_size,
         k_cluster_size=k_cluster_size or None, causal=causal, scale=scale or None, seed=seed,
         budget=(budget or None) if mode == "hybrid" else None,
+        expand=(expand or None) if mode == "hybrid" else None,
         backend=device.type, device=device.index or 0, threads=threads, strides=strides)
     key = (device.type, device.index,
            tuple((k, tuple(sorted(v.items())) if k == "strides" else v)
@@ -161,11 +162,13 @@ def _stream(device):
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                   key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
                   mode: str, n_hashes: int, q_cluster_size: int, k_cluster_size: int,
-                  seed: int, budget: int, out_layout: str,
-                  threads: int) -> Tuple[torch.Tensor, torch.Tensor]:
+                  seed: int, budget: int, out_layout: str, threads: int,
+                  expand: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] (any strides with a
     contiguous last dimension) -> out [B, H, Nq, dv] stored in out_layout order, and
-    lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults."""
+    lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults.
+    expand (HYBRID, last so that older positional calls keep working): keys per query
+    spent expanding the heaviest summaries; 0 = none (the default)."""
     _check_inputs(q, k, v, key_padding_mask)
     (q, sq), (k, sk), (v, sv) = _usable(q), _usable(k), _usable(v)
     out = _empty_out(q, v, out_layout)
@@ -174,7 +177,7 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     mask = _uint8_mask(key_padding_mask)
     plan = _plan_for(q, v, {"q": sq, "k": sk, "v": sv, "out": _element_strides(out)},
                      causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
-                     budget, threads)
+                     budget, threads, expand)
     plan.execute_addresses(q.data_ptr(), k.data_ptr(), v.data_ptr(),
                            mask.data_ptr() if mask is not None else None, out.data_ptr(),
                            lse.data_ptr(), _stream(q.device))
@@ -183,7 +186,7 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 @_attention_op.register_fake
 def _attention_fake(q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_cluster_size,
-                    k_cluster_size, seed, budget, out_layout, threads):
+                    k_cluster_size, seed, budget, out_layout, threads, expand=0):
     _check_inputs(q, k, v, key_padding_mask)
     b, h, nq, _ = q.shape
     return _empty_out(q, v, out_layout), q.new_empty((b, h, nq), dtype=torch.float32)
@@ -218,8 +221,9 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            key_padding_mask: Optional[torch.Tensor], out: torch.Tensor,
                            lse: torch.Tensor, dout: torch.Tensor, causal: bool, scale: float,
                            mode: str, n_hashes: int, q_cluster_size: int,
-                           k_cluster_size: int, seed: int, budget: int,
-                           threads: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           k_cluster_size: int, seed: int, budget: int, threads: int,
+                           expand: int = 0
+                           ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dq, dk, dv) of smyrf::attention given the forward's inputs, its out and lse, and
     dout, the gradient with respect to out (smyrf_execute_backward). The settings are the
     forward's; the clusters are recomputed from the seed."""
@@ -238,7 +242,7 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     lse = lse.contiguous()
     mask = _uint8_mask(key_padding_mask)
     plan = _plan_for(tensors["q"], tensors["v"], strides, causal, scale, mode, n_hashes,
-                     q_cluster_size, k_cluster_size, seed, budget, threads)
+                     q_cluster_size, k_cluster_size, seed, budget, threads, expand)
     workspace, workspace_bytes = None, 0
     if q.device.type == "cuda" and plan.backward_workspace_size:
         # From torch's caching allocator rather than a cudaMalloc inside the library.
@@ -254,25 +258,26 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 @_attention_backward_op.register_fake
 def _attention_backward_fake(q, k, v, key_padding_mask, out, lse, dout, causal, scale, mode,
-                             n_hashes, q_cluster_size, k_cluster_size, seed, budget, threads):
+                             n_hashes, q_cluster_size, k_cluster_size, seed, budget, threads,
+                             expand=0):
     _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout)
     return _grad_buffer(q), _grad_buffer(k), _grad_buffer(v)
 
 
 def _setup_context(ctx, inputs, output):
     (q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_cluster_size,
-     k_cluster_size, seed, budget, _out_layout, threads) = inputs
+     k_cluster_size, seed, budget, _out_layout, threads, expand) = inputs
     out, lse = output
     ctx.mark_non_differentiable(lse)
     ctx.save_for_backward(q, k, v, key_padding_mask, out, lse)
     ctx.settings = (causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
-                    budget, threads)
+                    budget, threads, expand)
 
 
 def _backward(ctx, dout, _dlse):
     # lse is marked non-differentiable: _dlse is zeros (or None) and is ignored.
     need_q, need_k, need_v = ctx.needs_input_grad[:3]
-    none = (None,) * 11
+    none = (None,) * 12
     if not (need_q or need_k or need_v):
         return (None, None, None) + none
     q, k, v, key_padding_mask, out, lse = ctx.saved_tensors
@@ -286,7 +291,7 @@ _attention_op.register_autograd(_backward, setup_context=_setup_context)
 
 def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, causal=False,
               key_padding_mask=None, scale=None, seed=0, mode="smyrf", budget=None,
-              layout="bhnd", threads=0, return_lse=False):
+              expand=None, layout="bhnd", threads=0, return_lse=False):
     """SMYRF (or "dense", or "hybrid") attention of torch tensors; see smyrf.attention for
     the arguments. layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
     new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32 (not
@@ -294,8 +299,9 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     constants of the forward)."""
     choice("mode", mode, MODES)
     choice("layout", layout, LAYOUTS)
-    if mode != "hybrid" and budget is not None:
-        raise ValueError(f"budget applies to mode='hybrid' only (mode={mode!r})")
+    for name, value in (("budget", budget), ("expand", expand)):
+        if mode != "hybrid" and value is not None:
+            raise ValueError(f"{name} applies to mode='hybrid' only (mode={mode!r})")
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
@@ -305,7 +311,8 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
         q, k, v, key_padding_mask, bool(causal), float(scale or 0.0), mode,
         integer("n_hashes", n_hashes), integer("q_cluster_size", q_cluster_size),
         integer("k_cluster_size", k_cluster_size, optional=True), seed_bits(seed),
-        integer("budget", budget, optional=True), layout, integer("threads", threads))
+        integer("budget", budget, optional=True), layout, integer("threads", threads),
+        integer("expand", expand, optional=True))
     if layout == "bnhd":
         out = out.transpose(1, 2)
     return (out, lse) if return_lse else out

@@ -46,20 +46,23 @@ _config = {
     "q_cluster_size": 64,  # SMYRF queries per cluster
     "seed": 0,
     "min_seq_len": 128,    # fewer keys than this: exact attention
+    "expand": 0,           # HYBRID keys per query expanding the heaviest summaries
 }
 _warned_fallback = set()
 
 
 def configure(mode=None, budget=None, n_hashes=None, q_cluster_size=None, seed=None,
-              min_seq_len=None):
+              min_seq_len=None, expand=None):
     """Sets how "smyrf" and "smyrf_hybrid" compute; None keeps the current value.
 
     mode: "smyrf" (the paper's algorithm), "hybrid" or "dense", for the "smyrf" name
     ("smyrf_hybrid" always runs HYBRID). budget: HYBRID keys per query. n_hashes,
     q_cluster_size: SMYRF hash rounds and queries per cluster (keys per query =
     n_hashes x cluster size). seed: hashing / k-means seed. min_seq_len: sequences with
-    fewer keys run exact attention. Takes effect on the next forward pass; returns the
-    active configuration as a new dict.
+    fewer keys run exact attention. expand: HYBRID keys per query (out of budget) spent
+    on the exact members of the summaries with the most weight, 0 = none (the default);
+    causal layers do not expand (those keys join the window). Takes effect on the next
+    forward pass; returns the active configuration as a new dict.
     """
     updates = {}
     if mode is not None:
@@ -68,7 +71,7 @@ def configure(mode=None, budget=None, n_hashes=None, q_cluster_size=None, seed=N
         updates["mode"] = mode
     for name, value, low in (("budget", budget, 1), ("n_hashes", n_hashes, 1),
                              ("q_cluster_size", q_cluster_size, 1),
-                             ("min_seq_len", min_seq_len, 0)):
+                             ("min_seq_len", min_seq_len, 0), ("expand", expand, 0)):
         if value is not None:
             value = integer(name, value)
             if value < low:
@@ -133,7 +136,8 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
     def run(q, k, v, mask):
         out, _ = torch.ops.smyrf.attention(
             q, k, v, mask, causal, float(scaling or 0.0), mode, cfg["n_hashes"],
-            cfg["q_cluster_size"], 0, cfg["seed"], cfg["budget"], "bnhd", 0)
+            cfg["q_cluster_size"], 0, cfg["seed"], cfg["budget"], "bnhd", 0,
+            cfg["expand"] if mode == "hybrid" else 0)
         return out.transpose(1, 2)
 
     if attention_mask is None or mode == "dense" or nq != nk:
