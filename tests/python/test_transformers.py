@@ -141,7 +141,8 @@ def test_hybrid_name(minilm):
 
 def test_configure():
     cfg = stf.configure()
-    assert set(cfg) == {"mode", "budget", "n_hashes", "q_cluster_size", "seed", "min_seq_len"}
+    assert set(cfg) == {"mode", "budget", "n_hashes", "q_cluster_size", "seed", "min_seq_len",
+                        "expand"}
     assert stf.configure(n_hashes=3)["n_hashes"] == 3
     assert stf.configure()["q_cluster_size"] == cfg["q_cluster_size"]  # None keeps
     assert stf.configure(mode="hybrid", budget=96) | {} == dict(stf.configure())
