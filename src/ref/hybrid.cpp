@@ -283,13 +283,8 @@ extern "C" int64_t smyrf_ref_hybrid_groups(const smyrf_ref_problem *p,
 
 extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                                  int one_pass, double *out, double *lse) {
-    smyrf_ref_hybrid_expand(p, hp, 0, one_pass, out, lse);
-}
-
-extern "C" void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p,
-                                        const smyrf_ref_hybrid_params *hp, int64_t expand,
-                                        int one_pass, double *out, double *lse) {
     const Problem P{*p, *hp};
+    const int64_t expand = hp->expand;
     const int64_t group = p->heads / p->kv_heads, dv = p->v_dim;
     for (int64_t b = 0; b < p->batch; b++) {
         const std::vector<int32_t> valid = P.valid(b);

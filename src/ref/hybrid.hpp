@@ -12,25 +12,21 @@ extern "C" {
 /* The resolved HYBRID parameters (as smyrf_plan_get reports them). */
 typedef struct smyrf_ref_hybrid_params {
     int64_t budget, window, summaries, sinks, kmeans_iters;
+    int64_t expand;  /* SMYRF_PARAM_EXPAND (docs/algorithm.md, HYBRID, "Expansion") */
     uint64_t seed;
 } smyrf_ref_hybrid_params;
 
 /* The whole pipeline. out [B, H, Nq, dv]; lse [B, H, Nq] or NULL. one_pass = 0: one
  * softmax over exact logits and summary logits t_ig applied to v_j and Vbar_ig (the
  * two-part definition); 1: the one-pass numerator sum_j (e^s_ij - u_{i,a_j}) v_j +
- * sum_g u_ig Vsum_g. */
+ * sum_g u_ig Vsum_g. With expand = E > 0 a non-causal batch off the dense limit whose
+ * valid keys are at most G_eff E expands: query i takes its groups with m_ig > 0 by
+ * decreasing t_ig (ties: lower g first) and chooses each whose whole size n_g fits in what
+ * is left of E; the members of a chosen group become exact keys of i and its summary is
+ * dropped. Any other batch (and every causal one) widens its window by E instead;
+ * hp->window is the resolved window, B - G - S - E when derived. */
 void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                       int one_pass, double *out, double *lse);
-
-/* The same with expansion E = expand (SMYRF_PARAM_EXPAND; docs/algorithm.md, HYBRID,
- * "Expansion"): non-causal, off the dense limit, query i takes its groups with m_ig > 0
- * by decreasing t_ig (ties: lower g first) and chooses each whose whole size n_g fits in
- * what is left of E; the members of a chosen group become exact keys of i and its
- * summary is dropped. hp->window is the resolved window (B - G - S - E when derived).
- * expand = 0 is smyrf_ref_hybrid, bit for bit. A batch whose valid keys exceed G_eff E,
- * and every causal problem, does not expand: its E keys join the window. */
-void smyrf_ref_hybrid_expand(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
-                             int64_t expand, int one_pass, double *out, double *lse);
 
 /* The non-causal k-means groups of (batch b, kv head hk), centres in float64: labels [Nk]
  * (-1 for padded keys), counts [G], ksum [G][d], vsum [G][dv]. Returns

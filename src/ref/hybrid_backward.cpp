@@ -60,14 +60,8 @@ extern "C" void smyrf_ref_hybrid_backward(const smyrf_ref_problem *pp,
                                           const smyrf_ref_hybrid_params *hpp,
                                           const double *dout, double *dq, double *dk,
                                           double *dv) {
-    smyrf_ref_hybrid_backward_expand(pp, hpp, 0, dout, dq, dk, dv);
-}
-
-extern "C" void smyrf_ref_hybrid_backward_expand(const smyrf_ref_problem *pp,
-                                                 const smyrf_ref_hybrid_params *hpp,
-                                                 int64_t expand, const double *dout,
-                                                 double *dq, double *dk, double *dv) {
     const smyrf_ref_problem &p = *pp;
+    const int64_t expand = hpp->expand;
     const int64_t d = p.qk_dim, dvd = p.v_dim, group = p.heads / p.kv_heads;
     const double scale = p.scale > 0 ? p.scale : 1.0 / std::sqrt((double)d);
     std::fill(dq, dq + p.batch * p.heads * p.q_len * d, 0.0);

@@ -15,10 +15,6 @@ extern "C" {
  * dk and dv sum over the query heads of each group; padded keys get zeros. */
 void smyrf_ref_hybrid_backward(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                                const double *dout, double *dq, double *dk, double *dv);
-/* The same for smyrf_ref_hybrid_expand's output (expansion E = expand). */
-void smyrf_ref_hybrid_backward_expand(const smyrf_ref_problem *p,
-                                      const smyrf_ref_hybrid_params *hp, int64_t expand,
-                                      const double *dout, double *dq, double *dk, double *dv);
 
 #ifdef __cplusplus
 }

@@ -40,10 +40,6 @@ static const th_case waves[] = {
 
 #define NCASES(x) (sizeof x / sizeof x[0])
 
-typedef struct grads {
-    float *dq, *dk, *dv;
-} grads;
-
 static float *random_dout(const tc_inputs *in, uint64_t seed) {
     tc_rng r = tc_rng_make(seed);
     float *g = (float *)tc_alloc(in->no_el * sizeof(float));
@@ -51,21 +47,7 @@ static float *random_dout(const tc_inputs *in, uint64_t seed) {
     return g;
 }
 
-/* Forward then backward on the library; NaN-filled outputs, so every element must be
- * written. */
-static grads run_backward(const smyrf_plan *plan, const tc_inputs *in, const float *dout) {
-    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
-    tc_run(plan, in, out, lse);
-    grads g = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
-    const smyrf_status st = smyrf_execute_backward(plan, in->q, in->k, in->v, in->mask, out, lse,
-                                                   dout, g.dq, g.dk, g.dv, NULL, 0, NULL);
-    if (st != SMYRF_OK)
-        fail_msg("smyrf_execute_backward: %s: %s", smyrf_status_string(st), smyrf_last_error_message());
-    free(out), free(lse);
-    return g;
-}
-
-static void free_grads(grads g) { free(g.dq), free(g.dk), free(g.dv); }
+static void free_grads(th_grads g) { free(g.dq), free(g.dk), free(g.dv); }
 
 static double loss(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout) {
     const smyrf_ref_problem rp = tc_ref_problem(in);
@@ -120,7 +102,7 @@ static void reference_matches_finite_differences(void **state) {
 }
 
 /* Padded keys have zero gradient; query rows without an allowed key too. */
-static void check_zeros(const tc_inputs *in, grads g, const char *name) {
+static void check_zeros(const tc_inputs *in, th_grads g, const char *name) {
     const tc_shape *s = &in->s;
     if (in->mask)
         for (int64_t b = 0; b < s->batch; b++)
@@ -153,7 +135,7 @@ static void compare_with_reference(const th_case *k, uint64_t seed, double rtol)
     double *dq = tc_doubles(in->nq_el), *dk = tc_doubles(in->nk_el), *dv = tc_doubles(in->nv_el);
     const smyrf_ref_problem rp = tc_ref_problem(in);
     smyrf_ref_hybrid_backward(&rp, &hp, dout, dq, dk, dv);
-    grads g = run_backward(plan, in, doutf);
+    th_grads g = th_run_backward(plan, in, doutf);
     char what[160];
     snprintf(what, sizeof what, "%s: dq", k->name);
     tc_assert_close(g.dq, dq, in->nq_el, (size_t)in->s.qk_dim, NULL, rtol, 0, what);
@@ -189,11 +171,11 @@ static void dense_limit_equals_dense_backward(void **state) {
         float *dout = random_dout(in, 77);
         float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
         tc_run(dense, in, out, lse);
-        grads want = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
+        th_grads want = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
         assert_int_equal(smyrf_execute_backward(dense, in->q, in->k, in->v, in->mask, out, lse,
                                                 dout, want.dq, want.dk, want.dv, NULL, 0, NULL),
                          SMYRF_OK);
-        grads got = run_backward(hybrid, in, dout);
+        th_grads got = th_run_backward(hybrid, in, dout);
         tc_assert_close_ff(got.dq, want.dq, in->nq_el, 1e-5, 1e-6, k->name);
         tc_assert_close_ff(got.dk, want.dk, in->nk_el, 1e-5, 1e-6, k->name);
         tc_assert_close_ff(got.dv, want.dv, in->nv_el, 1e-5, 1e-6, k->name);
@@ -222,12 +204,12 @@ static void deterministic_over_threads(void **state) {
         hp.threads = 1;
         smyrf_plan *plan = th_plan(&in->s, &hp);
         float *dout = random_dout(in, 5);
-        grads one = run_backward(plan, in, dout);
+        th_grads one = th_run_backward(plan, in, dout);
         smyrf_plan_destroy(plan);
         for (size_t t = 0; t < NCASES(threads); t++) {
             hp.threads = threads[t];
             plan = th_plan(&in->s, &hp);
-            grads g = run_backward(plan, in, dout);
+            th_grads g = th_run_backward(plan, in, dout);
             tc_assert_same_bits(one.dq, g.dq, in->nq_el * sizeof(float), det[c].name);
             tc_assert_same_bits(one.dk, g.dk, in->nk_el * sizeof(float), det[c].name);
             tc_assert_same_bits(one.dv, g.dv, in->nv_el * sizeof(float), det[c].name);
@@ -247,12 +229,12 @@ static void workspace_of_the_advertised_size(void **state) {
     tc_inputs *in = tc_inputs_create(&k->s, 31, k->mask_keep);
     smyrf_plan *plan = th_plan(&in->s, &k->hp);
     float *dout = random_dout(in, 6);
-    grads want = run_backward(plan, in, dout);
+    th_grads want = th_run_backward(plan, in, dout);
     float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
     tc_run(plan, in, out, lse);
     const size_t bytes = smyrf_plan_backward_workspace_size(plan);
     void *ws = tc_alloc(bytes);
-    grads g = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
+    th_grads g = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
     assert_int_equal(smyrf_execute_backward(plan, in->q, in->k, in->v, in->mask, out, lse, dout,
                                             g.dq, g.dk, g.dv, ws, bytes, NULL),
                      SMYRF_OK);

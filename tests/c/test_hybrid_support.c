@@ -34,6 +34,7 @@ smyrf_ref_hybrid_params th_resolved(const smyrf_plan *plan) {
     r.summaries = get(plan, SMYRF_PARAM_SUMMARIES);
     r.sinks = get(plan, SMYRF_PARAM_SINKS);
     r.kmeans_iters = get(plan, SMYRF_PARAM_KMEANS_ITERS);
+    r.expand = get(plan, SMYRF_PARAM_EXPAND);
     r.seed = (uint64_t)get(plan, SMYRF_PARAM_SEED);
     return r;
 }
@@ -67,3 +68,15 @@ const th_case th_shapes[] = {
     {"causal, one sink, blocks of one", {1, 1, 0, 90, 0, 8, 0, 1}, 0, {0, 8, 90, 1, 0, 0, 13}},
 };
 const size_t th_shape_count = sizeof th_shapes / sizeof th_shapes[0];
+
+th_grads th_run_backward(const smyrf_plan *plan, const tc_inputs *in, const float *dout) {
+    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+    tc_run(plan, in, out, lse);
+    th_grads g = {tc_nan_floats(in->nq_el), tc_nan_floats(in->nk_el), tc_nan_floats(in->nv_el)};
+    const smyrf_status st = smyrf_execute_backward(plan, in->q, in->k, in->v, in->mask, out, lse,
+                                                   dout, g.dq, g.dk, g.dv, NULL, 0, NULL);
+    if (st != SMYRF_OK)
+        fail_msg("smyrf_execute_backward: %s: %s", smyrf_status_string(st), smyrf_last_error_message());
+    free(out), free(lse);
+    return g;
+}

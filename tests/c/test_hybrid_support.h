@@ -32,4 +32,11 @@ smyrf_ref_hybrid_params th_resolved(const smyrf_plan *plan);
 void th_check_reference(const smyrf_plan *plan, const tc_inputs *in, double rtol,
                         const char *what);
 
+/* The library's gradients of one forward-then-backward run (every output NaN-filled
+ * first, so each element must be written); fails the test on an error status. */
+typedef struct th_grads {
+    float *dq, *dk, *dv;
+} th_grads;
+th_grads th_run_backward(const smyrf_plan *plan, const tc_inputs *in, const float *dout);
+
 #endif
