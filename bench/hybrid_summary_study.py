@@ -114,6 +114,15 @@ def hybrid_head(q, k, v, scale, cfg, head):
     Ksum, Vsum = A.T @ k, A.T @ v
     # --- exact keys
     idx, wts = exact_index(n, w, S)
+    out, p = summarised(q, k, v, scale, cfg, lab, A, cnt, Ksum, Vsum, idx, wts, G)
+    if cfg.get("expand"):
+        idx, wts = expanded(idx, wts, p[:, idx.shape[1]:], lab, cnt, cfg)
+        out, p = summarised(q, k, v, scale, cfg, lab, A, cnt, Ksum, Vsum, idx, wts, G)
+    return out
+
+
+def summarised(q, k, v, scale, cfg, lab, A, cnt, Ksum, Vsum, idx, wts, G):
+    n, d = k.shape
     E = idx.shape[1]
     kex, vex = k[idx], v[idx]  # [n, E, d]
     s_ex = scale * (kex @ q[:, :, None]).squeeze(2)  # [n, E]
@@ -230,7 +239,70 @@ def hybrid_head(q, k, v, scale, cfg, head):
     s_all = torch.cat([s_ex.masked_fill(wts == 0, -math.inf), t.masked_fill(~ok, -math.inf)], 1)
     p = torch.softmax(s_all, 1)
     out = (p[:, :E, None] * vex).sum(1) + (p[:, E:, None] * Vhat).sum(1)
-    return out
+    return out, p
+
+
+def expanded(idx, wts, mass, lab, cnt, cfg):
+    """the exact keys plus, for each tile of `tile` consecutive queries, the members of the
+    groups with the most summary mass over the tile (whole groups, at most `expand` keys)"""
+    n = idx.shape[0]
+    budget, tile = cfg["expand"], cfg.get("tile", 64)
+    if tile == 1:
+        return expanded_per_query(idx, wts, mass, lab, cnt, cfg)
+    agg_of = cfg.get("agg", "sum")
+    cols = torch.zeros(n, budget, dtype=torch.long)
+    ew = torch.zeros(n, budget, dtype=DT)
+    for t0 in range(0, n, tile):
+        t1 = min(n, t0 + tile)
+        m = mass[t0:t1]
+        agg = m.sum(0) if agg_of == "sum" else m.max(0).values
+        chosen, total = [], 0
+        for g in agg.argsort(descending=True).tolist():
+            c = int(cnt[g])
+            if c == 0 or agg[g] <= 0:
+                continue
+            if total + c <= budget:
+                chosen.append(g)
+                total += c
+        if not chosen:
+            continue
+        mem = torch.isin(lab, torch.tensor(chosen)).nonzero().squeeze(1)
+        cols[t0:t1, :mem.numel()] = mem
+        for i in range(t0, t1):
+            dup = torch.isin(mem, idx[i][wts[i] > 0])
+            ew[i, :mem.numel()] = (~dup).to(DT)
+    return torch.cat([idx, cols], 1), torch.cat([wts, ew], 1)
+
+
+def expanded_per_query(idx, wts, mass, lab, cnt, cfg):
+    """expanded() with a tile of one query, vectorised over the queries: greedy by mass
+    (at most max_groups groups; strict: stop at the first group that does not fit)"""
+    n, G = mass.shape
+    budget = cfg["expand"]
+    most, strict = cfg.get("max_groups", G), cfg.get("strict", 0)
+    ar = torch.arange(n)
+    order = mass.argsort(1, descending=True)
+    total = torch.zeros(n, dtype=torch.long)
+    taken = torch.zeros(n, dtype=torch.long)
+    alive = torch.ones(n, dtype=torch.bool)
+    chosen = torch.zeros(n, G, dtype=torch.bool)
+    cl = cnt.long()
+    for r in range(G):
+        g = order[:, r]
+        c = cl[g]
+        fits = (c > 0) & (total + c <= budget) & (mass[ar, g] > 0) & (taken < most) & alive
+        if strict:
+            alive &= fits | (c == 0)
+        chosen[ar, g] |= fits
+        total += torch.where(fits, c, 0)
+        taken += fits.long()
+    member = chosen[:, lab]  # [n, n]: key j is in a group query i expands
+    exact = torch.zeros(n, n, dtype=torch.bool)
+    exact[ar[:, None].expand_as(idx)[wts > 0], idx[wts > 0]] = True
+    member &= ~exact
+    cols = member.to(DT).topk(budget, 1).indices
+    ew = member.gather(1, cols).to(DT)
+    return torch.cat([idx, cols], 1), torch.cat([wts, ew], 1)
 
 
 # ---------------------------------------------------------------- model plumbing
@@ -355,6 +427,18 @@ def variants():
         V[f"tilt_full_G{G}"] = budget_cfg(128, G=G, val="tilt_full")
     for G in (40, 64, 90):
         V[f"G{G}"] = budget_cfg(128, G=G)
+    for G in (16, 20, 26, 32, 40):
+        for E in (24, 32, 40, 48):
+            w = 126 - G - E
+            V[f"pq_G{G}_E{E}"] = budget_cfg(128, G=G, w=w, expand=E, tile=1)
+            V[f"pq1_G{G}_E{E}"] = budget_cfg(128, G=G, w=w, expand=E, tile=1, max_groups=1)
+            V[f"pq1s_G{G}_E{E}"] = budget_cfg(128, G=G, w=w, expand=E, tile=1, max_groups=1,
+                                              strict=1)
+    for G in (16, 26, 40):
+        for E in (16, 32, 48):
+            for tile in (1, 16, 64):
+                V[f"expand_G{G}_E{E}_t{tile}"] = budget_cfg(128, G=G, w=126 - G - E, expand=E,
+                                                            tile=tile)
     for G in (13, 20, 32, 45):
         V[f"split_G{G}"] = budget_cfg(128, G=G, w=126 - 2 * G, split=1)
     return V
