@@ -112,8 +112,8 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_DEVICE = 15,         /* CUDA device ordinal, default 0 */
     SMYRF_PARAM_THREADS = 16,        /* CPU worker threads; 0 = all hardware threads */
     SMYRF_PARAM_LAYOUT = 17,         /* smyrf_layout of q, k, v, out; default BHND */
-    /* HYBRID mode (keys per query = window + sinks + summaries). */
-    SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128 unless all are set */
+    /* HYBRID mode (keys per query = window + sinks + summaries + SMYRF_PARAM_EXPAND). */
+    SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128 unless w and G are set */
     SMYRF_PARAM_WINDOW = 19,         /* window w; 0 = derived: B - G - S - E */
     SMYRF_PARAM_SUMMARIES = 20,      /* k-means groups G; 0 = derived: max(1, round(B/5)) */
     SMYRF_PARAM_SINKS = 21,          /* sink keys S in 0..2; -1 = derived: 2 (default) */
@@ -133,10 +133,11 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_OUT_STRIDE_BATCH = 32,
     SMYRF_PARAM_OUT_STRIDE_HEAD = 33,
     SMYRF_PARAM_OUT_STRIDE_TOKEN = 34,
-    /* HYBRID: keys per query E spent on expanding the summaries with the most weight into
-     * their members (budget = window + sinks + summaries + E); default 0. A causal
-     * problem, or one whose groups average more than E keys, does not expand: its E keys
-     * join the window. */
+    /* HYBRID: keys per query E spent on the summaries that weigh most for a query, whose
+     * members it then attends exactly (budget = window + sinks + summaries + E); -1 =
+     * derived (default): round(B/3), at most B - G - S - 1, and 0 when the window is set.
+     * A causal problem, or one whose groups average more than E keys, does not expand:
+     * its E keys join the window. */
     SMYRF_PARAM_EXPAND = 35
 } smyrf_param;
 

@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -48,7 +49,7 @@ const ParamInfo kParams[kParamCount] = {
     {"SMYRF_PARAM_OUT_STRIDE_BATCH", 0, kI64, 0},
     {"SMYRF_PARAM_OUT_STRIDE_HEAD", 0, kI64, 0},
     {"SMYRF_PARAM_OUT_STRIDE_TOKEN", 0, kI64, 0},
-    {"SMYRF_PARAM_EXPAND", 0, kI32, 0},
+    {"SMYRF_PARAM_EXPAND", -1, kI32, -1},
 };
 
 constexpr int64_t kDefaultBudget = 128;
@@ -125,13 +126,20 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
     int64_t window = raw.value[SMYRF_PARAM_WINDOW];
     int64_t groups = raw.value[SMYRF_PARAM_SUMMARIES];
     int64_t sinks = raw.value[SMYRF_PARAM_SINKS];
-    const int64_t expand = raw.value[SMYRF_PARAM_EXPAND];
+    int64_t expand = raw.value[SMYRF_PARAM_EXPAND];
     if (sinks < 0) sinks = kDefaultSinks;
     if (budget == 0) {
-        budget = (window > 0 && groups > 0) ? window + sinks + groups + expand : kDefaultBudget;
+        budget = (window > 0 && groups > 0) ? window + sinks + groups + std::max<int64_t>(expand, 0)
+                                            : kDefaultBudget;
     }
     if (groups == 0) groups = budget / 5 + (budget % 5 >= 3 ? 1 : 0);  // round(B/5)
     if (groups < 1) groups = 1;
+    // Derived expansion: round(B/3) (measured: docs/hybrid-notes.md), leaving a window of
+    // at least one key; none when the window is set, so that w + S + G keeps its meaning.
+    if (expand < 0)
+        expand = window > 0 ? 0
+                            : std::clamp<int64_t>(budget / 3 + (budget % 3 == 2 ? 1 : 0), 0,
+                                                  std::max<int64_t>(0, budget - groups - sinks - 1));
     if (window == 0) window = budget - groups - sinks - expand;
     if (window < 1)
         fail(SMYRF_ERR_INVALID_ARGUMENT,

@@ -290,7 +290,7 @@ static void expand_zero_is_plain_and_nothing_fits_widens_the_window(void **state
     for (size_t x = 0; x < sizeof picks / sizeof picks[0]; x++) {
         const th_case *c = &th_shapes[picks[x]];
         tc_inputs *in = tc_inputs_create(&c->s, 950 + x, c->mask_keep);
-        smyrf_plan *plan = th_plan(&in->s, &c->hp);
+        smyrf_plan *plan = expand_plan(&in->s, &c->hp, 0);
         const smyrf_ref_hybrid_params hp = th_resolved(plan);
         const smyrf_ref_problem rp = tc_ref_problem(in);
         /* the smallest group over every (batch, kv head) */
@@ -343,7 +343,7 @@ static void one_pass_equals_two_part(void **state) {
         const th_case *c = &th_shapes[i];
         assert_false(c->s.causal);
         tc_inputs *in = tc_inputs_create(&c->s, 960 + i, c->mask_keep);
-        smyrf_plan *plan = th_plan(&in->s, &c->hp);
+        smyrf_plan *plan = expand_plan(&in->s, &c->hp, 0);
         smyrf_ref_hybrid_params hp = th_resolved(plan);
         const smyrf_ref_problem rp = tc_ref_problem(in);
         const int64_t e = 24;
@@ -456,7 +456,7 @@ static int close_to(const float *out, const float *lse, const double *want,
 /* Returns how many E values of the case differ from the reference (each printed). */
 static int check_case(const th_case *c, uint64_t seed, int threads_too) {
     tc_inputs *in = tc_inputs_create(&c->s, seed, c->mask_keep);
-    smyrf_plan *plan0 = th_plan(&in->s, &c->hp);
+    smyrf_plan *plan0 = expand_plan(&in->s, &c->hp, 0);
     const smyrf_ref_hybrid_params r0 = th_resolved(plan0);
     smyrf_plan_destroy(plan0);
     const smyrf_ref_problem rp = tc_ref_problem(in);
@@ -599,7 +599,7 @@ static void bad_parameters_are_refused(void **state) {
     smyrf_plan_destroy(plan);
     smyrf_config *cfg = NULL;
     assert_int_equal(smyrf_config_create(&cfg), SMYRF_OK);
-    assert_int_equal(smyrf_config_set(cfg, SMYRF_PARAM_EXPAND, -1), SMYRF_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smyrf_config_set(cfg, SMYRF_PARAM_EXPAND, -2), SMYRF_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(smyrf_last_error_message(), "SMYRF_PARAM_EXPAND"));
     smyrf_config_destroy(cfg);
 }
@@ -672,7 +672,7 @@ static void backward_matches_reference(void **state) {
         tc_fill_normal(&r, doutf, in->no_el, 1.0);
         double *dout = tc_doubles(in->no_el);
         tc_to_double(doutf, dout, in->no_el);
-        smyrf_plan *plan0 = th_plan(&in->s, &k->hp);
+        smyrf_plan *plan0 = expand_plan(&in->s, &k->hp, 0);
         const smyrf_ref_hybrid_params r0 = th_resolved(plan0);
         smyrf_plan_destroy(plan0);
         for (size_t x = 0; x < sizeof es / sizeof es[0]; x++) {

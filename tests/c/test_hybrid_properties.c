@@ -191,12 +191,14 @@ static void bad_parameters_are_refused(void **state) {
     smyrf_config_destroy(cfg);
 }
 
-/* Derived values follow ALGORITHM.md: G = max(1, round(B / 5)), S = 2, w = B - G - S. */
+/* Derived values follow ALGORITHM.md: G = max(1, round(B / 5)), S = 2, and
+ * docs/algorithm.md: E = round(B / 3) leaving w >= 1, w = B - G - S - E; with the window
+ * set, E = 0. */
 static void defaults_derive_from_the_budget(void **state) {
     (void)state;
     const tc_shape s = {1, 1, 0, 64, 0, 8, 0, 0};
     const int64_t budgets[] = {0, 32, 64, 128, 13, 4};
-    const int64_t want_g[] = {26, 6, 13, 26, 3, 1};
+    const int64_t want_g[] = {26, 6, 13, 26, 3, 1}, want_e[] = {43, 11, 21, 43, 4, 0};
     for (int c = 0; c < 6; c++) {
         const th_params hp = {budgets[c], 0, 0, -1, 0, 0, 0};
         smyrf_plan *plan = th_plan(&s, &hp);
@@ -205,10 +207,17 @@ static void defaults_derive_from_the_budget(void **state) {
         assert_int_equal(r.budget, b);
         assert_int_equal(r.summaries, want_g[c]);
         assert_int_equal(r.sinks, 2);
-        assert_int_equal(r.window, b - want_g[c] - 2);
+        assert_int_equal(r.expand, want_e[c]);
+        assert_int_equal(r.window, b - want_g[c] - 2 - want_e[c]);
         assert_int_equal(r.kmeans_iters, 2);
         smyrf_plan_destroy(plan);
     }
+    const th_params set = {0, 30, 8, -1, 0, 0, 0};
+    smyrf_plan *plan = th_plan(&s, &set);
+    const smyrf_ref_hybrid_params r = th_resolved(plan);
+    assert_int_equal(r.expand, 0);
+    assert_int_equal(r.budget, 30 + 2 + 8);
+    smyrf_plan_destroy(plan);
 }
 
 int main(void) {

@@ -126,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         // for the query cluster, is capped at Q_LEN; THREADS 0 = all hardware threads).
         if (p != SMYRF_PARAM_SINKS && p != SMYRF_PARAM_SEED)
             FUZZ_REQUIRE(v >= 0, "resolved value negative");
-        if (set != 0 && p != SMYRF_PARAM_Q_CLUSTER_SIZE && p != SMYRF_PARAM_SINKS &&
+        if (set != 0 && p != SMYRF_PARAM_Q_CLUSTER_SIZE && p != SMYRF_PARAM_SINKS && p != SMYRF_PARAM_EXPAND &&
             p != SMYRF_PARAM_BUDGET && p != SMYRF_PARAM_WINDOW && p != SMYRF_PARAM_SUMMARIES &&
             p != SMYRF_PARAM_K_CLUSTER_SIZE && !(mode != SMYRF_MODE_HYBRID && ((p >= SMYRF_PARAM_BUDGET && p <= SMYRF_PARAM_KMEANS_ITERS) ||
                                                p == SMYRF_PARAM_EXPAND)))

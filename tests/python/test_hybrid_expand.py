@@ -4,7 +4,8 @@ on the exact members of the summaries with the most weight (docs/algorithm.md, H
 ops (forward and backward), and smyrf.transformers.configure: it runs and changes the
 output of a problem far from the dense limit where the groups fit; a causal problem, or
 one whose groups average more than `expand` keys, does not expand (its expand keys join
-the window: the output of expand = 0)."""
+the window: the output of expand = 0). Unset, expand is derived from the budget:
+round(budget / 3)."""
 
 import inspect
 
@@ -17,6 +18,7 @@ import smyrf
 # summaries and 2 sinks; with EXPAND = 24 the groups fit (256 <= 13 x 24) and expand, with
 # NO_FIT = 8 they average more than 8 keys and do not.
 N, BUDGET, EXPAND, NO_FIT = 256, 64, 24, 8
+DERIVED = 21  # round(64 / 3)
 
 
 def qkv_np(b=1, h=2, n=N, d=16, seed=0):
@@ -29,10 +31,12 @@ def qkv_np(b=1, h=2, n=N, d=16, seed=0):
 
 def test_expand_runs_and_changes_the_output():
     q, k, v = qkv_np()
-    plain = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET)
-    zero = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=0)
+    default = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET)
+    derived = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=DERIVED)
+    np.testing.assert_array_equal(default, derived)  # None: the library derives it
+    plain = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=0)
     expanded = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=EXPAND)
-    np.testing.assert_array_equal(plain, zero)  # None = 0, the library's default
+    assert not np.array_equal(default, plain)
     assert expanded.shape == plain.shape and np.isfinite(expanded).all()
     assert not np.array_equal(expanded, plain)
     again = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=EXPAND)
@@ -46,7 +50,9 @@ def test_plan_reports_expand():
         assert plan.get("window") + plan.get("sinks") + plan.get("summaries") + EXPAND \
             == plan.get("budget") == BUDGET
     with smyrf.Plan(q_len=N, qk_dim=16, mode="hybrid", budget=BUDGET) as plan:
-        assert plan.get("expand") == 0
+        assert plan.get("expand") == DERIVED
+    with smyrf.Plan(q_len=N, qk_dim=16, mode="hybrid", window=30, summaries=8) as plan:
+        assert plan.get("expand") == 0  # the window set: w + S + G keeps its meaning
 
 
 def test_expand_is_checked():
@@ -56,7 +62,7 @@ def test_expand_is_checked():
     with pytest.raises(TypeError, match="expand must be an int"):
         smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=1.5)
     with pytest.raises(smyrf.InvalidArgumentError, match="SMYRF_PARAM_EXPAND"):
-        smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=-1)
+        smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=-2)
     # window + sinks + summaries + expand must fit in the budget.
     with pytest.raises(smyrf.InvalidArgumentError, match="expand"):
         smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=BUDGET)
@@ -69,7 +75,7 @@ def test_no_expansion_gives_the_plain_output(causal, expand):
     which is then the window of expand = 0."""
     q, k, v = qkv_np()
     got = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=expand, causal=causal)
-    want = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, causal=causal)
+    want = smyrf.attention(q, k, v, mode="hybrid", budget=BUDGET, expand=0, causal=causal)
     np.testing.assert_array_equal(got, want)
 
 
@@ -99,7 +105,7 @@ def test_torch_expand_matches_numpy_and_changes_the_output():
     want = smyrf.attention(*(t.numpy() for t in (q, k, v)), mode="hybrid", budget=BUDGET,
                            expand=EXPAND)
     np.testing.assert_array_equal(expanded.numpy(), want)
-    # The op takes expand last, after threads; older positional calls keep expand 0.
+    # The op takes expand last, after threads; older positional calls get the derived one.
     args = (q, k, v, None, False, 0.0, "hybrid", 2, 64, 0, 0, BUDGET, "bhnd", 0)
     out, _ = torch.ops.smyrf.attention(*args)
     torch.testing.assert_close(out, plain, rtol=0, atol=0)
@@ -158,13 +164,14 @@ def test_configure_expand_round_trips(stf):
     names = list(inspect.signature(stf.configure).parameters)
     assert names == ["mode", "budget", "n_hashes", "q_cluster_size", "seed", "min_seq_len",
                      "expand"]
-    assert stf.configure()["expand"] == 0  # the default
+    assert stf.configure()["expand"] == -1  # the default: derived from the budget
     assert stf.configure(expand=EXPAND)["expand"] == EXPAND
     assert stf.configure()["expand"] == EXPAND  # None keeps it
     assert stf.configure("hybrid", 96)["expand"] == EXPAND  # positional calls still work
     assert stf.configure(expand=0)["expand"] == 0
-    with pytest.raises(ValueError, match="expand must be >= 0"):
-        stf.configure(expand=-1)
+    assert stf.configure(expand=-1)["expand"] == -1
+    with pytest.raises(ValueError, match="expand must be >= -1"):
+        stf.configure(expand=-2)
     with pytest.raises(TypeError, match="expand must be an int"):
         stf.configure(expand=2.0)
 

@@ -398,9 +398,10 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     attention). Views with a contiguous last dimension are read in place.
     key_padding_mask [B, Nk]: true = valid key. causal: bottom-right aligned mask.
     scale defaults to 1/sqrt(d). mode="hybrid" takes `budget` keys per query, of which
-    `expand` (default 0) go to the exact members of the summaries with the most weight
-    (budget = window + sinks + summaries + expand; a causal problem, or one whose groups
-    average more than `expand` keys, does not expand: those keys join the window). NumPy
+    `expand` (default: derived, round(budget / 3); 0 = none) go to the exact members of
+    the summaries with the most weight (budget = window + sinks + summaries + expand; a
+    causal problem, or one whose groups average more than `expand` keys, does not expand:
+    those keys join the window). NumPy
     arrays always run on the CPU backend (backend "auto" or "cpu").
     Returns out (shape of q with dv as last dimension, contiguous in `layout`), or
     (out, lse) with return_lse=True; lse is [B, H, Nq] float32.

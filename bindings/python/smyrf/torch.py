@@ -136,7 +136,7 @@ def _uint8_mask(key_padding_mask):
 
 
 def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size,
-              seed, budget, threads, expand=0):
+              seed, budget, threads, expand=-1):
     """The cached plan for these shapes, strides (q, k, v, out) and settings."""
     b, h, nq, d = q.shape
     _, hkv, nk, dv = v.shape
@@ -146,7 +146,7 @@ def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cl
         dtype=_DTYPES[q.dtype], mode=mode, n_hashes=n_hashes, q_cluster_size=q_cluster_size,
         k_cluster_size=k_cluster_size or None, causal=causal, scale=scale or None, seed=seed,
         budget=(budget or None) if mode == "hybrid" else None,
-        expand=(expand or None) if mode == "hybrid" else None,
+        expand=(expand if expand >= 0 else None) if mode == "hybrid" else None,
         backend=device.type, device=device.index or 0, threads=threads, strides=strides)
     key = (device.type, device.index,
            tuple((k, tuple(sorted(v.items())) if k == "strides" else v)
@@ -163,12 +163,13 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                   key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
                   mode: str, n_hashes: int, q_cluster_size: int, k_cluster_size: int,
                   seed: int, budget: int, out_layout: str, threads: int,
-                  expand: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+                  expand: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
     """q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] (any strides with a
     contiguous last dimension) -> out [B, H, Nq, dv] stored in out_layout order, and
     lse [B, H, Nq] float32. scale 0, k_cluster_size 0, budget 0: the library defaults.
     expand (HYBRID, last so that older positional calls keep working): keys per query
-    spent expanding the heaviest summaries; 0 = none (the default)."""
+    spent expanding the heaviest summaries; -1 = derived from the budget (the default),
+    0 = none."""
     _check_inputs(q, k, v, key_padding_mask)
     (q, sq), (k, sk), (v, sv) = _usable(q), _usable(k), _usable(v)
     out = _empty_out(q, v, out_layout)
@@ -186,7 +187,7 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 @_attention_op.register_fake
 def _attention_fake(q, k, v, key_padding_mask, causal, scale, mode, n_hashes, q_cluster_size,
-                    k_cluster_size, seed, budget, out_layout, threads, expand=0):
+                    k_cluster_size, seed, budget, out_layout, threads, expand=-1):
     _check_inputs(q, k, v, key_padding_mask)
     b, h, nq, _ = q.shape
     return _empty_out(q, v, out_layout), q.new_empty((b, h, nq), dtype=torch.float32)
@@ -222,7 +223,7 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            lse: torch.Tensor, dout: torch.Tensor, causal: bool, scale: float,
                            mode: str, n_hashes: int, q_cluster_size: int,
                            k_cluster_size: int, seed: int, budget: int, threads: int,
-                           expand: int = 0
+                           expand: int = -1
                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dq, dk, dv) of smyrf::attention given the forward's inputs, its out and lse, and
     dout, the gradient with respect to out (smyrf_execute_backward). The settings are the
@@ -259,7 +260,7 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 @_attention_backward_op.register_fake
 def _attention_backward_fake(q, k, v, key_padding_mask, out, lse, dout, causal, scale, mode,
                              n_hashes, q_cluster_size, k_cluster_size, seed, budget, threads,
-                             expand=0):
+                             expand=-1):
     _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout)
     return _grad_buffer(q), _grad_buffer(k), _grad_buffer(v)
 
@@ -312,7 +313,7 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
         integer("n_hashes", n_hashes), integer("q_cluster_size", q_cluster_size),
         integer("k_cluster_size", k_cluster_size, optional=True), seed_bits(seed),
         integer("budget", budget, optional=True), layout, integer("threads", threads),
-        integer("expand", expand, optional=True))
+        -1 if expand is None else integer("expand", expand))
     if layout == "bnhd":
         out = out.transpose(1, 2)
     return (out, lse) if return_lse else out

@@ -46,7 +46,8 @@ _config = {
     "q_cluster_size": 64,  # SMYRF queries per cluster
     "seed": 0,
     "min_seq_len": 128,    # fewer keys than this: exact attention
-    "expand": 0,           # HYBRID keys per query expanding the heaviest summaries
+    "expand": -1,          # HYBRID keys per query expanding the heaviest summaries
+                           # (-1: derived from the budget)
 }
 _warned_fallback = set()
 
@@ -60,8 +61,9 @@ def configure(mode=None, budget=None, n_hashes=None, q_cluster_size=None, seed=N
     q_cluster_size: SMYRF hash rounds and queries per cluster (keys per query =
     n_hashes x cluster size). seed: hashing / k-means seed. min_seq_len: sequences with
     fewer keys run exact attention. expand: HYBRID keys per query (out of budget) spent
-    on the exact members of the summaries with the most weight, 0 = none (the default);
-    causal layers do not expand (those keys join the window). Takes effect on the next
+    on the exact members of the summaries with the most weight; -1 = derived from the
+    budget (the default, round(budget / 3)), 0 = none; causal layers, and sequences whose
+    groups average more than `expand` keys, do not expand (those keys join the window). Takes effect on the next
     forward pass; returns the active configuration as a new dict.
     """
     updates = {}
@@ -71,7 +73,7 @@ def configure(mode=None, budget=None, n_hashes=None, q_cluster_size=None, seed=N
         updates["mode"] = mode
     for name, value, low in (("budget", budget, 1), ("n_hashes", n_hashes, 1),
                              ("q_cluster_size", q_cluster_size, 1),
-                             ("min_seq_len", min_seq_len, 0), ("expand", expand, 0)):
+                             ("min_seq_len", min_seq_len, 0), ("expand", expand, -1)):
         if value is not None:
             value = integer(name, value)
             if value < low:
@@ -137,7 +139,7 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         out, _ = torch.ops.smyrf.attention(
             q, k, v, mask, causal, float(scaling or 0.0), mode, cfg["n_hashes"],
             cfg["q_cluster_size"], 0, cfg["seed"], cfg["budget"], "bnhd", 0,
-            cfg["expand"] if mode == "hybrid" else 0)
+            cfg["expand"] if mode == "hybrid" else -1)
         return out.transpose(1, 2)
 
     if attention_mask is None or mode == "dense" or nq != nk:

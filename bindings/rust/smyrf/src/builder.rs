@@ -161,7 +161,8 @@ impl Builder {
     }
 
     /// HYBRID: keys per query spent expanding the heaviest summaries into their members
-    /// (0 = none, the default; causal problems do not expand).
+    /// (-1 = derived from the budget, the default: round(budget / 3); 0 = none; causal
+    /// problems, and groups that average more than `expand` keys, do not expand).
     pub fn expand(self, expand: i64) -> Builder {
         self.param(Param::Expand, expand)
     }

@@ -41,14 +41,14 @@ fn run_with(builder: smyrf::Builder, expand: i64) -> Vec<f32> {
 }
 
 #[test]
-fn expand_defaults_to_zero_and_round_trips() {
+fn expand_defaults_to_derived_and_round_trips() {
     let config = smyrf::Builder::new().build().unwrap();
-    assert_eq!(config.get(Param::Expand).unwrap(), 0);
+    assert_eq!(config.get(Param::Expand).unwrap(), -1, "-1: derived from the budget");
     let config = hybrid(EXPAND).build().unwrap();
     assert_eq!(config.get(Param::Expand).unwrap(), EXPAND);
     assert_eq!(Param::Expand.name(), "SMYRF_PARAM_EXPAND");
     let (lower, upper) = Param::Expand.bounds().unwrap();
-    assert_eq!((lower, upper), (0, i64::from(i32::MAX)));
+    assert_eq!((lower, upper), (-1, i64::from(i32::MAX)));
 }
 
 #[test]

@@ -77,7 +77,7 @@ class HybridModeTest {
     @Test
     void expandRunsAndChangesTheOutput() {
         try (Plan plan = new Plan(new Config().qLen(256).qkDim(16).mode(Mode.HYBRID))) {
-            assertEquals(0, plan.get(Param.EXPAND));  // the default
+            assertEquals(43, plan.get(Param.EXPAND));  // derived from the budget 128: round(128 / 3)
         }
         float[] plain = runExpand(0);
         float[] expanded = runExpand(24);
