@@ -101,8 +101,8 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     s.l = arena.take<float>(tq);
     s.zero = arena.take<float>(tq);
     if (d.expand > 0 && !d.causal) {
-        s.chosen = arena.take<uint8_t>(g * tq);
-        s.order = arena.take<int32_t>(g);
+        s.chosen = arena.take<float>(g * tq);
+        s.seen = arena.take<float>(g * tq);
         s.x = attention_scratch(arena, d);
         s.xq = arena.take<int32_t>(kQueryTile);
         s.xk = arena.take<int32_t>(kKeyTile);

@@ -65,8 +65,9 @@ struct Scratch {
     float *xt, *mx, *l;   // [kAttendQueries] causal partial-block logit; max; sum
     float *zero;          // [kAttendQueries] zeros
     // expansion only (hybrid_expand.cpp)
-    uint8_t *chosen;      // [G][kAttendQueries] group g expanded for query t
-    int32_t *order;       // [G] one query's candidate groups
+    float *chosen;        // [G][kAttendQueries] 1: group g expanded for query t, else 0
+                          // (floats: the weights' loops test it without leaving vectors)
+    float *seen;          // [G][kAttendQueries] 1: the walk of choose passed group g
     AttentionScratch x;   // one expanded group's tile (cpu/tile.hpp)
     int32_t *xq, *xk;     // [kQueryTile], [kKeyTile] its queries (band tile rows), keys
 };

@@ -76,7 +76,7 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     for (int64_t i = live; i < nq; i++) mx[i] = sc.xt[i] > mx[i] ? sc.xt[i] : mx[i];
     const bool expanding = p.expand > 0 && w.labelled;
     if (expanding) choose(p, bt, live, sc);
-    static const uint8_t kNone[kStride] = {};
+    static const float kNone[kStride] = {};
 
     // The weights: u_ig on the groups first, so that the exact keys can take theirs back.
     for (int64_t g = 0; g < G; g++) {
@@ -95,12 +95,12 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
         const int64_t a0 = block_floor(a), b0 = block_ceil(b);
         // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
         const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
-        const uint8_t *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
+        const float *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
         for (int32_t i = (int32_t)a0; i < (int32_t)b0; i++) {
-            const bool in = i >= a && i < b && !out[i];
-            const float e = in ? fast_exp(s[i] - mx[i]) : 0.0f;
-            l[i] += e;
+            const bool in = (i >= a) & (i < b) & (out[i] == 0.0f);  // no &&: the loads vectorise
+            const float e = fast_exp(s[i] - mx[i]);  // every lane: the loop vectorises
+            l[i] += in ? e : 0.0f;
             s[i] = in ? e - u[i] : 0.0f;
         }
         for (int64_t i = b0; i < nq; i++) s[i] = 0.0f;

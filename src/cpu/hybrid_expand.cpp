@@ -10,32 +10,47 @@
 
 namespace smyrf::cpu::hybrid {
 
+// The greedy walk of every query at once, a step per group taken or passed over: each
+// step finds each query's best unseen summary (the largest t, the lower g on ties; NaN
+// and -inf never win), which the query takes when its whole group fits what it has
+// left. A group that does not fit now never will, so this is the walk down the sorted
+// summaries, without a sort per query.
+SMYRF_VECTOR_CLONES
 void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
-    const int64_t G = p.groups, n = bt.nq;
-    std::fill(s.chosen, s.chosen + G * kAttendQueries, uint8_t(0));
-    for (int64_t i = live; i < n; i++) {
-        // The groups with a summary (t > -inf; NaN ranks last), by decreasing t, ties to
-        // the lower g.
-        const auto t = [&](int32_t g) {
-            const float x = bt.st[g * kAttendQueries + i];
-            return std::isnan(x) ? -INFINITY : x;
-        };
-        int64_t c = 0;
-        for (int32_t g = 0; g < G; g++)
-            if (bt.st[g * kAttendQueries + i] > -INFINITY) s.order[c++] = g;
-        std::sort(s.order, s.order + c, [&](int32_t x, int32_t y) {
-            return t(x) > t(y) || (t(x) == t(y) && x < y);
-        });
-        // Greedy: every group whose whole size still fits what is left.
-        int64_t left = p.expand;
-        for (int64_t at = 0; at < c && left > 0; at++) {
-            const int32_t g = s.order[at];
-            if (p.count[g] > left) continue;
-            s.chosen[g * kAttendQueries + i] = 1;
-            bt.st[g * kAttendQueries + i] = -INFINITY;  // the summary is dropped
-            left -= p.count[g];
+    constexpr int64_t L = kAttendQueries;
+    const int64_t G = p.groups;
+    std::fill(s.chosen, s.chosen + G * L, 0.0f);
+    std::fill(s.seen, s.seen + G * L, 0.0f);
+    const int32_t smallest = *std::min_element(p.count, p.count + G);
+    alignas(64) int32_t left[L], arg[L];
+    alignas(64) float best[L];
+    for (int64_t i = 0; i < L; i++) left[i] = i >= live && i < bt.nq ? (int32_t)p.expand : 0;
+    for (int64_t step = 0; step < G; step++) {
+        for (int64_t i = 0; i < L; i++) best[i] = -INFINITY, arg[i] = -1;
+        for (int32_t g = 0; g < G; g++) {
+            const float *t = bt.st + g * L;
+            const float *seen = s.seen + g * L;
+            for (int64_t i = 0; i < L; i++) {
+                const bool better = (seen[i] == 0.0f) & (t[i] > best[i]);  // & vectorises
+                best[i] = better ? t[i] : best[i];
+                arg[i] = better ? g : arg[i];
+            }
         }
+        bool going = false;
+        for (int64_t i = 0; i < L; i++) {
+            if (left[i] < smallest || arg[i] < 0) continue;
+            const int32_t g = arg[i];
+            s.seen[g * L + i] = 1.0f;
+            if (p.count[g] <= left[i]) {
+                s.chosen[g * L + i] = 1.0f;
+                left[i] -= p.count[g];
+            }
+            going = true;
+        }
+        if (!going) break;
     }
+    for (int64_t x = 0; x < G * L; x++)  // a chosen group's summary is dropped
+        bt.st[x] = s.chosen[x] != 0.0f ? -INFINITY : bt.st[x];
 }
 
 void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
@@ -43,10 +58,10 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
     static const TileKernel kernel = tile_kernel();
     const AttentionScratch &x = s.x;
     for (int64_t g = 0; g < p.groups; g++) {
-        const uint8_t *chosen = s.chosen + g * kAttendQueries;
+        const float *chosen = s.chosen + g * kAttendQueries;
         int64_t nq = 0;
         for (int64_t i = live; i < n; i++) {
-            if (!chosen[i]) continue;
+            if (chosen[i] == 0.0f) continue;
             s.xq[nq] = (int32_t)i;
             x.q[nq] = s.qrow[i];
             x.out[nq] = s.out[i];
@@ -83,10 +98,10 @@ int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t li
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     int64_t rows = 0;
     for (int64_t g = 0; g < p.groups; g++) {
-        const uint8_t *chosen = s.chosen + g * kAttendQueries;
+        const float *chosen = s.chosen + g * kAttendQueries;
         int64_t nq = 0;
         for (int64_t i = live; i < n; i++) {
-            if (!chosen[i]) continue;
+            if (chosen[i] == 0.0f) continue;
             s.xq[nq] = (int32_t)i;
             x.q[nq] = s.qrow[i];
             x.dout[nq] = b.orow[i];
