@@ -213,6 +213,7 @@ void expand_groups(const Groups &gr, int64_t expand, std::vector<int32_t> &exact
     std::vector<bool> chosen((size_t)gr.G, false);
     int64_t used = 0;
     for (const Summary &g : order) {
+        if (std::isnan(g.t)) continue;  // never chosen (as the library)
         const int64_t n = gr.count[(size_t)g.group];
         if (n <= expand - used) chosen[(size_t)g.group] = true, used += n;
     }

@@ -124,7 +124,7 @@ extern "C" void smyrf_ref_hybrid_backward(const smyrf_ref_problem *pp,
                             double t = 0;
                             for (int32_t j : rest[(size_t)g]) t += scale * dot(q, K + j * d, d);
                             const double m = (double)rest[(size_t)g].size();
-                            order.push_back({t / m + std::log(m), g});
+                            if (!std::isnan(t)) order.push_back({t / m + std::log(m), g});
                         }
                         std::stable_sort(order.begin(), order.end(),
                                          [](const auto &x, const auto &y) { return x.first > y.first; });
