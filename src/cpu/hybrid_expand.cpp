@@ -6,6 +6,7 @@
 #include "cpu/hybrid.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 namespace smyrf::cpu::hybrid {
@@ -21,7 +22,9 @@ void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
     const int64_t G = p.groups;
     std::fill(s.chosen, s.chosen + G * L, 0.0f);
     std::fill(s.seen, s.seen + G * L, 0.0f);
-    const int32_t smallest = *std::min_element(p.count, p.count + G);
+    int32_t smallest = INT32_MAX;  // the smallest group a summary can stand for
+    for (int64_t g = 0; g < G; g++)
+        if (p.count[g] > 0) smallest = std::min(smallest, p.count[g]);
     alignas(64) int32_t left[L], arg[L];
     alignas(64) float best[L];
     for (int64_t i = 0; i < L; i++) left[i] = i >= live && i < bt.nq ? (int32_t)p.expand : 0;
@@ -53,20 +56,26 @@ void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
         bt.st[x] = s.chosen[x] != 0.0f ? -INFINITY : bt.st[x];
 }
 
+namespace {
+
+// The queries of the tile that chose group g, into s.xq; returns how many.
+int64_t chosen_queries(const Scratch &s, int64_t g, int64_t live, int64_t n) {
+    const float *chosen = s.chosen + g * kAttendQueries;
+    int64_t nq = 0;
+    for (int64_t i = live; i < n; i++)
+        if (chosen[i] != 0.0f) s.xq[nq++] = (int32_t)i;
+    return nq;
+}
+
+}  // namespace
+
 void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
             const Scratch &s) {
     static const TileKernel kernel = tile_kernel();
     const AttentionScratch &x = s.x;
     for (int64_t g = 0; g < p.groups; g++) {
-        const float *chosen = s.chosen + g * kAttendQueries;
-        int64_t nq = 0;
-        for (int64_t i = live; i < n; i++) {
-            if (chosen[i] == 0.0f) continue;
-            s.xq[nq] = (int32_t)i;
-            x.q[nq] = s.qrow[i];
-            x.out[nq] = s.out[i];
-            nq++;
-        }
+        const int64_t nq = chosen_queries(s, g, live, n);
+        for (int64_t r = 0; r < nq; r++) x.q[r] = s.qrow[s.xq[r]], x.out[r] = s.out[s.xq[r]];
         const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
         for (; nq > 0 && m < end; m += kKeyTile) {
             const int64_t nk = std::min<int64_t>(kKeyTile, end - m);
@@ -98,15 +107,11 @@ int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t li
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     int64_t rows = 0;
     for (int64_t g = 0; g < p.groups; g++) {
-        const float *chosen = s.chosen + g * kAttendQueries;
-        int64_t nq = 0;
-        for (int64_t i = live; i < n; i++) {
-            if (chosen[i] == 0.0f) continue;
-            s.xq[nq] = (int32_t)i;
-            x.q[nq] = s.qrow[i];
-            x.dout[nq] = b.orow[i];
-            x.dq[nq] = s.out[i];
-            nq++;
+        const int64_t nq = chosen_queries(s, g, live, n);
+        for (int64_t r = 0; r < nq; r++) {
+            x.q[r] = s.qrow[s.xq[r]];
+            x.dout[r] = b.orow[s.xq[r]];
+            x.dq[r] = s.out[s.xq[r]];
         }
         const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
         for (; nq > 0 && m < end; m += kGradTileKeys) {
