@@ -49,34 +49,6 @@ static float *random_dout(const tc_inputs *in, uint64_t seed) {
 
 static void free_grads(th_grads g) { free(g.dq), free(g.dk), free(g.dv); }
 
-static double loss(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout) {
-    const smyrf_ref_problem rp = tc_ref_problem(in);
-    double *out = tc_doubles(in->no_el);
-    smyrf_ref_hybrid(&rp, hp, 0, out, NULL);
-    double l = 0;
-    for (size_t e = 0; e < in->no_el; e++) l += dout[e] * out[e];
-    free(out);
-    return l;
-}
-
-static void check_fd(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout,
-                     double *x, size_t n, const double *grad, const char *what, const char *name) {
-    const double h = 1e-5;
-    const double big = tc_max_abs(grad, n);
-    for (size_t e = 0; e < n; e++) {
-        const double keep = x[e];
-        x[e] = keep + h;
-        const double up = loss(in, hp, dout);
-        x[e] = keep - h;
-        const double down = loss(in, hp, dout);
-        x[e] = keep;
-        const double fd = (up - down) / (2 * h);
-        if (!(fabs(fd - grad[e]) <= 1e-7 * (1 + big)))
-            fail_msg("%s: %s[%zu]: reference gradient %.12g, finite difference %.12g", name, what, e,
-                     grad[e], fd);
-    }
-}
-
 /* The float64 reference gradient equals central finite differences of the float64
  * reference forward (two-part form). */
 static void reference_matches_finite_differences(void **state) {
@@ -92,9 +64,9 @@ static void reference_matches_finite_differences(void **state) {
         double *dq = tc_doubles(in->nq_el), *dk = tc_doubles(in->nk_el), *dv = tc_doubles(in->nv_el);
         const smyrf_ref_problem rp = tc_ref_problem(in);
         smyrf_ref_hybrid_backward(&rp, &hp, dout, dq, dk, dv);
-        check_fd(in, &hp, dout, in->qd, in->nq_el, dq, "dq", k->name);
-        check_fd(in, &hp, dout, in->kd, in->nk_el, dk, "dk", k->name);
-        check_fd(in, &hp, dout, in->vd, in->nv_el, dv, "dv", k->name);
+        th_check_fd(in, &hp, dout, in->qd, in->nq_el, dq, "dq", k->name);
+        th_check_fd(in, &hp, dout, in->kd, in->nk_el, dk, "dk", k->name);
+        th_check_fd(in, &hp, dout, in->vd, in->nv_el, dv, "dv", k->name);
         free(dq), free(dk), free(dv), free(dout), free(doutf);
         smyrf_plan_destroy(plan);
         tc_inputs_destroy(in);

@@ -606,17 +606,6 @@ static void bad_parameters_are_refused(void **state) {
 
 /* ---------------------------------------------------------------- backward */
 
-
-static double ref_loss(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout) {
-    const smyrf_ref_problem rp = tc_ref_problem(in);
-    double *out = tc_doubles(in->no_el);
-    smyrf_ref_hybrid(&rp, hp, 0, out, NULL);
-    double l = 0;
-    for (size_t e = 0; e < in->no_el; e++) l += dout[e] * out[e];
-    free(out);
-    return l;
-}
-
 /* The float64 reference gradient with expansion against central finite differences of
  * the reference forward (the choice of groups is locally constant). */
 static void reference_backward_matches_finite_differences(void **state) {
@@ -635,23 +624,9 @@ static void reference_backward_matches_finite_differences(void **state) {
         free(doutf);
         double *dq = tc_doubles(in->nq_el), *dk = tc_doubles(in->nk_el), *dv = tc_doubles(in->nv_el);
         smyrf_ref_hybrid_backward(&rp, &hp, dout, dq, dk, dv);
-        double *xs[3] = {in->qd, in->kd, in->vd}, *gs[3] = {dq, dk, dv};
-        const size_t ns[3] = {in->nq_el, in->nk_el, in->nv_el};
-        for (int t = 0; t < 3; t++) {
-            const double big = tc_max_abs(gs[t], ns[t]);
-            for (size_t e = 0; e < ns[t]; e++) {
-                const double keep = xs[t][e], h = 1e-5;
-                xs[t][e] = keep + h;
-                const double up = ref_loss(in, &hp, dout);
-                xs[t][e] = keep - h;
-                const double down = ref_loss(in, &hp, dout);
-                xs[t][e] = keep;
-                const double fd = (up - down) / (2 * h);
-                if (!(fabs(fd - gs[t][e]) <= 1e-7 * (1 + big)))
-                    fail_msg("%s: d%c[%zu]: reference %.12g, finite difference %.12g", rc->name,
-                             "qkv"[t], e, gs[t][e], fd);
-            }
-        }
+        th_check_fd(in, &hp, dout, in->qd, in->nq_el, dq, "dq", rc->name);
+        th_check_fd(in, &hp, dout, in->kd, in->nk_el, dk, "dk", rc->name);
+        th_check_fd(in, &hp, dout, in->vd, in->nv_el, dv, "dv", rc->name);
         free(dq), free(dk), free(dv), free(dout);
         tc_inputs_destroy(in);
     }

@@ -1,5 +1,6 @@
 #include "test_hybrid_support.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 smyrf_config *th_config(const tc_shape *s, const th_params *hp) {
@@ -79,4 +80,32 @@ th_grads th_run_backward(const smyrf_plan *plan, const tc_inputs *in, const floa
         fail_msg("smyrf_execute_backward: %s: %s", smyrf_status_string(st), smyrf_last_error_message());
     free(out), free(lse);
     return g;
+}
+
+static double ref_loss(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout) {
+    const smyrf_ref_problem rp = tc_ref_problem(in);
+    double *out = tc_doubles(in->no_el);
+    smyrf_ref_hybrid(&rp, hp, 0, out, NULL);
+    double l = 0;
+    for (size_t e = 0; e < in->no_el; e++) l += dout[e] * out[e];
+    free(out);
+    return l;
+}
+
+void th_check_fd(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout,
+                 double *x, size_t n, const double *grad, const char *what, const char *name) {
+    const double h = 1e-5;
+    const double big = tc_max_abs(grad, n);
+    for (size_t e = 0; e < n; e++) {
+        const double keep = x[e];
+        x[e] = keep + h;
+        const double up = ref_loss(in, hp, dout);
+        x[e] = keep - h;
+        const double down = ref_loss(in, hp, dout);
+        x[e] = keep;
+        const double fd = (up - down) / (2 * h);
+        if (!(fabs(fd - grad[e]) <= 1e-7 * (1 + big)))
+            fail_msg("%s: %s[%zu]: reference gradient %.12g, finite difference %.12g", name, what, e,
+                     grad[e], fd);
+    }
 }

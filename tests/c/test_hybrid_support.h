@@ -38,5 +38,9 @@ typedef struct th_grads {
     float *dq, *dk, *dv;
 } th_grads;
 th_grads th_run_backward(const smyrf_plan *plan, const tc_inputs *in, const float *dout);
+/* Checks grad, the reference gradient of sum(dout * out) with respect to x[0..n) (one of
+ * in's float64 tensors), against central finite differences of smyrf_ref_hybrid. */
+void th_check_fd(const tc_inputs *in, const smyrf_ref_hybrid_params *hp, const double *dout,
+                 double *x, size_t n, const double *grad, const char *what, const char *name);
 
 #endif
