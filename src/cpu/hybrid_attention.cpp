@@ -95,10 +95,10 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
         const int64_t a0 = block_floor(a), b0 = block_ceil(b);
         // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
         const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
-        const float *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
+        const float *drop = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
         for (int32_t i = (int32_t)a0; i < (int32_t)b0; i++) {
-            const bool in = (i >= a) & (i < b) & (out[i] == 0.0f);  // no &&: the loads vectorise
+            const bool in = (i >= a) & (i < b) & (drop[i] == 0.0f);  // no &&: the loads vectorise
             const float e = fast_exp(s[i] - mx[i]);  // every lane: the loop vectorises
             l[i] += in ? e : 0.0f;
             s[i] = in ? e - u[i] : 0.0f;

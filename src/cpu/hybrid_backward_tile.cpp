@@ -87,10 +87,10 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const BackScratch &
         const int64_t a = sc.qa[r], e = sc.qb[r], a0 = block_floor(a), e0 = block_ceil(e);
         const float *c = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
         const float *u = w.labelled ? dpt + sc.label[r] * kStride : sc.zero;
-        const float *out = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
+        const float *drop = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
         for (int64_t i = 0; i < a0; i++) s[i] = 0.0f, dp[i] = 0.0f;
         for (int64_t i = a0; i < e0; i++) {
-            const bool in = (i >= a) & (i < e) & (out[i] == 0.0f);  // no &&: the loads vectorise
+            const bool in = (i >= a) & (i < e) & (drop[i] == 0.0f);  // no &&: the loads vectorise
             const float x = fast_exp(s[i] - lse[i]);  // every lane: the loop vectorises
             const float P = in ? x : 0.0f;
             s[i] = in ? scale * (P * (dp[i] - D[i]) - c[i]) : 0.0f;
