@@ -48,7 +48,8 @@ PlanPtr make_plan(const Shape &shape, const ModeSpec &spec, const RunSettings &s
           check(smyrf_config_set(cfg.get(), SMYRF_PARAM_Q_CLUSTER_SIZE, spec.cluster), m)))
         return nullptr;
     if (spec.mode == SMYRF_MODE_HYBRID &&
-        !check(smyrf_config_set(cfg.get(), SMYRF_PARAM_BUDGET, spec.budget), m))
+        !(check(smyrf_config_set(cfg.get(), SMYRF_PARAM_BUDGET, spec.budget), m) &&
+          check(smyrf_config_set(cfg.get(), SMYRF_PARAM_EXPAND, settings.expand), m)))
         return nullptr;
     smyrf_plan *plan = nullptr;
     if (!check(smyrf_plan_create(&plan, cfg.get()), m)) return nullptr;

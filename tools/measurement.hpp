@@ -24,6 +24,7 @@ struct RunSettings {
     int reps = 3;         // timed calls, after one untimed warm-up call
     // Also time smyrf_execute_backward, after the forward's calls and their memory figures.
     bool backward = false;
+    int64_t expand = -1;  // HYBRID's SMYRF_PARAM_EXPAND; -1 = derived from the budget
 };
 
 struct Measurement {

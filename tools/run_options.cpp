@@ -7,7 +7,9 @@ const char *const kRunOptionsHelp =
     "  --heads H        heads (default 1)\n"
     "  --d D            head dimension of q, k and v (default 64)\n"
     "  --threads T      worker threads, 0 = all hardware threads (default 0)\n"
-    "  --seed S         seed of the inputs and of the hash directions (default 0)\n";
+    "  --seed S         seed of the inputs and of the hash directions (default 0)\n"
+    "  --expand E       HYBRID keys per query spent expanding the heaviest summaries\n"
+    "                   (SMYRF_PARAM_EXPAND; default -1: derived from the budget, 0: none)\n";
 
 RunOptions read_run_options(Args &args, int default_reps) {
     RunOptions o;
@@ -17,6 +19,7 @@ RunOptions read_run_options(Args &args, int default_reps) {
     o.settings.threads = args.integer("threads", 0, 0, 1024);
     o.settings.reps = (int)args.integer("reps", default_reps, 1, 1000);
     o.settings.seed = (uint64_t)args.integer("seed", 0, 0, INT64_MAX);
+    o.settings.expand = args.integer("expand", -1, -1, INT32_MAX);
     return o;
 }
 
