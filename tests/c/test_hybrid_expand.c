@@ -424,6 +424,8 @@ static const th_case extra[] = {
     {"many small groups", {1, 1, 0, 300, 0, 16, 0, 0}, 0, {0, 20, 60, 2, 2, 0, 24}},
     {"few large groups", {1, 1, 0, 300, 0, 16, 0, 0}, 0.9, {0, 20, 3, 2, 2, 0, 25}},
     {"GQA 3 over 1, Nq > Nk, padding", {1, 3, 1, 210, 120, 16, 8, 0}, 0.8, {0, 10, 8, 2, 2, 0, 26}},
+    /* two groups of about 350 keys: an expanded group spans more than one key tile */
+    {"groups past a key tile", {1, 1, 0, 700, 0, 16, 0, 0}, 0, {0, 20, 2, 2, 2, 0, 27}},
 };
 
 /* The case's parameters with E added and w, S, G kept (budget + E when the budget is set). */
@@ -635,52 +637,58 @@ static void reference_backward_matches_finite_differences(void **state) {
 /* The CPU backward with expansion against the float64 reference gradient (rtol of the
  * largest gradient, as the HYBRID backward suite), on the forward's non-causal shapes
  * and a few E; bitwise the same on 1 and 3 threads; padded keys get zero gradients. */
+/* One case's backward at each E of es against the reference, and on 1 and 3 threads. */
+static void check_backward(const th_case *k, uint64_t seed, const int64_t *es, size_t n_es) {
+    tc_inputs *in = tc_inputs_create(&k->s, seed, k->mask_keep);
+    const smyrf_ref_problem rp = tc_ref_problem(in);
+    float *doutf = tc_alloc(in->no_el * 4);
+    tc_rng r = tc_rng_make(seed + 50);
+    tc_fill_normal(&r, doutf, in->no_el, 1.0);
+    double *dout = tc_doubles(in->no_el);
+    tc_to_double(doutf, dout, in->no_el);
+    smyrf_plan *plan0 = expand_plan(&in->s, &k->hp, 0);
+    const smyrf_ref_hybrid_params r0 = th_resolved(plan0);
+    smyrf_plan_destroy(plan0);
+    for (size_t x = 0; x < n_es; x++) {
+        th_params p = with_expand(&k->hp, &r0, es[x]);
+        th_grads g[2];
+        for (int t = 0; t < 2; t++) {
+            p.threads = t ? 3 : 1;
+            smyrf_plan *plan = expand_plan(&in->s, &p, es[x]);
+            g[t] = th_run_backward(plan, in, doutf);
+            if (t == 0) {
+                const smyrf_ref_hybrid_params hp = th_resolved(plan);
+                double *dq = tc_doubles(in->nq_el), *dk = tc_doubles(in->nk_el);
+                double *dv = tc_doubles(in->nv_el);
+                smyrf_ref_hybrid_backward(&rp, &hp, dout, dq, dk, dv);
+                char what[160];
+                snprintf(what, sizeof what, "%s, E = %lld: dq", k->name, (long long)es[x]);
+                tc_assert_close(g[t].dq, dq, in->nq_el, (size_t)in->s.qk_dim, NULL, 2e-4, 0, what);
+                snprintf(what, sizeof what, "%s, E = %lld: dk", k->name, (long long)es[x]);
+                tc_assert_close(g[t].dk, dk, in->nk_el, (size_t)in->s.qk_dim, NULL, 2e-4, 0, what);
+                snprintf(what, sizeof what, "%s, E = %lld: dv", k->name, (long long)es[x]);
+                tc_assert_close(g[t].dv, dv, in->nv_el, (size_t)in->s.v_dim, NULL, 2e-4, 0, what);
+                free(dq), free(dk), free(dv);
+            }
+            smyrf_plan_destroy(plan);
+        }
+        tc_assert_same_bits(g[0].dq, g[1].dq, in->nq_el * 4, "dq, threads 1 and 3");
+        tc_assert_same_bits(g[0].dk, g[1].dk, in->nk_el * 4, "dk, threads 1 and 3");
+        tc_assert_same_bits(g[0].dv, g[1].dv, in->nv_el * 4, "dv, threads 1 and 3");
+        for (int t = 0; t < 2; t++) free(g[t].dq), free(g[t].dk), free(g[t].dv);
+    }
+    free(doutf), free(dout);
+    tc_inputs_destroy(in);
+}
+
 static void backward_matches_reference(void **state) {
     (void)state;
     const int64_t es[] = {8, 24, 64};
-    for (size_t c = 0; c < 8; c++) { /* th_shapes' non-causal ones */
-        const th_case *k = &th_shapes[c];
-        tc_inputs *in = tc_inputs_create(&k->s, 1500 + c, k->mask_keep);
-        const smyrf_ref_problem rp = tc_ref_problem(in);
-        float *doutf = tc_alloc(in->no_el * 4);
-        tc_rng r = tc_rng_make(1550 + c);
-        tc_fill_normal(&r, doutf, in->no_el, 1.0);
-        double *dout = tc_doubles(in->no_el);
-        tc_to_double(doutf, dout, in->no_el);
-        smyrf_plan *plan0 = expand_plan(&in->s, &k->hp, 0);
-        const smyrf_ref_hybrid_params r0 = th_resolved(plan0);
-        smyrf_plan_destroy(plan0);
-        for (size_t x = 0; x < sizeof es / sizeof es[0]; x++) {
-            th_params p = with_expand(&k->hp, &r0, es[x]);
-            th_grads g[2];
-            for (int t = 0; t < 2; t++) {
-                p.threads = t ? 3 : 1;
-                smyrf_plan *plan = expand_plan(&in->s, &p, es[x]);
-                g[t] = th_run_backward(plan, in, doutf);
-                if (t == 0) {
-                    const smyrf_ref_hybrid_params hp = th_resolved(plan);
-                    double *dq = tc_doubles(in->nq_el), *dk = tc_doubles(in->nk_el);
-                    double *dv = tc_doubles(in->nv_el);
-                    smyrf_ref_hybrid_backward(&rp, &hp, dout, dq, dk, dv);
-                    char what[160];
-                    snprintf(what, sizeof what, "%s, E = %lld: dq", k->name, (long long)es[x]);
-                    tc_assert_close(g[t].dq, dq, in->nq_el, (size_t)in->s.qk_dim, NULL, 2e-4, 0, what);
-                    snprintf(what, sizeof what, "%s, E = %lld: dk", k->name, (long long)es[x]);
-                    tc_assert_close(g[t].dk, dk, in->nk_el, (size_t)in->s.qk_dim, NULL, 2e-4, 0, what);
-                    snprintf(what, sizeof what, "%s, E = %lld: dv", k->name, (long long)es[x]);
-                    tc_assert_close(g[t].dv, dv, in->nv_el, (size_t)in->s.v_dim, NULL, 2e-4, 0, what);
-                    free(dq), free(dk), free(dv);
-                }
-                smyrf_plan_destroy(plan);
-            }
-            tc_assert_same_bits(g[0].dq, g[1].dq, in->nq_el * 4, "dq, threads 1 and 3");
-            tc_assert_same_bits(g[0].dk, g[1].dk, in->nk_el * 4, "dk, threads 1 and 3");
-            tc_assert_same_bits(g[0].dv, g[1].dv, in->nv_el * 4, "dv, threads 1 and 3");
-            for (int t = 0; t < 2; t++) free(g[t].dq), free(g[t].dk), free(g[t].dv);
-        }
-        free(doutf), free(dout);
-        tc_inputs_destroy(in);
-    }
+    for (size_t c = 0; c < 8; c++) /* th_shapes' non-causal ones */
+        check_backward(&th_shapes[c], 1500 + c, es, 3);
+    /* expanded groups longer than a backward key tile: E = 675 fits one of them */
+    const int64_t big[] = {675};
+    check_backward(&extra[6], 1600, big, 1);
 }
 
 int main(void) {
