@@ -196,6 +196,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             smyrf_config_set(cfg, (smyrf_param)(first + 2), ts[i]->sn);
         }
     }
+    // HYBRID's expansion, read last so that older corpus inputs decode as before.
+    if (mode == SMYRF_MODE_HYBRID && in.below(2))
+        smyrf_config_set(cfg, SMYRF_PARAM_EXPAND, (int64_t)in.below(24) - 1);
     smyrf_plan *plan = nullptr, *plan2 = nullptr;
     smyrf_status st = smyrf_plan_create(&plan, cfg);
     if (st != SMYRF_OK) {
