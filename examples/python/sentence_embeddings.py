@@ -35,8 +35,9 @@ MODULES = ["statistics", "configparser", "json", "uuid", "ssl", "argparse", "ite
 SETTINGS = [("smyrf", dict(mode="smyrf", n_hashes=2, q_cluster_size=32), 64),
             ("smyrf", dict(mode="smyrf", n_hashes=4, q_cluster_size=32), 128),
             ("smyrf", dict(mode="smyrf", n_hashes=4, q_cluster_size=64), 256),
-            ("smyrf_hybrid", dict(budget=64), 64),
-            ("smyrf_hybrid", dict(budget=128), 128)]
+            ("smyrf_hybrid", dict(budget=64, expand=-1), 64),
+            ("smyrf_hybrid", dict(budget=128, expand=0), 128),  # without the expansion
+            ("smyrf_hybrid", dict(budget=128, expand=-1), 128)]
 
 
 def corpus():
@@ -106,7 +107,8 @@ def main():
             smyrf.transformers.configure(min_seq_len=0, **settings)
             model.set_attn_implementation(impl)
             label = (f"SMYRF {settings['n_hashes']}x{settings['q_cluster_size']}"
-                     if impl == "smyrf" else f"HYBRID B={settings['budget']}")
+                     if impl == "smyrf" else f"HYBRID B={settings['budget']}"
+                     + (" E=0" if settings["expand"] == 0 else ""))
             try:
                 approx = embed(model, tokenizer, bodies)
             except smyrf.UnsupportedError as e:
