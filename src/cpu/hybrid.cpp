@@ -100,7 +100,7 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     s.mx = arena.take<float>(tq);
     s.l = arena.take<float>(tq);
     s.zero = arena.take<float>(tq);
-    if (d.expand > 0 && !d.causal) {
+    if (max_expanded(d) > 0) {  // expansion's masks and tile
         s.chosen = arena.take<float>(g * tq);
         s.seen = arena.take<float>(g * tq);
         s.x = attention_scratch(arena, d);

@@ -77,6 +77,9 @@ struct Scratch {
 int64_t max_groups(const Desc &d);
 int64_t max_band(const Desc &d);
 int64_t max_rows(const Desc &d);
+// The most members a tile can expand (each query's groups hold at most E keys); 0 where
+// nothing can expand (E = 0, or causal).
+int64_t max_expanded(const Desc &d);
 Scratch scratch_layout(Arena &arena, const Desc &d);
 
 // ---- window (hybrid_window.cpp): the window of query i as the valid-key range [s, e).
@@ -177,8 +180,6 @@ struct TileGrads {
     float *xk, *xv;    // [max_expanded][d], [max_expanded][dv]
     int32_t *xu;       // [max_expanded]
 };
-// The most members a tile can expand: each query's groups hold at most E keys.
-int64_t max_expanded(const Desc &d);
 // The backward's expand (hybrid_expand.cpp): each chosen group's members against the
 // queries that chose it, adding scale dS K into their dq rows and writing the members'
 // gradients into the tile's expanded rows; returns how many rows.

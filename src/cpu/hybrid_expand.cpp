@@ -58,13 +58,33 @@ void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
 
 namespace {
 
-// The queries of the tile that chose group g, into s.xq; returns how many.
-int64_t chosen_queries(const Scratch &s, int64_t g, int64_t live, int64_t n) {
-    const float *chosen = s.chosen + g * kAttendQueries;
-    int64_t nq = 0;
-    for (int64_t i = live; i < n; i++)
-        if (chosen[i] != 0.0f) s.xq[nq++] = (int32_t)i;
-    return nq;
+// Every group some query of the tile chose: its queries (rows of the band tile) into
+// s.xq, then queries(nq); its members (valid-key indices), at most `keys` at a time,
+// their positions into s.xk and their k, v rows into k_rows, v_rows, then
+// chunk(nq, members, nk). Groups in index order, members in position order: the forward
+// and the backward see the same tiles.
+template <class Queries, class Chunk>
+void each_chosen(const View &k, const View &v, const Pair &p, int64_t live, int64_t n,
+                 const Scratch &s, int64_t keys, const float **k_rows, const float **v_rows,
+                 const Queries &queries, const Chunk &chunk) {
+    for (int64_t g = 0; g < p.groups; g++) {
+        const float *chosen = s.chosen + g * kAttendQueries;
+        int64_t nq = 0;
+        for (int64_t i = live; i < n; i++)
+            if (chosen[i] != 0.0f) s.xq[nq++] = (int32_t)i;
+        if (nq == 0) continue;
+        queries(nq);
+        const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
+        for (; m < end; m += keys) {
+            const int64_t nk = std::min<int64_t>(keys, end - m);
+            for (int64_t u = 0; u < nk; u++) {
+                s.xk[u] = p.valid[m[u]];
+                k_rows[u] = k.row(p.b, p.hk, s.xk[u]);
+                v_rows[u] = v.row(p.b, p.hk, s.xk[u]);
+            }
+            chunk(nq, m, nk);
+        }
+    }
 }
 
 }  // namespace
@@ -73,17 +93,11 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
             const Scratch &s) {
     static const TileKernel kernel = tile_kernel();
     const AttentionScratch &x = s.x;
-    for (int64_t g = 0; g < p.groups; g++) {
-        const int64_t nq = chosen_queries(s, g, live, n);
-        for (int64_t r = 0; r < nq; r++) x.q[r] = s.qrow[s.xq[r]], x.out[r] = s.out[s.xq[r]];
-        const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
-        for (; nq > 0 && m < end; m += kKeyTile) {
-            const int64_t nk = std::min<int64_t>(kKeyTile, end - m);
-            for (int64_t u = 0; u < nk; u++) {
-                s.xk[u] = p.valid[m[u]];
-                x.k[u] = a.k.row(p.b, p.hk, s.xk[u]);
-                x.v[u] = a.v.row(p.b, p.hk, s.xk[u]);
-            }
+    each_chosen(a.k, a.v, p, live, n, s, kKeyTile, x.k, x.v,
+        [&](int64_t nq) {
+            for (int64_t r = 0; r < nq; r++) x.q[r] = s.qrow[s.xq[r]], x.out[r] = s.out[s.xq[r]];
+        },
+        [&](int64_t nq, const int32_t *, int64_t nk) {
             Tile t;
             t.q = x.q, t.k = x.k, t.v = x.v, t.out = x.out;
             t.qi = s.xq, t.kj = s.xk;  // m and l below are indexed by the band tile's rows
@@ -95,8 +109,7 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
             t.mx = x.mx, t.sum = x.sum, t.keep = x.keep, t.add = x.add;
             t.done = nullptr, t.inv = x.inv;
             kernel(t);
-        }
-    }
+        });
 }
 
 int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t live, int64_t n,
@@ -106,20 +119,16 @@ int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t li
     const GradScratch &x = b.x;
     const int64_t dim = d.qk_dim, dv = d.v_dim;
     int64_t rows = 0;
-    for (int64_t g = 0; g < p.groups; g++) {
-        const int64_t nq = chosen_queries(s, g, live, n);
-        for (int64_t r = 0; r < nq; r++) {
-            x.q[r] = s.qrow[s.xq[r]];
-            x.dout[r] = b.orow[s.xq[r]];
-            x.dq[r] = s.out[s.xq[r]];
-        }
-        const int32_t *m = p.members + p.member_start[g], *end = p.members + p.member_start[g + 1];
-        for (; nq > 0 && m < end; m += kGradTileKeys) {
-            const int64_t nk = std::min<int64_t>(kGradTileKeys, end - m);
-            for (int64_t u = 0; u < nk; u++, rows++) {
-                s.xk[u] = p.valid[m[u]];
-                x.k[u] = a.k.row(p.b, p.hk, s.xk[u]);
-                x.v[u] = a.v.row(p.b, p.hk, s.xk[u]);
+    each_chosen(a.k, a.v, p, live, n, s, kGradTileKeys, x.k, x.v,
+        [&](int64_t nq) {
+            for (int64_t r = 0; r < nq; r++) {
+                x.q[r] = s.qrow[s.xq[r]];
+                x.dout[r] = b.orow[s.xq[r]];
+                x.dq[r] = s.out[s.xq[r]];
+            }
+        },
+        [&](int64_t nq, const int32_t *m, int64_t nk) {
+            for (int64_t u = 0; u < nk; u++, rows++) {  // the members' rows of the slot
                 out.xu[rows] = m[u];
                 x.dk[u] = out.xk + rows * dim;
                 x.dv[u] = out.xv + rows * dv;
@@ -139,8 +148,7 @@ int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t li
             t.qt = x.qt, t.ot = x.ot, t.pt = x.pt, t.dst = x.dst;
             t.lse_t = x.lse_t, t.delta_t = x.delta_t;
             kernel(t);
-        }
-    }
+        });
     return rows;
 }
 

@@ -90,6 +90,20 @@ void tc_inputs_sync(tc_inputs *in) {
     tc_to_double(in->v, in->vd, in->nv_el);
 }
 
+void tc_fill_padded_keys(tc_inputs *in, float value) {
+    const tc_shape *s = &in->s;
+    if (!in->mask) return;
+    for (int64_t b = 0; b < s->batch; b++)
+        for (int64_t j = 0; j < s->k_len; j++) {
+            if (in->mask[b * s->k_len + j]) continue;
+            for (int64_t h = 0; h < s->kv_heads; h++) {
+                const size_t row = (size_t)((b * s->kv_heads + h) * s->k_len + j);
+                for (int64_t x = 0; x < s->qk_dim; x++) in->k[row * s->qk_dim + x] = value;
+                for (int64_t x = 0; x < s->v_dim; x++) in->v[row * s->v_dim + x] = value;
+            }
+        }
+}
+
 void tc_inputs_destroy(tc_inputs *in) {
     if (!in) return;
     free(in->q), free(in->k), free(in->v), free(in->mask);

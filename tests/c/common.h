@@ -55,6 +55,8 @@ tc_inputs *tc_inputs_create(const tc_shape *s, uint64_t seed, double mask_keep);
 void tc_inputs_destroy(tc_inputs *in);
 /* Call after changing q, k or v in place: refreshes the float64 copies. */
 void tc_inputs_sync(tc_inputs *in);
+/* Sets every element of the padded keys' k and v rows (every kv head) to value. */
+void tc_fill_padded_keys(tc_inputs *in, float value);
 /* The reference's view of the inputs. */
 smyrf_ref_problem tc_ref_problem(const tc_inputs *in);
 

@@ -379,13 +379,7 @@ static void padding_and_constant_values(void **state) {
     float *after = tc_nan_floats(in->no_el), *la = tc_nan_floats(in->nlse);
     ref_expand(&rp, &rh, e, 0, want, want_lse);
     tc_run(plan, in, before, lb);
-    const float nan = nanf("");
-    for (int64_t b = 0; b < 2; b++)
-        for (int64_t j = 0; j < 160; j++) {
-            if (in->mask[b * 160 + j]) continue;
-            for (int64_t x = 0; x < 16; x++) in->k[(b * 160 + j) * 16 + x] = nan;
-            for (int64_t x = 0; x < 8; x++) in->v[(b * 160 + j) * 8 + x] = nan;
-        }
+    tc_fill_padded_keys(in, nanf(""));
     tc_inputs_sync(in);
     ref_expand(&rp, &rh, e, 0, got, got_lse);
     tc_assert_same_bits(want, got, in->no_el * 8, "reference out, padded contents");
