@@ -88,8 +88,8 @@ def torch_smyrf(q, k, v, rounds, cq, dirs):
     ke = torch.cat([k.float(), (m2 - kn).clamp_min(0).sqrt()[..., None], torch.zeros_like(kn)[..., None]], -1)
     qh = torch.einsum("bhnd,hrd->bhrn", qe, dirs)       # [B, H, R, N]
     kh = torch.einsum("bhnd,hrd->bhrn", ke, dirs)
-    qi = qh.argsort(-1, stable=True)
-    ki = kh.argsort(-1, stable=True)
+    qi = qh.argsort(dim=-1, stable=True)
+    ki = kh.argsort(dim=-1, stable=True)
     scale = 1.0 / math.sqrt(d)
     outs, lses = [], []
     for r in range(rounds):

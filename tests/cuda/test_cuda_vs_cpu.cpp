@@ -227,7 +227,7 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
     const Format fk = format_of(c.B, c.Hkv, c.Nk, c.d, layout, strided);
     const Format fv = format_of(c.B, c.Hkv, c.Nk, c.dv, layout, strided);
     const Format fo = format_of(c.B, c.H, c.Nq, c.dv, layout, strided);
-    const float sentinel = 12345.0f;
+    const float sentinel = quantize(12345.0f, t);  // exact in every dtype, so == holds
     const auto hq = pack(q, c.B, c.H, c.Nq, c.d, fq, t, NAN);
     const auto hk = pack(k, c.B, c.Hkv, c.Nk, c.d, fk, t, NAN);
     const auto hv = pack(v, c.B, c.Hkv, c.Nk, c.dv, fv, t, NAN);
