@@ -2,7 +2,7 @@
 # Every check of the CUDA backend that needs a GPU, in one script (for the device tool):
 # the CUDA suites, compute-sanitizer memcheck and racecheck on the small grid, then the
 # benchmark. Logs and JSON go to ${OUT:-gpu-checks}; a short summary is printed last.
-#   bench/cuda/run_gpu_checks.sh [--prebuilt DIR] [--no-bench] [--quick-bench]
+#   bench/cuda/run_gpu_checks.sh [--prebuilt DIR] [--no-bench] [--quick-bench] [--memcheck-only]
 # --prebuilt DIR: run what bench/cuda/pack_prebuilt.sh packed (for a machine without
 # OpenBLAS or CMocka); otherwise build here first. Every step has its own time limit, so
 # one hang cannot eat the lease.
@@ -10,11 +10,12 @@ set -u
 cd "$(dirname "$0")/../.."
 out=${OUT:-gpu-checks}
 mkdir -p "$out"
-bench=1; quick=""; prebuilt=""
+bench=1; quick=""; prebuilt=""; tools="memcheck racecheck"
 while [ $# -gt 0 ]; do
   case $1 in
     --no-bench) bench=0 ;;
     --quick-bench) quick=--quick ;;
+    --memcheck-only) tools=memcheck ;;
     --prebuilt) prebuilt=$2; shift ;;
   esac
   shift
@@ -53,7 +54,7 @@ if [ $bench -eq 1 ]; then
   tail -8 "$out/bench.txt"
 fi
 san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for tool in memcheck racecheck; do
+for tool in $tools; do
   step "sanitizer-$tool" 100 "sanitizer-$tool.log" \
     env SMYRF_CUDA_TEST_SMALL=1 "$san" --tool "$tool" --error-exitcode 3 "$bin/test_cuda_vs_cpu"
   tail -3 "$out/sanitizer-$tool.log"

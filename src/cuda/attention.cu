@@ -171,43 +171,12 @@ attention_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__re
 
     const int bq = t.bq, bk = t.bk;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-
     // This block's problem, queries and keys.
-    const int tiles = job.dense ? (p.Nq + bq - 1) / bq : p.C * job.tiles_per_cluster;
-    const long long prob = blockIdx.x / tiles;
-    const int tile = (int)(blockIdx.x % tiles);
-    const long long b = prob / p.H;
-    const int h = (int)(prob % p.H), hk = h / p.group;
-    const int nv = n_valid[b];
-    int q0, nq, nk;
-    const int32_t *qlist, *klist;
-    if (job.dense) {
-        q0 = tile * bq;
-        nq = min(bq, p.Nq - q0);
-        qlist = nullptr;
-        klist = valid + b * p.Nk;
-        nk = nv;
-        if (p.causal) {  // valid keys after the last query's limit are never allowed
-            const long long last = (long long)q0 + nq - 1 + p.causal_offset;
-            int lo = 0, hi = nv;
-            while (lo < hi) {
-                const int mid = (lo + hi) / 2;
-                if (klist[mid] <= last) lo = mid + 1; else hi = mid;
-            }
-            nk = lo;
-        }
-    } else {
-        const int c = tile / job.tiles_per_cluster, sub = tile % job.tiles_per_cluster;
-        const int c0 = (int)((long long)c * p.Nq / p.C), c1 = (int)((long long)(c + 1) * p.Nq / p.C);
-        q0 = c0 + sub * bq;
-        if (q0 >= c1) return;  // the whole block: nothing to do
-        nq = min(bq, c1 - q0);
-        const long long seg = prob * p.R + job.round;
-        qlist = job.q_sorted + seg * p.Nq + q0;
-        const int k0 = (int)((long long)c * nv / p.C), k1 = (int)((long long)(c + 1) * nv / p.C);
-        klist = job.k_sorted + seg * p.Nk + k0;
-        nk = k1 - k0;
-    }
+    const BlockWork bw = block_work(p, job, bq, blockIdx.x, valid, n_valid);
+    if (bw.nq == 0) return;  // the whole block: nothing to do
+    const long long prob = bw.prob, b = bw.b;
+    const int h = bw.h, hk = bw.hk, q0 = bw.q0, nq = bw.nq, nk = bw.nk;
+    const int32_t *qlist = bw.qlist, *klist = bw.klist;
 
     const T *qbase = q + b * p.q.batch + (long long)h * p.q.head;
     const T *kbase = k + b * p.k.batch + (long long)hk * p.k.head;
@@ -321,7 +290,7 @@ template <class T>
 void launch(const Problem &p, const Tiles &t, const AttentionJob &job, const void *q,
             const void *k, const void *v, const Work &w, cudaStream_t s) {
     const long long tiles = job.dense ? (p.Nq + t.bq - 1) / t.bq
-                                      : (long long)p.C * job.tiles_per_cluster;
+                                      : (long long)p.C * ((job.max_cluster_queries + t.bq - 1) / t.bq);
     const long long blocks = (long long)p.B * p.H * tiles;
     if (blocks > 0x7fffffffLL)
         fail(SMYRF_ERR_UNSUPPORTED, "CUDA backend: %lld attention blocks exceed one grid", blocks);

@@ -80,7 +80,9 @@ private:
     size_t used_ = 0;
 };
 
-Work carve(const Desc &d, void *base, size_t sort_temp, size_t *bytes) {
+// The forward's buffers, or (grads) the backward's: the same clusters, then fp32 gradient
+// sums instead of the combine state.
+Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *bytes) {
     Carver c(base);
     Work w{};
     const size_t B = (size_t)d.batch, H = (size_t)d.heads, Hkv = (size_t)d.kv_heads;
@@ -93,11 +95,13 @@ Work carve(const Desc &d, void *base, size_t sort_temp, size_t *bytes) {
         w.k_norm = c.take<float>(B * Hkv * Nk);
         w.q_max = c.take<uint32_t>(B * H);
         w.k_max = c.take<uint32_t>(B * Hkv);
+        // Query segments, then key segments, contiguous: one sort can take both.
+        const size_t nq = B * H * R * Nq, nk = B * H * R * Nk;
         for (int i = 0; i < 2; i++) {
-            w.q_key[i] = c.take<uint32_t>(B * H * R * Nq);
-            w.q_idx[i] = c.take<int32_t>(B * H * R * Nq);
-            w.k_key[i] = c.take<uint32_t>(B * H * R * Nk);
-            w.k_idx[i] = c.take<int32_t>(B * H * R * Nk);
+            w.q_key[i] = c.take<uint64_t>(nq + nk);
+            w.k_key[i] = w.q_key[i] ? w.q_key[i] + nq : nullptr;
+            w.q_idx[i] = c.take<int32_t>(nq + nk);
+            w.k_idx[i] = w.q_idx[i] ? w.q_idx[i] + nq : nullptr;
         }
         // The raw projections live in the sorts' second buffers until the sort keys exist.
         w.q_raw = (float *)w.q_key[1];
@@ -105,9 +109,18 @@ Work carve(const Desc &d, void *base, size_t sort_temp, size_t *bytes) {
         w.sort_temp = c.take<unsigned char>(sort_temp);
         w.sort_temp_bytes = sort_temp;
     }
-    w.acc = c.take<float>(B * H * Nq * dv);
-    w.m = c.take<float>(B * H * Nq);
-    w.l = c.take<float>(B * H * Nq);
+    if (grads) {
+        const size_t dq = (size_t)d.qk_dim;
+        w.dq = c.take<float>(B * H * Nq * dq);
+        w.dk = c.take<float>(B * H * Nk * dq);
+        w.dv = c.take<float>(B * H * Nk * dv);
+        w.delta = c.take<float>(B * H * Nq);
+        w.met = c.take<int32_t>(B * H * Nq);
+    } else {
+        w.acc = c.take<float>(B * H * Nq * dv);
+        w.m = c.take<float>(B * H * Nq);
+        w.l = c.take<float>(B * H * Nq);
+    }
     if (bytes) *bytes = c.used();
     return w;
 }
@@ -164,11 +177,11 @@ public:
                  (long long)d.qk_dim, (long long)d.v_dim, smem_optin);
         // The cap, not this plan's need: plans with other shapes share the kernel.
         gpu::attention_prepare(d.dtype, (size_t)smem_optin);
+        if (d.qk_dim == d.v_dim) gpu::attention_mma_prepare(d.dtype, (int)d.qk_dim);
 
         size_t sort_temp = 0;
         if (d.mode == SMYRF_MODE_SMYRF) {
-            const int64_t max_cq = (d.q_len + p_.C - 1) / p_.C;
-            tiles_per_cluster_ = (int)((max_cq + tiles_.bq - 1) / tiles_.bq);
+            max_cluster_queries_ = (int)((d.q_len + p_.C - 1) / p_.C);
             sort_temp = gpu::sort_temp_bytes(p_);
             const std::vector<float> dirs = hash_directions(d);
             SMYRF_CUDA(cudaMalloc((void **)&dirs_, dirs.size() * sizeof(float)));
@@ -181,7 +194,10 @@ public:
             }
         }
         sort_temp_ = sort_temp;
-        carve(d_, nullptr, sort_temp_, &workspace_);
+        carve(d_, nullptr, sort_temp_, false, &workspace_);
+        carve(d_, nullptr, sort_temp_, true, &backward_workspace_);
+        backward_fits_ = gpu::backward_prepare(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
+        smem_optin_ = smem_optin;
     }
 
     ~CudaBackend() override {
@@ -194,17 +210,36 @@ public:
 
     const char *name() const override { return "cuda"; }
     size_t workspace_size() const override { return workspace_; }
+    size_t backward_workspace_size() const override { return backward_workspace_; }
 
     void execute(const Tensors &t, void *workspace, void *stream) const override {
+        with_workspace(workspace, workspace_, stream, [&](void *ws, cudaStream_t s) { run(t, ws, s); });
+    }
+
+    void execute_backward(const GradTensors &t, void *workspace, void *stream) const override {
+        if (!backward_fits_)
+            fail(SMYRF_ERR_UNSUPPORTED,
+                 "CUDA backend backward: qk_dim = %lld, v_dim = %lld need %zu bytes of shared "
+                 "memory per block, the device has %d", (long long)d_.qk_dim,
+                 (long long)d_.v_dim, gpu::backward_smem(p_.d, p_.dv), smem_optin_);
+        with_workspace(workspace, backward_workspace_, stream,
+                       [&](void *ws, cudaStream_t s) { run_backward(t, ws, s); });
+    }
+
+private:
+    // Runs body(workspace, stream) on this plan's device, on the caller's workspace or one
+    // allocated on the stream (cudaMallocAsync / cudaFreeAsync: no host synchronisation).
+    template <class Body>
+    void with_workspace(void *workspace, size_t bytes, void *stream, Body body) const {
         DeviceScope scope(device_);
         const cudaStream_t s = (cudaStream_t)stream;
         void *own = nullptr;
         if (!workspace) {
-            SMYRF_CUDA(cudaMallocAsync(&own, workspace_, s));
+            SMYRF_CUDA(cudaMallocAsync(&own, bytes, s));
             workspace = own;
         }
         try {
-            run(t, workspace, s);
+            body(workspace, s);
         } catch (...) {
             if (own) (void)cudaFreeAsync(own, s);
             throw;
@@ -212,36 +247,56 @@ public:
         if (own) SMYRF_CUDA(cudaFreeAsync(own, s));
     }
 
-private:
+    // The clusters of every round (stages 1-3), as the forward computes them.
+    void clusters(const Tensors &t, const gpu::Work &w, cudaStream_t s, const int32_t **q_sorted,
+                  const int32_t **k_sorted) const {
+        gpu::valid_keys(p_, t.key_mask, w, s);
+        if (d_.mode == SMYRF_MODE_DENSE) return;
+        gpu::transform_hash(p_, d_.dtype, t.q, t.k, t.key_mask, dirs_, w, s);
+        gpu::sort_clusters(p_, w, s, q_sorted, k_sorted);
+    }
+
+    void run_backward(const GradTensors &t, void *workspace, cudaStream_t s) const {
+        const gpu::Work w = carve(d_, workspace, sort_temp_, true, nullptr);
+        const int32_t *q_sorted = nullptr, *k_sorted = nullptr;
+        clusters(Tensors{t.q, t.k, t.v, t.key_mask, nullptr, nullptr}, w, s, &q_sorted, &k_sorted);
+        gpu::backward(p_, d_.dtype, d_.mode == SMYRF_MODE_DENSE, q_sorted, k_sorted, t.q, t.k,
+                      t.v, t.out, t.lse, t.dout, t.dq, t.dk, t.dv, w, s);
+    }
+
     void run(const Tensors &t, void *workspace, cudaStream_t s) const {
-        const gpu::Work w = carve(d_, workspace, sort_temp_, nullptr);
+        const gpu::Work w = carve(d_, workspace, sort_temp_, false, nullptr);
+        // The tensor-core path when the dtype, dims and the caller's pointers allow it.
+        const bool mma = gpu::mma_applies(p_, d_.dtype, t.q, t.k, t.v, t.out);
         if (d_.mode == SMYRF_MODE_DENSE) {
-            gpu::dense(p_, d_.dtype, tiles_, t.q, t.k, t.v, t.key_mask, t.out, t.lse, w, s);
+            gpu::dense(p_, d_.dtype, tiles_, mma, t.q, t.k, t.v, t.key_mask, t.out, t.lse, w, s);
             return;
         }
-        gpu::valid_keys(p_, t.key_mask, w, s);
-        gpu::transform_hash(p_, d_.dtype, t.q, t.k, t.key_mask, dirs_, w, s);
         const int32_t *q_sorted = nullptr, *k_sorted = nullptr;
-        gpu::sort_clusters(p_, w, s, &q_sorted, &k_sorted);
+        clusters(t, w, s, &q_sorted, &k_sorted);
         for (int r = 0; r < p_.R; r++) {
             gpu::AttentionJob job{};
             job.dense = false;
             job.round = r;
+            job.last = r == p_.R - 1;
             job.q_sorted = q_sorted;
             job.k_sorted = k_sorted;
-            job.tiles_per_cluster = tiles_per_cluster_;
-            gpu::attention(p_, d_.dtype, tiles_, job, t.q, t.k, t.v, w, s);
+            job.max_cluster_queries = max_cluster_queries_;
+            if (mma) gpu::attention_mma(p_, d_.dtype, job, t.q, t.k, t.v, t.out, t.lse, w, s);
+            else gpu::attention(p_, d_.dtype, tiles_, job, t.q, t.k, t.v, w, s);
         }
-        gpu::combine(p_, d_.dtype, t.q, t.k, t.v, t.out, t.lse, w, s);
+        if (!mma) gpu::combine(p_, d_.dtype, t.q, t.k, t.v, t.out, t.lse, w, s);
     }
 
     Desc d_;
     gpu::Problem p_;
     gpu::Tiles tiles_{};
     int device_ = 0;
-    int tiles_per_cluster_ = 0;
+    int max_cluster_queries_ = 0;
+    bool backward_fits_ = false;
+    int smem_optin_ = 0;
     float *dirs_ = nullptr;  // [H][R][d + 2] on the device
-    size_t sort_temp_ = 0, workspace_ = 0;
+    size_t sort_temp_ = 0, workspace_ = 0, backward_workspace_ = 0;
 };
 
 }  // namespace

@@ -7,12 +7,6 @@
 namespace smyrf::gpu {
 namespace {
 
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
 // One warp per query row.
 template <class T>
 __global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__restrict__ k,
@@ -26,7 +20,7 @@ __global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__re
     for (long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; row < rows;
          row += warps) {
         const long long prob = row / p.Nq, b = prob / p.H;
-        const int i = (int)(row % p.Nq), h = (int)(prob % p.H), hk = h / p.group;
+        const int i = (int)(row % p.Nq), h = (int)(prob % p.H);
         T *orow = out + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
         const float l = gl[row];
         float lse_v;
@@ -35,28 +29,8 @@ __global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__re
             const float *arow = acc + row * p.dv;
             for (int c = lane; c < p.dv; c += 32) orow[c] = from_f32<T>(arow[c] * inv);
             lse_v = gm[row] + logf(l);
-        } else {
-            // Every round missed this query: its latest allowed valid key alone.
-            const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
-            const int32_t *vl = valid + b * p.Nk;
-            int lo = 0, hi = n_valid[b];
-            while (lo < hi) {
-                const int mid = (lo + hi) / 2;
-                if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
-            }
-            if (lo > 0) {
-                const int j = vl[lo - 1];
-                const T *vrow = v + b * p.v.batch + (long long)hk * p.v.head + (long long)j * p.v.token;
-                const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
-                const T *krow = k + b * p.k.batch + (long long)hk * p.k.head + (long long)j * p.k.token;
-                for (int c = lane; c < p.dv; c += 32) orow[c] = vrow[c];
-                float dot = 0.0f;
-                for (int c = lane; c < p.d; c += 32) dot = fmaf(to_f32(qrow[c]), to_f32(krow[c]), dot);
-                lse_v = p.scale * warp_sum(dot);
-            } else {
-                for (int c = lane; c < p.dv; c += 32) orow[c] = from_f32<T>(0.0f);
-                lse_v = -__builtin_huge_valf();
-            }
+        } else {  // every round missed this query
+            lse_v = fallback_row<32>(p, q, k, v, valid, n_valid, b, h, i, orow, lane, 0xffffffffu);
         }
         if (lse && lane == 0) lse[row] = lse_v;
     }

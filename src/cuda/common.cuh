@@ -77,12 +77,19 @@ struct Work {
     int32_t *n_valid;           // [B]
     float *q_norm, *k_norm;     // [B*H][Nq], [B*Hkv][Nk]   fp32 |x|^2
     uint32_t *q_max, *k_max;    // [B*H], [B*Hkv]           max norms as float bits
-    uint32_t *q_key[2], *k_key[2];  // [B*H*R][Nq], [B*H*R][Nk] sort double buffers
+    uint64_t *q_key[2], *k_key[2];  // [B*H*R][Nq], [B*H*R][Nk] sort double buffers:
+                                    // segment << 32 | sortable hash bits
     int32_t *q_idx[2], *k_idx[2];
     float *q_raw, *k_raw;       // = q_key[1], k_key[1]: a_r . x before the XBOX+ term
     void *sort_temp;
     size_t sort_temp_bytes;
     float *acc, *m, *l;         // [B*H][Nq][dv], [B*H][Nq] x 2: the online combine state
+                                // (forward only)
+    // Backward only: fp32 gradient sums per query head, dout . out, and whether a query
+    // met an allowed key in some round (SMYRF: the others fall back).
+    float *dq, *dk, *dv;        // [B*H][Nq][d], [B*H][Nk][d], [B*H][Nk][dv]
+    float *delta;               // [B*H][Nq]
+    int32_t *met;               // [B*H][Nq]
 };
 
 // Tile shape of the attention kernel, chosen per plan to fit shared memory.
@@ -96,10 +103,105 @@ struct Tiles {
 struct AttentionJob {
     bool dense;
     int round;                  // SMYRF: r (round 0 starts the combine state)
+    bool last;                  // the last round (DENSE: always): mma path writes out, lse
     const int32_t *q_sorted;    // SMYRF: [B*H*R][Nq] query positions in hash order
     const int32_t *k_sorted;    // SMYRF: [B*H*R][Nk] valid key positions in hash order
-    int tiles_per_cluster;      // SMYRF: ceil(max queries per cluster / bq)
+    int max_cluster_queries;    // SMYRF: ceil(Nq / C), the largest query cluster
 };
+
+// The queries and keys one attention block works on: query tile `tile` of problem `prob`
+// (a cluster's sub-tile in SMYRF, consecutive positions in DENSE). nq == 0: no work.
+struct BlockWork {
+    long long prob, b;
+    int h, hk;
+    int q0, nq;                 // first query (hash-order index or position), count
+    const int32_t *qlist;       // SMYRF: query positions from q0 on; DENSE: null
+    const int32_t *klist;       // key positions to attend, nk of them
+    int nk;
+};
+
+__device__ inline int tiles_per_problem(const Problem &p, const AttentionJob &job, int bq) {
+    return job.dense ? (p.Nq + bq - 1) / bq
+                     : p.C * ((job.max_cluster_queries + bq - 1) / bq);
+}
+
+__device__ inline BlockWork block_work(const Problem &p, const AttentionJob &job, int bq,
+                                       long long block, const int32_t *valid,
+                                       const int32_t *n_valid) {
+    BlockWork w{};
+    const int tiles = tiles_per_problem(p, job, bq);
+    w.prob = block / tiles;
+    const int tile = (int)(block % tiles);
+    w.b = w.prob / p.H;
+    w.h = (int)(w.prob % p.H);
+    w.hk = w.h / p.group;
+    const int nv = n_valid[w.b];
+    if (job.dense) {
+        w.q0 = tile * bq;
+        w.nq = min(bq, p.Nq - w.q0);
+        w.qlist = nullptr;
+        w.klist = valid + w.b * p.Nk;
+        w.nk = nv;
+        if (p.causal) {  // valid keys after the last query's limit are never allowed
+            const long long last = (long long)w.q0 + w.nq - 1 + p.causal_offset;
+            int lo = 0, hi = nv;
+            while (lo < hi) {
+                const int mid = (lo + hi) / 2;
+                if (w.klist[mid] <= last) lo = mid + 1; else hi = mid;
+            }
+            w.nk = lo;
+        }
+        return w;
+    }
+    const int per = (job.max_cluster_queries + bq - 1) / bq;
+    const int c = tile / per, sub = tile % per;
+    const int c0 = (int)((long long)c * p.Nq / p.C), c1 = (int)((long long)(c + 1) * p.Nq / p.C);
+    w.q0 = c0 + sub * bq;
+    w.nq = max(0, min(bq, c1 - w.q0));
+    const long long seg = w.prob * p.R + job.round;
+    w.qlist = job.q_sorted + seg * p.Nq + w.q0;
+    const int k0 = (int)((long long)c * nv / p.C), k1 = (int)((long long)(c + 1) * nv / p.C);
+    w.klist = job.k_sorted + seg * p.Nk + k0;
+    w.nk = k1 - k0;
+    return w;
+}
+
+// Sum over groups of W consecutive lanes (W a power of two <= 32) named by mask.
+template <int W>
+__device__ __forceinline__ float group_sum(float x, unsigned mask) {
+#pragma unroll
+    for (int o = W / 2; o > 0; o >>= 1) x += __shfl_xor_sync(mask, x, o);
+    return x;
+}
+
+// The fallback of a query that met no allowed key in any round (docs/algorithm.md): its
+// latest allowed valid key alone, else zeros and lse = -inf. W lanes (sub = 0..W-1, all
+// in mask) write the row together; returns the lse.
+template <int W, class T>
+__device__ float fallback_row(const Problem &p, const T *q, const T *k, const T *v,
+                              const int32_t *valid, const int32_t *n_valid, long long b, int h,
+                              int i, T *orow, int sub, unsigned mask) {
+    const int hk = h / p.group;
+    const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
+    const int32_t *vl = valid + b * p.Nk;
+    int lo = 0, hi = n_valid[b];
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
+    }
+    if (lo == 0) {
+        for (int c = sub; c < p.dv; c += W) orow[c] = from_f32<T>(0.0f);
+        return -__builtin_huge_valf();
+    }
+    const int j = vl[lo - 1];
+    const T *vrow = v + b * p.v.batch + (long long)hk * p.v.head + (long long)j * p.v.token;
+    const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
+    const T *krow = k + b * p.k.batch + (long long)hk * p.k.head + (long long)j * p.k.token;
+    for (int c = sub; c < p.dv; c += W) orow[c] = vrow[c];
+    float dot = 0.0f;
+    for (int c = sub; c < p.d; c += W) dot = fmaf(to_f32(qrow[c]), to_f32(krow[c]), dot);
+    return p.scale * group_sum<W>(dot, mask);
+}
 
 // ---------------------------------------------------------------- stages (launchers)
 
@@ -118,25 +220,46 @@ void transform_hash(const Problem &p, smyrf_dtype dtype, const void *q, const vo
                     const uint8_t *key_mask, const float *dirs, const Work &w,
                     cudaStream_t s);
 
-// cluster.cu: stable segmented radix sort of every (problem, round) segment; returns
+// cluster.cu: stable radix sort of every (problem, round) segment; returns
 // through q_sorted/k_sorted the buffers holding the sorted positions.
 size_t sort_temp_bytes(const Problem &p);
 void sort_clusters(const Problem &p, const Work &w, cudaStream_t s, const int32_t **q_sorted,
                    const int32_t **k_sorted);
 
 // attention.cu: one launch per SMYRF round (or one for DENSE), merged online into
-// w.acc / w.m / w.l.
+// w.acc / w.m / w.l; combine() finishes. Any dtype, dims and strides.
 void attention(const Problem &p, smyrf_dtype dtype, const Tiles &t, const AttentionJob &job,
                const void *q, const void *k, const void *v, const Work &w, cudaStream_t s);
+
+// attention_mma.cu: the tensor-core path for fp16/bf16 with d = dv in {64, 128} and
+// 16-byte aligned rows (mma_applies says when). Same merge as attention(), but the last
+// round (and DENSE) also writes out and lse: no combine() after it.
+bool mma_applies(const Problem &p, smyrf_dtype dtype, const void *q, const void *k,
+                 const void *v, const void *out);
+void attention_mma_prepare(smyrf_dtype dtype, int d);
+void attention_mma(const Problem &p, smyrf_dtype dtype, const AttentionJob &job, const void *q,
+                   const void *k, const void *v, void *out, float *lse, const Work &w,
+                   cudaStream_t s);
+
+// backward.cu: dq, dk, dv (docs/algorithm.md, "Backward") on the clusters of the
+// forward (SMYRF: q_sorted, k_sorted of sort_clusters) or the dense tiles; the caller's
+// gradients are written once, in its dtype and strides.
+void backward(const Problem &p, smyrf_dtype dtype, bool dense, const int32_t *q_sorted,
+              const int32_t *k_sorted, const void *q, const void *k, const void *v,
+              const void *out, const float *lse, const void *dout, void *dq, void *dk, void *dv,
+              const Work &w, cudaStream_t s);
+// False when the backward's tiles of these dims do not fit max_smem bytes.
+bool backward_prepare(smyrf_dtype dtype, int d, int dv, size_t max_smem);
+size_t backward_smem(int d, int dv);
 
 // combine.cu: out = acc / l and lse = m + log l, or the fallback; writes out once.
 void combine(const Problem &p, smyrf_dtype dtype, const void *q, const void *k, const void *v,
              void *out, float *lse, const Work &w, cudaStream_t s);
 
 // dense.cu: DENSE mode (valid keys, tiled attention, combine).
-void dense(const Problem &p, smyrf_dtype dtype, const Tiles &t, const void *q, const void *k,
-           const void *v, const uint8_t *key_mask, void *out, float *lse, const Work &w,
-           cudaStream_t s);
+void dense(const Problem &p, smyrf_dtype dtype, const Tiles &t, bool mma, const void *q,
+           const void *k, const void *v, const uint8_t *key_mask, void *out, float *lse,
+           const Work &w, cudaStream_t s);
 
 inline unsigned blocks_for(long long n, int per_block) {
     const long long b = (n + per_block - 1) / per_block;
