@@ -21,6 +21,30 @@ constexpr float kNegInf = -__builtin_huge_valf();
 
 enum class Kind { cluster, dense_keys, dense_queries };
 
+constexpr int kCols = 16;  // columns per thread in the products: d, dv <= 16 * 16
+static_assert(kThreads == 256 && kT == 32, "the 2 x 2 and 2 x 16 blocks assume 16 x 16 threads");
+
+// acc[i][m] = sum over x < n of A[(row0 + i) * fixed + x * step] * B[x * ldb + cg + 16 m]
+// for columns below dim: a 2 x kCols block of a product whose operands are in shared
+// memory, each loaded value used 2 or kCols times.
+__device__ __forceinline__ void block_product(float (&acc)[2][kCols], const float *A, int fixed,
+                                              int step, int row0, const float *B, int ldb, int n,
+                                              int cg, int dim) {
+#pragma unroll
+    for (int m = 0; m < kCols; m++) acc[0][m] = acc[1][m] = 0.0f;
+    for (int x = 0; x < n; x++) {
+        const float a0 = A[row0 * fixed + x * step], a1 = A[(row0 + 1) * fixed + x * step];
+        const float *b = B + x * ldb + cg;
+#pragma unroll
+        for (int m = 0; m < kCols; m++)
+            if (cg + 16 * m < dim) {
+                const float bv = b[16 * m];
+                acc[0][m] = fmaf(a0, bv, acc[0][m]);
+                acc[1][m] = fmaf(a1, bv, acc[1][m]);
+            }
+    }
+}
+
 // Shared memory of a block, in floats (positions and flags are ints of the same size).
 __host__ __device__ inline size_t smem_floats(int d, int dv) {
     return (size_t)kT * (3 * (d + 1) + 3 * (dv + 1) + 2 * (kT + 1) + 5);
@@ -110,21 +134,33 @@ backward_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__res
                 Os[r * ldv + c] = r < nqt ? to_f32(ob[(long long)qp[r] * p.out.token + c]) : 0.0f;
             }
             __syncthreads();
-            // P and dS for every (query, key) pair of the two tiles.
-            for (int e = tid; e < kT * kT; e += kThreads) {
-                const int r = e / kT, u = e % kT;
-                float pv = 0.0f, ds = 0.0f;
-                const bool ok = r < nqt && u < nkt &&
-                                (!p.causal || kp[u] <= (long long)qp[r] + p.causal_offset);
-                if (ok && lse_s[r] != kNegInf) {
-                    float s = 0.0f, dp = 0.0f;
-                    for (int c = 0; c < d; c++) s = fmaf(Qs[r * ldq + c], Ks[u * ldq + c], s);
-                    for (int c = 0; c < dvd; c++) dp = fmaf(Os[r * ldv + c], Vs[u * ldv + c], dp);
-                    pv = expf(s * p.scale - lse_s[r]);
-                    ds = pv * (dp - D_s[r]);
+            // P and dS for every (query, key) pair of the two tiles: a 2 x 2 block each.
+            {
+                const int r0 = (tid / 16) * 2, u0 = (tid % 16) * 2;
+                float sc[2][2] = {}, dp[2][2] = {};
+                for (int c = 0; c < d; c++) {
+                    const float a0 = Qs[r0 * ldq + c], a1 = Qs[(r0 + 1) * ldq + c];
+                    const float b0 = Ks[u0 * ldq + c], b1 = Ks[(u0 + 1) * ldq + c];
+                    sc[0][0] = fmaf(a0, b0, sc[0][0]), sc[0][1] = fmaf(a0, b1, sc[0][1]);
+                    sc[1][0] = fmaf(a1, b0, sc[1][0]), sc[1][1] = fmaf(a1, b1, sc[1][1]);
                 }
-                Ps[r * ldp + u] = pv;
-                dSs[r * ldp + u] = ds;
+                for (int c = 0; c < dvd; c++) {
+                    const float a0 = Os[r0 * ldv + c], a1 = Os[(r0 + 1) * ldv + c];
+                    const float b0 = Vs[u0 * ldv + c], b1 = Vs[(u0 + 1) * ldv + c];
+                    dp[0][0] = fmaf(a0, b0, dp[0][0]), dp[0][1] = fmaf(a0, b1, dp[0][1]);
+                    dp[1][0] = fmaf(a1, b0, dp[1][0]), dp[1][1] = fmaf(a1, b1, dp[1][1]);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) {
+                        const int r = r0 + i, u = u0 + j;
+                        const bool ok = r < nqt && u < nkt && lse_s[r] != kNegInf &&
+                                        (!p.causal || kp[u] <= (long long)qp[r] + p.causal_offset);
+                        const float pv = ok ? expf(sc[i][j] * p.scale - lse_s[r]) : 0.0f;
+                        Ps[r * ldp + u] = pv;
+                        dSs[r * ldp + u] = ok ? pv * (dp[i][j] - D_s[r]) : 0.0f;
+                    }
             }
             if (kind == Kind::cluster && tid < nqt) {  // did this query meet an allowed key?
                 int any = 0;
@@ -133,26 +169,30 @@ backward_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__res
                 hit[tid] = any;
             }
             __syncthreads();
+            // The three products, each thread a 2 x up-to-16 block (rows row0, row0 + 1;
+            // columns cg + 16 m).
+            const int row0 = (tid / 16) * 2, cg = tid % 16;
+            float acc[2][kCols];
             if (want_kv) {
-                for (int e = tid; e < nkt * dvd; e += kThreads) {
-                    const int u = e / dvd, c = e % dvd;
-                    float a = dVs[u * ldv + c];
-                    for (int r = 0; r < nqt; r++) a = fmaf(Ps[r * ldp + u], Os[r * ldv + c], a);
-                    dVs[u * ldv + c] = a;
-                }
-                for (int e = tid; e < nkt * d; e += kThreads) {
-                    const int u = e / d, c = e % d;
-                    float a = 0.0f;
-                    for (int r = 0; r < nqt; r++) a = fmaf(dSs[r * ldp + u], Qs[r * ldq + c], a);
-                    dKs[u * ldq + c] += p.scale * a;
-                }
+                block_product(acc, Ps, 1, ldp, row0, Os, ldv, nqt, cg, dvd);
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int m = 0; m < kCols; m++)
+                        if (cg + 16 * m < dvd) dVs[(row0 + i) * ldv + cg + 16 * m] += acc[i][m];
+                block_product(acc, dSs, 1, ldp, row0, Qs, ldq, nqt, cg, d);
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int m = 0; m < kCols; m++)
+                        if (cg + 16 * m < d) dKs[(row0 + i) * ldq + cg + 16 * m] += p.scale * acc[i][m];
             }
             if (want_dq) {  // rows this block owns: plain read-modify-write
-                for (int e = tid; e < nqt * d; e += kThreads) {
-                    const int r = e / d, c = e % d;
-                    float a = 0.0f;
-                    for (int u = 0; u < nkt; u++) a = fmaf(dSs[r * ldp + u], Ks[u * ldq + c], a);
-                    dq[(prob * p.Nq + qp[r]) * d + c] += p.scale * a;
+                block_product(acc, dSs, ldp, 1, row0, Ks, ldq, nkt, cg, d);
+                for (int i = 0; i < 2; i++) {
+                    if (row0 + i >= nqt) continue;
+                    float *row = dq + (prob * p.Nq + qp[row0 + i]) * d;
+#pragma unroll
+                    for (int m = 0; m < kCols; m++)
+                        if (cg + 16 * m < d) row[cg + 16 * m] += p.scale * acc[i][m];
                 }
                 if (kind == Kind::cluster && tid < nqt && hit[tid]) met[prob * p.Nq + qp[tid]] = 1;
             }
@@ -191,8 +231,8 @@ __global__ void delta_kernel(Problem p, const T *__restrict__ out, const T *__re
 }
 
 // SMYRF: a query that met no allowed key in any round attended its fallback key alone, so
-// that key's dv gets dout_i. One block per problem walks the queries in order (no two
-// fallbacks race for a key); threads share the columns.
+// that key's dv gets dout_i. One block per problem walks the queries in order; thread t
+// owns columns t, t + blockDim.x, ..., so fallbacks that share a key add in query order.
 template <class T>
 __global__ void fallback_kernel(Problem p, const T *__restrict__ dout, const float *__restrict__ lse,
                                 const int32_t *__restrict__ valid, const int32_t *__restrict__ n_valid,
@@ -213,7 +253,6 @@ __global__ void fallback_kernel(Problem p, const T *__restrict__ dout, const flo
         float *row = dv + (prob * p.Nk + vl[lo - 1]) * p.dv;
         for (int c = threadIdx.x; c < p.dv; c += blockDim.x)
             row[c] += to_f32(ob[(long long)i * p.out.token + c]);
-        __syncthreads();  // the next fallback may hit the same key
     }
 }
 

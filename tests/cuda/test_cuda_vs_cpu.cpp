@@ -446,6 +446,7 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
 }  // namespace
 
 int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a sanitizer run stopped early keeps its lines
     if (usable_devices() == 0) {
         std::printf("SKIP: no CUDA device with compute capability >= 8.0\n");
         return kSkip;
