@@ -242,15 +242,9 @@ __global__ void fallback_kernel(Problem p, const T *__restrict__ dout, const flo
     const T *ob = dout + b * p.out.batch + (long long)h * p.out.head;
     for (int i = 0; i < p.Nq; i++) {
         if (met[prob * p.Nq + i] || lse[prob * p.Nq + i] == kNegInf) continue;
-        const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
-        const int32_t *vl = valid + b * p.Nk;
-        int lo = 0, hi = n_valid[b];
-        while (lo < hi) {
-            const int mid = (lo + hi) / 2;
-            if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
-        }
-        if (lo == 0) continue;
-        float *row = dv + (prob * p.Nk + vl[lo - 1]) * p.dv;
+        const int j = fallback_key(p, valid, n_valid, b, i);
+        if (j < 0) continue;
+        float *row = dv + (prob * p.Nk + j) * p.dv;
         for (int c = threadIdx.x; c < p.dv; c += blockDim.x)
             row[c] += to_f32(ob[(long long)i * p.out.token + c]);
     }

@@ -109,6 +109,26 @@ struct AttentionJob {
     int max_cluster_queries;    // SMYRF: ceil(Nq / C), the largest query cluster
 };
 
+// How many of the n ascending valid positions vl[] are <= limit (binary search).
+__device__ inline int valid_upto(const int32_t *vl, int n, long long limit) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+// The key a query falls back to when it met no allowed key in any round
+// (docs/algorithm.md): its latest allowed valid key, or -1 when it has none.
+__device__ inline int fallback_key(const Problem &p, const int32_t *valid,
+                                   const int32_t *n_valid, long long b, int i) {
+    const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
+    const int32_t *vl = valid + b * p.Nk;
+    const int n = valid_upto(vl, n_valid[b], limit);
+    return n > 0 ? vl[n - 1] : -1;
+}
+
 // The queries and keys one attention block works on: query tile `tile` of problem `prob`
 // (a cluster's sub-tile in SMYRF, consecutive positions in DENSE). nq == 0: no work.
 struct BlockWork {
@@ -142,15 +162,8 @@ __device__ inline BlockWork block_work(const Problem &p, const AttentionJob &job
         w.qlist = nullptr;
         w.klist = valid + w.b * p.Nk;
         w.nk = nv;
-        if (p.causal) {  // valid keys after the last query's limit are never allowed
-            const long long last = (long long)w.q0 + w.nq - 1 + p.causal_offset;
-            int lo = 0, hi = nv;
-            while (lo < hi) {
-                const int mid = (lo + hi) / 2;
-                if (w.klist[mid] <= last) lo = mid + 1; else hi = mid;
-            }
-            w.nk = lo;
-        }
+        if (p.causal)  // valid keys after the last query's limit are never allowed
+            w.nk = valid_upto(w.klist, nv, (long long)w.q0 + w.nq - 1 + p.causal_offset);
         return w;
     }
     const int per = (job.max_cluster_queries + bq - 1) / bq;
@@ -182,18 +195,11 @@ __device__ float fallback_row(const Problem &p, const T *q, const T *k, const T 
                               const int32_t *valid, const int32_t *n_valid, long long b, int h,
                               int i, T *orow, int sub, unsigned mask) {
     const int hk = h / p.group;
-    const long long limit = p.causal ? (long long)i + p.causal_offset : (long long)p.Nk - 1;
-    const int32_t *vl = valid + b * p.Nk;
-    int lo = 0, hi = n_valid[b];
-    while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (vl[mid] <= limit) lo = mid + 1; else hi = mid;
-    }
-    if (lo == 0) {
+    const int j = fallback_key(p, valid, n_valid, b, i);
+    if (j < 0) {
         for (int c = sub; c < p.dv; c += W) orow[c] = from_f32<T>(0.0f);
         return -__builtin_huge_valf();
     }
-    const int j = vl[lo - 1];
     const T *vrow = v + b * p.v.batch + (long long)hk * p.v.head + (long long)j * p.v.token;
     const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
     const T *krow = k + b * p.k.batch + (long long)hk * p.k.head + (long long)j * p.k.token;
