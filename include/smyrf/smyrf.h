@@ -219,7 +219,10 @@ SMYRF_API const char *smyrf_plan_backend_name(const smyrf_plan *plan);
  *   workspace, workspace_bytes: scratch of at least smyrf_plan_workspace_size bytes, or
  *            NULL (and 0) to let the call allocate its own
  *   stream   cudaStream_t for the CUDA backend (NULL = the default stream); ignored on CPU
- * Pointers are host pointers for the CPU backend and device pointers for CUDA. */
+ * Pointers are host pointers for the CPU backend and device pointers for CUDA (the
+ * workspace too). On CUDA the call only enqueues work on the stream and returns without
+ * synchronising: out and lse are ready when the stream gets there; without a workspace
+ * it allocates and frees one on the stream (cudaMallocAsync, cudaFreeAsync). */
 SMYRF_API smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
                                      const void *v, const uint8_t *key_mask, void *out,
                                      float *lse, void *workspace, size_t workspace_bytes,
