@@ -48,6 +48,18 @@ step() {  # step NAME LIMIT_S LOG COMMAND...: runs it, records rc
 step availability 60 availability.log "$bin/test_cuda_availability"
 step cuda-vs-cpu 150 cuda-vs-cpu.log "$bin/test_cuda_vs_cpu"
 tail -25 "$out/cuda-vs-cpu.log"
+if [ -n "$prebuilt" ] && [ -f "$prebuilt/python/smyrfPYTHON_wrap.c" ]; then
+  # The Python package for the device's interpreter, then the suites' CUDA tests
+  # (smyrf.torch on CUDA tensors, forward and gradients against the CPU).
+  py_inc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  py_ext=$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+  step python-module 120 python-module.log cc -O2 -shared -fPIC -w -I"$py_inc" -Iinclude \
+    "$prebuilt/python/smyrfPYTHON_wrap.c" "$prebuilt/lib/libsmyrf.so.0" \
+    -Wl,-rpath,"$PWD/$prebuilt/lib" -o "$prebuilt/python/smyrf/_capi$py_ext" &&
+    step python-cuda 200 python-cuda.log env PYTHONPATH="$PWD/$prebuilt/python" \
+      python3 -m pytest -q -rs -k cuda tests/python/test_torch.py tests/python/test_torch_autograd.py
+  tail -5 "$out/python-cuda.log" 2>/dev/null
+fi
 if [ $bench -eq 1 ]; then
   step bench 200 bench.txt env PYTHONUNBUFFERED=1 python3 bench/cuda/bench_smyrf_cuda.py \
     --lib "$lib" $quick --json "$out/bench.json"
