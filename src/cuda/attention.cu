@@ -289,9 +289,7 @@ size_t smem_bytes(int bq, int bk, int dp, int dvp) {
 template <class T>
 void launch(const Problem &p, const Tiles &t, const AttentionJob &job, const void *q,
             const void *k, const void *v, const Work &w, cudaStream_t s) {
-    const long long tiles = job.dense ? (p.Nq + t.bq - 1) / t.bq
-                                      : (long long)p.C * ((job.max_cluster_queries + t.bq - 1) / t.bq);
-    const long long blocks = (long long)p.B * p.H * tiles;
+    const long long blocks = (long long)p.B * p.H * tiles_per_problem(p, job, t.bq);
     if (blocks > 0x7fffffffLL)
         fail(SMYRF_ERR_UNSUPPORTED, "CUDA backend: %lld attention blocks exceed one grid", blocks);
     attention_kernel<T><<<(unsigned)blocks, t.bq * 2, t.smem, s>>>(

@@ -299,9 +299,7 @@ attention_mma_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *
 template <class T, int D>
 void launch(const Problem &p, const AttentionJob &job, const void *q, const void *k,
             const void *v, void *out, float *lse, const Work &w, cudaStream_t s) {
-    const long long tiles = job.dense ? (p.Nq + kBq - 1) / kBq
-                                      : (long long)p.C * ((job.max_cluster_queries + kBq - 1) / kBq);
-    const long long blocks = (long long)p.B * p.H * tiles;
+    const long long blocks = (long long)p.B * p.H * tiles_per_problem(p, job, kBq);
     if (blocks > 0x7fffffffLL)
         fail(SMYRF_ERR_UNSUPPORTED, "CUDA backend: %lld attention blocks exceed one grid", blocks);
     attention_mma_kernel<T, D><<<(unsigned)blocks, kWarps * 32, smem_bytes<T, D>(), s>>>(

@@ -215,19 +215,13 @@ backward_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__res
 template <class T>
 __global__ void delta_kernel(Problem p, const T *__restrict__ out, const T *__restrict__ dout,
                              float *__restrict__ delta) {
-    const long long rows = (long long)p.B * p.H * p.Nq;
-    const int lane = threadIdx.x % 32;
-    const long long warps = (long long)gridDim.x * blockDim.x / 32;
-    for (long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; row < rows;
-         row += warps) {
-        const long long prob = row / p.Nq, b = prob / p.H;
-        const int i = (int)(row % p.Nq), h = (int)(prob % p.H);
+    for_each_query_row(p, [&](long long row, long long, long long b, int h, int i, int lane) {
         const long long at = b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
         float s = 0.0f;
         for (int c = lane; c < p.dv; c += 32) s = fmaf(to_f32(out[at + c]), to_f32(dout[at + c]), s);
         s = group_sum<32>(s, 0xffffffffu);
         if (lane == 0) delta[row] = s;
-    }
+    });
 }
 
 // SMYRF: a query that met no allowed key in any round attended its fallback key alone, so
@@ -269,11 +263,6 @@ __global__ void write_grad(Problem p, int heads_x, int N, int dim, int group, St
     }
 }
 
-unsigned grid_for(long long n, int threads) {
-    const unsigned b = blocks_for(n, threads);
-    return b < 65536u * 16u ? b : 65536u * 16u;
-}
-
 template <class T>
 void run(const Problem &p, bool dense, const int32_t *q_sorted, const int32_t *k_sorted,
          const T *q, const T *k, const T *v, const T *out, const float *lse, const T *dout,
@@ -283,7 +272,7 @@ void run(const Problem &p, bool dense, const int32_t *q_sorted, const int32_t *k
     SMYRF_CUDA(cudaMemsetAsync(w.dk, 0, sizeof(float) * H * p.Nk * p.d, s));
     SMYRF_CUDA(cudaMemsetAsync(w.dv, 0, sizeof(float) * H * p.Nk * p.dv, s));
     SMYRF_CUDA(cudaMemsetAsync(w.met, 0, sizeof(int32_t) * H * p.Nq, s));
-    delta_kernel<T><<<grid_for(H * p.Nq, 8), 256, 0, s>>>(p, out, dout, w.delta);
+    delta_kernel<T><<<stride_grid(H * p.Nq, 8), 256, 0, s>>>(p, out, dout, w.delta);
     SMYRF_CUDA_LAUNCHED();
 
     const size_t smem = smem_floats(p.d, p.dv) * sizeof(float);
@@ -304,12 +293,12 @@ void run(const Problem &p, bool dense, const int32_t *q_sorted, const int32_t *k
         fallback_kernel<T><<<(unsigned)H, 128, 0, s>>>(p, dout, lse, w.valid, w.n_valid, w.met, w.dv);
         SMYRF_CUDA_LAUNCHED();
     }
-    write_grad<T><<<grid_for(H * p.Nq * p.d, 256), 256, 0, s>>>(p, p.H, p.Nq, p.d, 1, p.q, w.dq, dq);
+    write_grad<T><<<stride_grid(H * p.Nq * p.d, 256), 256, 0, s>>>(p, p.H, p.Nq, p.d, 1, p.q, w.dq, dq);
     SMYRF_CUDA_LAUNCHED();
     const long long kv = (long long)p.B * p.Hkv * p.Nk;
-    write_grad<T><<<grid_for(kv * p.d, 256), 256, 0, s>>>(p, p.Hkv, p.Nk, p.d, p.group, p.k, w.dk, dk);
+    write_grad<T><<<stride_grid(kv * p.d, 256), 256, 0, s>>>(p, p.Hkv, p.Nk, p.d, p.group, p.k, w.dk, dk);
     SMYRF_CUDA_LAUNCHED();
-    write_grad<T><<<grid_for(kv * p.dv, 256), 256, 0, s>>>(p, p.Hkv, p.Nk, p.dv, p.group, p.v, w.dv, dv);
+    write_grad<T><<<stride_grid(kv * p.dv, 256), 256, 0, s>>>(p, p.Hkv, p.Nk, p.dv, p.group, p.v, w.dv, dv);
     SMYRF_CUDA_LAUNCHED();
 }
 

@@ -101,18 +101,18 @@ int sort_segments(uint64_t *key[2], int32_t *idx[2], long long len, long long se
     return selector;
 }
 
+// Queries and keys in one sort when every item fits one call (keys are segments
+// B*H*R.. 2*B*H*R - 1), else each in calls of whole segments.
+bool one_sort(const Problem &p) {
+    return (long long)p.B * p.H * p.R * ((long long)p.Nq + p.Nk) <= INT_MAX;
+}
+
 }  // namespace
 
 void valid_keys(const Problem &p, const uint8_t *key_mask, const Work &w, cudaStream_t s) {
     compact_valid<<<(unsigned)p.B, kScanThreads, 0, s>>>(key_mask, p.Nk, w.valid, w.n_valid,
                                                          w.q_max, p.H, w.k_max, p.Hkv);
     SMYRF_CUDA_LAUNCHED();
-}
-
-// Queries and keys in one sort when every item fits one call (keys are segments
-// B*H*R.. 2*B*H*R - 1), else each in calls of whole segments.
-bool one_sort(const Problem &p) {
-    return (long long)p.B * p.H * p.R * ((long long)p.Nq + p.Nk) <= INT_MAX;
 }
 
 size_t sort_temp_bytes(const Problem &p) {

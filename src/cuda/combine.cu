@@ -14,13 +14,7 @@ __global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__re
                                float *__restrict__ lse, const int32_t *__restrict__ valid,
                                const int32_t *__restrict__ n_valid, const float *__restrict__ acc,
                                const float *__restrict__ gm, const float *__restrict__ gl) {
-    const long long rows = (long long)p.B * p.H * p.Nq;
-    const int lane = threadIdx.x % 32;
-    const long long warps = (long long)gridDim.x * blockDim.x / 32;
-    for (long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; row < rows;
-         row += warps) {
-        const long long prob = row / p.Nq, b = prob / p.H;
-        const int i = (int)(row % p.Nq), h = (int)(prob % p.H);
+    for_each_query_row(p, [&](long long row, long long, long long b, int h, int i, int lane) {
         T *orow = out + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
         const float l = gl[row];
         float lse_v;
@@ -33,17 +27,16 @@ __global__ void combine_kernel(Problem p, const T *__restrict__ q, const T *__re
             lse_v = fallback_row<32>(p, q, k, v, valid, n_valid, b, h, i, orow, lane, 0xffffffffu);
         }
         if (lse && lane == 0) lse[row] = lse_v;
-    }
+    });
 }
 
 template <class T>
 void launch(const Problem &p, const void *q, const void *k, const void *v, void *out, float *lse,
             const Work &w, cudaStream_t s) {
-    const long long rows = (long long)p.B * p.H * p.Nq;
-    unsigned blocks = blocks_for(rows, 8);  // 8 warps of 32 threads per block
-    if (blocks > 65536u * 16u) blocks = 65536u * 16u;
-    combine_kernel<T><<<blocks, 256, 0, s>>>(p, (const T *)q, (const T *)k, (const T *)v, (T *)out,
-                                             lse, w.valid, w.n_valid, w.acc, w.m, w.l);
+    const long long rows = (long long)p.B * p.H * p.Nq;  // 8 warps of a block, a row each
+    combine_kernel<T><<<stride_grid(rows, 8), 256, 0, s>>>(
+        p, (const T *)q, (const T *)k, (const T *)v, (T *)out, lse, w.valid, w.n_valid, w.acc,
+        w.m, w.l);
     SMYRF_CUDA_LAUNCHED();
 }
 

@@ -140,7 +140,9 @@ struct BlockWork {
     int nk;
 };
 
-__device__ inline int tiles_per_problem(const Problem &p, const AttentionJob &job, int bq) {
+// Blocks of bq query rows per problem: query tiles (DENSE), or every cluster's sub-tiles.
+__host__ __device__ inline int tiles_per_problem(const Problem &p, const AttentionJob &job,
+                                                 int bq) {
     return job.dense ? (p.Nq + bq - 1) / bq
                      : p.C * ((job.max_cluster_queries + bq - 1) / bq);
 }
@@ -270,6 +272,27 @@ void dense(const Problem &p, smyrf_dtype dtype, const Tiles &t, bool mma, const 
 inline unsigned blocks_for(long long n, int per_block) {
     const long long b = (n + per_block - 1) / per_block;
     return (unsigned)(b < 1 ? 1 : (b > 0x7fffffffLL ? 0x7fffffffLL : b));
+}
+
+// Blocks for a grid-stride loop over n items, per_block at a time: enough to fill any GPU,
+// capped so that a huge n loops instead of launching millions of blocks.
+inline unsigned stride_grid(long long n, int per_block) {
+    const unsigned b = blocks_for(n, per_block);
+    return b < 65536u * 16u ? b : 65536u * 16u;
+}
+
+// Calls fn(row, prob, b, h, i, lane) for every query row (prob = b * H + h, row = prob *
+// Nq + i) of every problem, one warp per row, over a grid-stride loop.
+template <class Fn>
+__device__ void for_each_query_row(const Problem &p, Fn fn) {
+    const long long rows = (long long)p.B * p.H * p.Nq;
+    const int lane = threadIdx.x % 32;
+    const long long warps = (long long)gridDim.x * blockDim.x / 32;
+    for (long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; row < rows;
+         row += warps) {
+        const long long prob = row / p.Nq;
+        fn(row, prob, prob / p.H, (int)(prob % p.H), (int)(row % p.Nq), lane);
+    }
 }
 
 }  // namespace smyrf::gpu

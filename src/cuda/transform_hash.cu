@@ -149,11 +149,6 @@ __global__ void finish_keys(Problem p, const float *__restrict__ dirs,
     }
 }
 
-unsigned stride_blocks(long long n) {
-    const unsigned b = blocks_for(n, 256);
-    return b < 65536u * 8u ? b : 65536u * 8u;
-}
-
 template <class T>
 void run(const Problem &p, const T *q, const T *k, const uint8_t *key_mask, const float *dirs,
          const Work &w, cudaStream_t s) {
@@ -171,10 +166,10 @@ void run(const Problem &p, const T *q, const T *k, const uint8_t *key_mask, cons
         kc);
     SMYRF_CUDA_LAUNCHED();
     const long long nq = (long long)p.B * p.H * p.R * p.Nq, nk = (long long)p.B * p.H * p.R * p.Nk;
-    finish_queries<<<stride_blocks(nq), 256, 0, s>>>(p, dirs, w.q_norm, w.q_max, w.k_max, w.q_raw,
+    finish_queries<<<stride_grid(nq, 256), 256, 0, s>>>(p, dirs, w.q_norm, w.q_max, w.k_max, w.q_raw,
                                                     w.q_key[0], w.q_idx[0]);
     SMYRF_CUDA_LAUNCHED();
-    finish_keys<<<stride_blocks(nk), 256, 0, s>>>(p, dirs, w.k_norm, w.q_max, w.k_max, w.k_raw,
+    finish_keys<<<stride_grid(nk, 256), 256, 0, s>>>(p, dirs, w.k_norm, w.q_max, w.k_max, w.k_raw,
                                                  w.valid, w.n_valid, w.k_key[0], w.k_idx[0]);
     SMYRF_CUDA_LAUNCHED();
 }
