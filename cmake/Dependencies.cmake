@@ -22,6 +22,11 @@ else()
   set(SMYRF_CUDA_DEFAULT OFF)
 endif()
 option(SMYRF_WITH_CUDA "Build the CUDA backend (needs nvcc)" ${SMYRF_CUDA_DEFAULT})
+# HYBRID on the CUDA backend is written but has not yet run on a GPU: off by default, so
+# that a CUDA plan refuses HYBRID (UNSUPPORTED) until tests/cuda has passed on a device.
+cmake_dependent_option(SMYRF_CUDA_HYBRID
+  "HYBRID mode on the CUDA backend (experimental: not yet validated on a GPU)" OFF
+  "SMYRF_WITH_CUDA" OFF)
 if(SMYRF_WITH_CUDA AND NOT CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures to build for")
 endif()

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 dir=${1:-.device-prebuilt}
 archs=${2:-90}
 export PATH=/usr/local/cuda/bin:$PATH
-cmake -S . -B build-gpu -DSMYRF_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$archs" \
+cmake -S . -B build-gpu -DSMYRF_WITH_CUDA=ON -DSMYRF_CUDA_HYBRID=ON -DCMAKE_CUDA_ARCHITECTURES="$archs" \
       -DSMYRF_BUILD_PYTHON=ON -DSMYRF_BUILD_JAVA=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-gpu -j"$(nproc)" >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"

@@ -5,6 +5,7 @@
 #include "core/backend.hpp"
 #include "core/directions.hpp"
 #include "cuda/common.cuh"
+#include "cuda/hybrid.cuh"
 
 #include <climits>
 #include <cstdio>
@@ -22,25 +23,6 @@ void raise(cudaError_t e, const char *call, const char *file, int line) {
         if (*c == '/') base = c + 1;
     fail(status, "CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(e), cudaGetErrorString(e),
          call, base, line);
-}
-
-Problem make_problem(const Desc &d) {
-    Problem p{};
-    p.B = (int)d.batch;
-    p.H = (int)d.heads;
-    p.Hkv = (int)d.kv_heads;
-    p.group = (int)d.group_size();
-    p.Nq = (int)d.q_len;
-    p.Nk = (int)d.k_len;
-    p.d = (int)d.qk_dim;
-    p.dv = (int)d.v_dim;
-    p.R = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_hashes : 1;
-    p.C = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_clusters() : 1;
-    p.causal = d.causal ? 1 : 0;
-    p.causal_offset = (long long)d.causal_offset();
-    p.scale = (float)d.scale;
-    p.q = d.q, p.k = d.k, p.v = d.v, p.out = d.out;
-    return p;
 }
 
 namespace {
@@ -63,26 +45,10 @@ private:
     int previous_ = -1;
 };
 
-// Bump allocator over the workspace; a sizing pass when base is null.
-class Carver {
-public:
-    explicit Carver(void *base) : base_((char *)base) {}
-    template <class T>
-    T *take(size_t count) {
-        const size_t at = used_;
-        used_ += (count * sizeof(T) + 255) & ~(size_t)255;
-        return base_ ? (T *)(base_ + at) : nullptr;
-    }
-    size_t used() const { return used_; }
-
-private:
-    char *base_;
-    size_t used_ = 0;
-};
-
 // The forward's buffers, or (grads) the backward's: the same clusters, then fp32 gradient
-// sums instead of the combine state.
-Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *bytes) {
+// sums instead of the combine state (HYBRID, forward only: its buffers into *hybrid).
+Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *bytes,
+           HybridWork *hybrid = nullptr) {
     Carver c(base);
     Work w{};
     const size_t B = (size_t)d.batch, H = (size_t)d.heads, Hkv = (size_t)d.kv_heads;
@@ -108,6 +74,12 @@ Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *byte
         w.k_raw = (float *)w.k_key[1];
         w.sort_temp = c.take<unsigned char>(sort_temp);
         w.sort_temp_bytes = sort_temp;
+    }
+    if (d.mode == SMYRF_MODE_HYBRID) {
+        const HybridWork h = carve_hybrid(c, d, make_hybrid_params(d), sort_temp);
+        if (hybrid) *hybrid = h;
+        if (bytes) *bytes = c.used();
+        return w;
     }
     if (grads) {
         const size_t dq = (size_t)d.qk_dim;
@@ -169,6 +141,11 @@ public:
 
         int smem_optin = 0;
         SMYRF_CUDA(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
+        smem_optin_ = smem_optin;
+        if (d.mode == SMYRF_MODE_HYBRID) {
+            prepare_hybrid();
+            return;
+        }
         tiles_ = gpu::choose_tiles(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
         if (tiles_.bq == 0)
             fail(SMYRF_ERR_UNSUPPORTED,
@@ -197,7 +174,6 @@ public:
         carve(d_, nullptr, sort_temp_, false, &workspace_);
         carve(d_, nullptr, sort_temp_, true, &backward_workspace_);
         backward_fits_ = gpu::backward_prepare(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
-        smem_optin_ = smem_optin;
     }
 
     ~CudaBackend() override {
@@ -217,6 +193,10 @@ public:
     }
 
     void execute_backward(const GradTensors &t, void *workspace, void *stream) const override {
+        if (d_.mode == SMYRF_MODE_HYBRID)
+            fail(SMYRF_ERR_UNSUPPORTED,
+                 "SMYRF_PARAM_MODE = HYBRID: the CUDA backend has no backward pass for HYBRID "
+                 "yet (use SMYRF_BACKEND_CPU)");
         if (!backward_fits_)
             fail(SMYRF_ERR_UNSUPPORTED,
                  "CUDA backend backward: qk_dim = %lld, v_dim = %lld need %zu bytes of shared "
@@ -227,6 +207,28 @@ public:
     }
 
 private:
+    // HYBRID: the warp scratch must fit shared memory, the segmented sorts int offsets.
+    void prepare_hybrid() {
+#ifdef SMYRF_CUDA_HYBRID
+        hp_ = gpu::make_hybrid_params(d_);
+        hybrid_warps_ = gpu::hybrid_warps_per_block(p_, hp_, (size_t)smem_optin_);
+        if (hybrid_warps_ == 0)
+            fail(SMYRF_ERR_UNSUPPORTED,
+                 "CUDA backend, HYBRID: SMYRF_PARAM_BUDGET = %lld and SMYRF_PARAM_SUMMARIES = "
+                 "%lld need %zu bytes of shared memory per query; the device has %d per block",
+                 (long long)d_.budget, (long long)d_.summaries, gpu::hybrid_warp_smem(p_, hp_),
+                 smem_optin_);
+        if (d_.batch * d_.kv_heads * d_.k_len > INT_MAX)
+            fail(SMYRF_ERR_UNSUPPORTED,
+                 "CUDA backend, HYBRID: batch * kv_heads * k_len = %lld exceeds 2^31 - 1",
+                 (long long)(d_.batch * d_.kv_heads * d_.k_len));
+        gpu::hybrid_attention_prepare(d_.dtype, (size_t)smem_optin_);
+        sort_temp_ = d_.causal ? 0 : gpu::hybrid_sort_temp_bytes(p_);
+        carve(d_, nullptr, sort_temp_, false, &workspace_);
+        backward_workspace_ = 0;
+#endif
+    }
+
     // Runs body(workspace, stream) on this plan's device, on the caller's workspace or one
     // allocated on the stream (cudaMallocAsync / cudaFreeAsync: no host synchronisation).
     template <class Body>
@@ -265,6 +267,17 @@ private:
     }
 
     void run(const Tensors &t, void *workspace, cudaStream_t s) const {
+#ifdef SMYRF_CUDA_HYBRID
+        if (d_.mode == SMYRF_MODE_HYBRID) {
+            gpu::HybridWork hw{};
+            const gpu::Work w = carve(d_, workspace, sort_temp_, false, nullptr, &hw);
+            gpu::valid_keys(p_, t.key_mask, w, s);
+            gpu::hybrid_groups(p_, hp_, d_.dtype, t.k, t.v, w, hw, s);
+            gpu::hybrid_attention(p_, hp_, hybrid_warps_, d_.dtype, t.q, t.k, t.v, t.out, t.lse,
+                                  w, hw, s);
+            return;
+        }
+#endif
         const gpu::Work w = carve(d_, workspace, sort_temp_, false, nullptr);
         // The tensor-core path when the dtype, dims and the caller's pointers allow it.
         const bool mma = gpu::mma_applies(p_, d_.dtype, t.q, t.k, t.v, t.out);
@@ -296,6 +309,8 @@ private:
     bool backward_fits_ = false;
     int smem_optin_ = 0;
     float *dirs_ = nullptr;  // [H][R][d + 2] on the device
+    gpu::HybridParams hp_{};
+    int hybrid_warps_ = 0;
     size_t sort_temp_ = 0, workspace_ = 0, backward_workspace_ = 0;
 };
 
@@ -306,11 +321,16 @@ bool cuda_device_available(int64_t device) { return gpu::device_problem(device).
 
 std::unique_ptr<Backend> make_cuda_backend(const Desc &d) {
     if (d.mode == SMYRF_MODE_HYBRID) {
-        // Not on the GPU yet: AUTO falls back to the CPU, an explicit CUDA request fails.
+        // Not validated on a GPU yet (SMYRF_CUDA_HYBRID): AUTO stays on the CPU; an explicit
+        // CUDA request runs it only in a build that opted in, else it fails.
+#ifdef SMYRF_CUDA_HYBRID
+        if (d.backend == SMYRF_BACKEND_CUDA) return std::make_unique<gpu::CudaBackend>(d);
+#endif
         if (d.backend == SMYRF_BACKEND_AUTO) return make_cpu_backend(d);
         fail(SMYRF_ERR_UNSUPPORTED,
-             "SMYRF_PARAM_MODE = HYBRID is not implemented by the CUDA backend (use "
-             "SMYRF_BACKEND_CPU or SMYRF_BACKEND_AUTO)");
+             "SMYRF_PARAM_MODE = HYBRID is not implemented by this build's CUDA backend (use "
+             "SMYRF_BACKEND_CPU or SMYRF_BACKEND_AUTO; the experimental kernels need the "
+             "CMake option SMYRF_CUDA_HYBRID=ON)");
     }
     return std::make_unique<gpu::CudaBackend>(d);
 }

@@ -69,7 +69,42 @@ struct Problem {
     Strides q, k, v, out;    // element strides (batch, head, token)
 };
 
-Problem make_problem(const Desc &d);
+inline Problem make_problem(const Desc &d) {
+    Problem p{};
+    p.B = (int)d.batch;
+    p.H = (int)d.heads;
+    p.Hkv = (int)d.kv_heads;
+    p.group = (int)d.group_size();
+    p.Nq = (int)d.q_len;
+    p.Nk = (int)d.k_len;
+    p.d = (int)d.qk_dim;
+    p.dv = (int)d.v_dim;
+    p.R = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_hashes : 1;
+    p.C = d.mode == SMYRF_MODE_SMYRF ? (int)d.n_clusters() : 1;
+    p.causal = d.causal ? 1 : 0;
+    p.causal_offset = (long long)d.causal_offset();
+    p.scale = (float)d.scale;
+    p.q = d.q, p.k = d.k, p.v = d.v, p.out = d.out;
+    return p;
+}
+
+// Bump allocator over the workspace (256-byte aligned pieces); a sizing pass when base is
+// null.
+class Carver {
+public:
+    explicit Carver(void *base) : base_((char *)base) {}
+    template <class T>
+    T *take(size_t count) {
+        const size_t at = used_;
+        used_ += (count * sizeof(T) + 255) & ~(size_t)255;
+        return base_ ? (T *)(base_ + at) : nullptr;
+    }
+    size_t used() const { return used_; }
+
+private:
+    char *base_;
+    size_t used_ = 0;
+};
 
 // Device buffers of one execute, carved out of the workspace (see backend.cu, carve).
 struct Work {

@@ -2,7 +2,8 @@
 // - no usable device: SMYRF_BACKEND_CUDA gives SMYRF_ERR_BACKEND_UNAVAILABLE with a message
 //   that says why, AUTO picks "cpu" and runs on host pointers like an explicit CPU plan;
 // - a usable device 0: CUDA and AUTO give "cuda", AUTO with HYBRID gives "cpu", CUDA with
-//   HYBRID is unsupported, and a device ordinal past the last device is unavailable.
+//   HYBRID is unsupported (in a SMYRF_CUDA_HYBRID build: "cuda"), and a device ordinal
+//   past the last device is unavailable.
 #include "cuda_test.hpp"
 
 #include <cmath>
@@ -94,7 +95,13 @@ void with_device() {
     smyrf_plan_destroy(plan);
 
     smyrf_status st = try_plan(SMYRF_BACKEND_CUDA, SMYRF_MODE_HYBRID, &plan);
+#ifdef SMYRF_CUDA_HYBRID  // the experimental kernels: only on request
+    CHECK(st == SMYRF_OK && std::strcmp(smyrf_plan_backend_name(plan), "cuda") == 0,
+          "CUDA + HYBRID (SMYRF_CUDA_HYBRID build): %s", smyrf_status_string(st));
+    smyrf_plan_destroy(plan);
+#else
     CHECK(st == SMYRF_ERR_UNSUPPORTED, "CUDA + HYBRID: %s", smyrf_status_string(st));
+#endif
 
     st = try_plan(SMYRF_BACKEND_CUDA, SMYRF_MODE_SMYRF, &plan, 1023);
     CHECK(st == SMYRF_ERR_BACKEND_UNAVAILABLE, "device 1023: %s", smyrf_status_string(st));

@@ -1,6 +1,7 @@
 // The CUDA backend against the CPU backend, case by case: fp32, fp16 and bf16, both
 // layouts and explicit strides, key-padding masks, causal, GQA, cross-attention, awkward
-// sizes, SMYRF and DENSE modes. Skips (77) where no usable GPU exists.
+// sizes, SMYRF and DENSE modes, and HYBRID in a SMYRF_CUDA_HYBRID build (forward only: its
+// CUDA backward is refused). Skips (77) where no usable GPU exists.
 //
 // SMYRF rows whose cluster borders a cut that float32 hashing could place differently
 // (the float64 reference flags them) are left out of the comparison, as in
@@ -33,6 +34,7 @@ struct Case {
     double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
     smyrf_mode mode;
     int64_t R, cq;
+    int64_t budget = 0;  // HYBRID: keys per query (expansion derived)
 };
 
 const Case kCases[] = {
@@ -52,6 +54,18 @@ const Case kCases[] = {
     {"dense causal, d 128", 1, 2, 2, 257, 257, 128, 128, 1, 0, SMYRF_MODE_DENSE, 1, 64},
     {"dense causal, Nq > Nk", 1, 1, 1, 100, 40, 24, 24, 1, 0.9, SMYRF_MODE_DENSE, 1, 64},
     {"dense d 3", 1, 3, 3, 70, 70, 3, 7, 0, 0, SMYRF_MODE_DENSE, 1, 64},
+#ifdef SMYRF_CUDA_HYBRID
+    // HYBRID: k-means groups, expansion (groups that fit E), causal blocks, the dense limit.
+    {"hybrid 587, d 32", 1, 2, 2, 587, 587, 32, 32, 0, 0, SMYRF_MODE_HYBRID, 0, 0, 64},
+    {"hybrid expanding, GQA, mask", 2, 2, 1, 300, 300, 64, 64, 0, 0.7, SMYRF_MODE_HYBRID, 0, 0, 128},
+    {"hybrid cross, dv != d", 1, 4, 2, 200, 333, 40, 24, 0, 0, SMYRF_MODE_HYBRID, 0, 0, 32},
+    {"hybrid d 128, 1500 keys", 1, 2, 1, 1500, 1500, 128, 128, 0, 0, SMYRF_MODE_HYBRID, 0, 0, 128},
+    {"hybrid causal, padded, Nk > Nq", 2, 2, 1, 150, 260, 16, 16, 1, 0.8, SMYRF_MODE_HYBRID, 0, 0, 48},
+    {"hybrid causal, Nq > Nk (rows without keys)", 1, 2, 2, 120, 50, 8, 8, 1, 0, SMYRF_MODE_HYBRID, 0, 0, 16},
+    {"hybrid causal, 700", 1, 1, 1, 700, 700, 64, 64, 1, 0, SMYRF_MODE_HYBRID, 0, 0, 64},
+    {"hybrid dense limit", 1, 2, 2, 100, 100, 16, 16, 0, 0.9, SMYRF_MODE_HYBRID, 0, 0, 128},
+    {"hybrid batch 0 fully padded", 2, 1, 1, 64, 64, 16, 16, 0, -1, SMYRF_MODE_HYBRID, 0, 0, 16},
+#endif
 };
 
 struct Tol {
@@ -179,6 +193,7 @@ smyrf_plan *make_plan(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided
         REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_N_HASHES, c.R));
         REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq));
     }
+    if (c.mode == SMYRF_MODE_HYBRID) REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_BUDGET, c.budget));
     if (strided == Strided::yes) {
         const Format *fs[] = {&fq, &fk, &fv, &fo};
         const smyrf_param first[] = {SMYRF_PARAM_Q_STRIDE_BATCH, SMYRF_PARAM_K_STRIDE_BATCH,
@@ -313,6 +328,55 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
           "%s: two CUDA runs differ (lse)", what.c_str());
     REQUIRE_CUDA(cudaFree(ws));
 
+    // Rows to leave out: SMYRF cuts that float32 hashing may move (float64 reference).
+    std::vector<uint8_t> unsure(nl, 0);
+    if (c.mode == SMYRF_MODE_SMYRF) {
+        std::vector<double> qd(q.begin(), q.end()), kd(k.begin(), k.end()), vd(v.begin(), v.end());
+        smyrf_ref_problem rp{};
+        rp.batch = c.B, rp.heads = c.H, rp.kv_heads = c.Hkv, rp.q_len = c.Nq, rp.k_len = c.Nk;
+        rp.qk_dim = c.d, rp.v_dim = c.dv, rp.causal = c.causal, rp.scale = 0;
+        rp.q = qd.data(), rp.k = kd.data(), rp.v = vd.data(), rp.key_mask = hmask;
+        std::vector<double> want(no), want_lse(nl);
+        smyrf_ref_smyrf(&rp, c.R, c.cq, 1234567, want.data(), want_lse.data(), unsure.data());
+    }
+
+    const Tol tol = tolerance(t);
+    double worst_lse = 0;
+    size_t skipped = 0;
+    for (size_t row = 0; row < nl; row++) {
+        if (unsure[row]) {
+            skipped++;
+            continue;
+        }
+        const float lg = lse_gpu[row], lc = lse_cpu[row];
+        if (std::isinf(lc) || std::isinf(lg)) {
+            CHECK(lg == lc, "%s: lse[%zu]: cuda %g cpu %g", what.c_str(), row, lg, lc);
+        } else {
+            const double d = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
+            worst_lse = std::fmax(worst_lse, d);
+            CHECK(d <= tol.lse, "%s: lse[%zu]: cuda %.8g cpu %.8g", what.c_str(), row, lg, lc);
+        }
+    }
+    CHECK(skipped * 4 <= nl, "%s: %zu of %zu rows unsure: the comparison says little", what.c_str(),
+          skipped, nl);
+    std::printf("%-55s rows %zu (unsure %zu)  lse max diff %.2e\n", what.c_str(), nl - skipped,
+                skipped, worst_lse);
+    compare_rows("out", what, out_gpu, out_cpu, fo, c.B, c.H, c.Nq, c.dv, unsure.data(), t,
+                 tol.out, sentinel);
+
+    if (c.mode == SMYRF_MODE_HYBRID) {  // no backward on the GPU yet: a clear refusal
+        const smyrf_status st = smyrf_execute_backward(gpu, dq, dk, dv, dmask, dout, dlse, dout,
+                                                       dq, dk, dv, nullptr, 0, nullptr);
+        CHECK(st == SMYRF_ERR_UNSUPPORTED, "%s: HYBRID backward on CUDA: %s", what.c_str(),
+              smyrf_status_string(st));
+        REQUIRE_CUDA(cudaStreamDestroy(stream));
+        smyrf_plan_destroy(gpu);
+        smyrf_plan_destroy(cpu);
+        for (void *p : {(void *)dq, (void *)dk, (void *)dv, (void *)dout, (void *)dmask, (void *)dlse})
+            if (p) REQUIRE_CUDA(cudaFree(p));
+        return;
+    }
+
     // Backward: both backends from the CPU forward's out and lse and the same dout, so only
     // the backward differs; the CUDA one twice (own workspace; caller workspace on a stream).
     std::vector<float> grad_out(no);
@@ -353,42 +417,6 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
                     (void *)d_out, (void *)d_do, (void *)d_lse, (void *)d_gq, (void *)d_gk,
                     (void *)d_gv})
         if (p) REQUIRE_CUDA(cudaFree(p));
-
-    // Rows to leave out: SMYRF cuts that float32 hashing may move (float64 reference).
-    std::vector<uint8_t> unsure(nl, 0);
-    if (c.mode == SMYRF_MODE_SMYRF) {
-        std::vector<double> qd(q.begin(), q.end()), kd(k.begin(), k.end()), vd(v.begin(), v.end());
-        smyrf_ref_problem rp{};
-        rp.batch = c.B, rp.heads = c.H, rp.kv_heads = c.Hkv, rp.q_len = c.Nq, rp.k_len = c.Nk;
-        rp.qk_dim = c.d, rp.v_dim = c.dv, rp.causal = c.causal, rp.scale = 0;
-        rp.q = qd.data(), rp.k = kd.data(), rp.v = vd.data(), rp.key_mask = hmask;
-        std::vector<double> want(no), want_lse(nl);
-        smyrf_ref_smyrf(&rp, c.R, c.cq, 1234567, want.data(), want_lse.data(), unsure.data());
-    }
-
-    const Tol tol = tolerance(t);
-    double worst_lse = 0;
-    size_t skipped = 0;
-    for (size_t row = 0; row < nl; row++) {
-        if (unsure[row]) {
-            skipped++;
-            continue;
-        }
-        const float lg = lse_gpu[row], lc = lse_cpu[row];
-        if (std::isinf(lc) || std::isinf(lg)) {
-            CHECK(lg == lc, "%s: lse[%zu]: cuda %g cpu %g", what.c_str(), row, lg, lc);
-        } else {
-            const double d = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
-            worst_lse = std::fmax(worst_lse, d);
-            CHECK(d <= tol.lse, "%s: lse[%zu]: cuda %.8g cpu %.8g", what.c_str(), row, lg, lc);
-        }
-    }
-    CHECK(skipped * 4 <= nl, "%s: %zu of %zu rows unsure: the comparison says little", what.c_str(),
-          skipped, nl);
-    std::printf("%-55s rows %zu (unsure %zu)  lse max diff %.2e\n", what.c_str(), nl - skipped,
-                skipped, worst_lse);
-    compare_rows("out", what, out_gpu, out_cpu, fo, c.B, c.H, c.Nq, c.dv, unsure.data(), t,
-                 tol.out, sentinel);
 
     std::vector<uint8_t> q_unsure, k_unsure;
     if (c.mode == SMYRF_MODE_SMYRF) {  // gradient rows float32 clusters could change

@@ -1,0 +1,276 @@
+// A CUDA simulator for tests on machines without a GPU: the device code of a .cuh file,
+// compiled by the host compiler, runs one block at a time, every thread of the block a
+// fiber (a stack and a hand-written x86-64 context switch), switched at each barrier.
+// What it checks is the kernels' logic: indexing, the order of their sums, and that every
+// lane of a warp meets every warp-wide operation (a lane that misses one deadlocks the
+// simulation, which reports it). The threads between two barriers run one after another,
+// in thread order or (Exec::reverse) the other way round: two runs that differ show a
+// read that is not ordered after the write it needs. Not simulated: memory coalescing,
+// timing, atomics, and the CUDA memory model beyond barriers.
+//
+// Include it before any cuda/*.cuh header: it defines the CUDA builtins those use.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "tests/cuda/sim: the fiber switch is written for x86-64"
+#endif
+
+namespace cuda_sim {
+
+struct Dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+
+// Saves the callee-saved registers on the current stack, stores its pointer in *from,
+// and continues on stack `to` (saved the same way, or prepared by start_stack).
+extern "C" void cuda_sim_switch(void **from, void *to);
+asm(R"(
+.text
+.globl cuda_sim_switch
+.type cuda_sim_switch,@function
+cuda_sim_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+.size cuda_sim_switch, .-cuda_sim_switch
+)");
+
+struct Fiber {
+    void *sp = nullptr;
+    Dim3 tid;
+    bool done = false;
+};
+
+struct State {
+    Dim3 block_idx, block_dim, grid_dim;
+    std::vector<Fiber> fibers;
+    std::vector<std::unique_ptr<char[]>> stacks;
+    int current = -1;
+    void *scheduler_sp = nullptr;
+    std::function<void()> body;
+    std::vector<int> warp_arrived;
+    std::vector<uint64_t> warp_gen;
+    int block_arrived = 0;
+    uint64_t block_gen = 0;
+    std::vector<uint32_t> slots;  // one word per thread, for shuffles and ballots
+};
+inline State &state() {
+    static State s;
+    return s;
+}
+inline Fiber &self() { return state().fibers[(size_t)state().current]; }
+
+constexpr size_t kStackBytes = 256 * 1024;
+
+[[noreturn]] inline void fiber_entry() {
+    State &s = state();
+    s.body();
+    self().done = true;
+    void *dead = nullptr;
+    cuda_sim_switch(&dead, s.scheduler_sp);
+    std::abort();  // never resumed
+}
+
+// A stack whose first switch "returns" into fiber_entry with the ABI's alignment.
+inline void *start_stack(char *base) {
+    auto top = (uintptr_t)(base + kStackBytes);
+    top &= ~(uintptr_t)15;
+    auto *sp = (void **)top;
+    *--sp = nullptr;                   // fiber_entry's return address slot (never used)
+    *--sp = (void *)&fiber_entry;      // popped by ret
+    for (int r = 0; r < 6; r++) *--sp = nullptr;  // rbp, rbx, r12..r15
+    return sp;
+}
+
+inline void yield() { cuda_sim_switch(&self().sp, state().scheduler_sp); }
+
+inline void warp_sync() {
+    State &s = state();
+    const unsigned w = self().tid.x / 32;
+    const int lanes = (int)std::min(32u, s.block_dim.x - w * 32);
+    const uint64_t gen = s.warp_gen[w];
+    if (++s.warp_arrived[w] == lanes) {
+        s.warp_arrived[w] = 0;
+        s.warp_gen[w]++;
+        return;
+    }
+    while (s.warp_gen[w] == gen) yield();
+}
+
+inline void block_sync() {
+    State &s = state();
+    const uint64_t gen = s.block_gen;
+    if (++s.block_arrived == (int)s.block_dim.x) {
+        s.block_arrived = 0;
+        s.block_gen++;
+        return;
+    }
+    while (s.block_gen == gen) yield();
+}
+
+inline uint64_t progress() {
+    const State &s = state();
+    uint64_t p = s.block_gen;
+    for (uint64_t g : s.warp_gen) p += g;
+    for (const Fiber &f : s.fibers) p += f.done;
+    return p;
+}
+
+// Runs body on every thread of every block, one block at a time.
+inline void run(unsigned grid, unsigned block, bool reverse, std::function<void()> body) {
+    State &s = state();
+    s.body = std::move(body);
+    s.grid_dim = {grid, 1, 1};
+    s.block_dim = {block, 1, 1};
+    while (s.stacks.size() < block) s.stacks.emplace_back(new char[kStackBytes]);
+    const unsigned warps = (block + 31) / 32;
+    for (unsigned b = 0; b < grid; b++) {
+        s.block_idx = {b, 1, 1};
+        s.fibers.assign(block, Fiber{});
+        s.warp_arrived.assign(warps, 0);
+        s.warp_gen.assign(warps, 0);
+        s.block_arrived = 0;
+        s.block_gen = 0;
+        s.slots.assign(block, 0);
+        for (unsigned t = 0; t < block; t++) {
+            s.fibers[t].tid = {t, 1, 1};
+            s.fibers[t].sp = start_stack(s.stacks[t].get());
+        }
+        for (unsigned live = block; live > 0;) {
+            const uint64_t before = progress();
+            live = 0;
+            for (unsigned n = 0; n < block; n++) {
+                const unsigned t = reverse ? block - 1 - n : n;
+                if (s.fibers[t].done) continue;
+                s.current = (int)t;
+                cuda_sim_switch(&s.scheduler_sp, s.fibers[t].sp);
+                live += !s.fibers[t].done;
+            }
+            if (live > 0 && progress() == before) {
+                std::fprintf(stderr, "cuda_sim: block %u deadlocked: a lane missed a warp-wide "
+                                     "operation or a barrier\n", b);
+                std::abort();
+            }
+        }
+    }
+    s.current = -1;
+}
+
+template <class V>
+V shuffle_xor(V v, int mask) {
+    static_assert(sizeof(V) == 4, "32-bit shuffles only");
+    State &s = state();
+    const unsigned t = self().tid.x, w = t / 32, lane = t % 32;
+    std::memcpy(&s.slots[t], &v, 4);
+    warp_sync();
+    V out;
+    std::memcpy(&out, &s.slots[w * 32 + (lane ^ (unsigned)mask)], 4);
+    warp_sync();
+    return out;
+}
+
+inline unsigned ballot(bool pred) {
+    State &s = state();
+    const unsigned t = self().tid.x, w = t / 32;
+    s.slots[t] = pred;
+    warp_sync();
+    unsigned bits = 0;
+    for (unsigned l = 0; l < 32 && w * 32 + l < s.block_dim.x; l++)
+        bits |= (s.slots[w * 32 + l] ? 1u : 0u) << l;
+    warp_sync();
+    return bits;
+}
+
+}  // namespace cuda_sim
+
+// ---- the CUDA builtins the device code uses
+#define threadIdx (::cuda_sim::self().tid)
+#define blockIdx (::cuda_sim::state().block_idx)
+#define blockDim (::cuda_sim::state().block_dim)
+#define gridDim (::cuda_sim::state().grid_dim)
+#define __launch_bounds__(...)
+
+inline void __syncthreads() { cuda_sim::block_sync(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { cuda_sim::warp_sync(); }
+inline float __shfl_xor_sync(unsigned, float v, int m) { return cuda_sim::shuffle_xor(v, m); }
+inline int __shfl_xor_sync(unsigned, int v, int m) { return cuda_sim::shuffle_xor(v, m); }
+inline unsigned __ballot_sync(unsigned, int pred) { return cuda_sim::ballot(pred != 0); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+
+namespace cuda_sim {
+
+// The executor of the launch sequences (cuda/launch.cuh is the device one): kernels run
+// here, sorts with std::stable_sort. The kernels' dynamic shared memory (their
+// `extern __shared__` array) is the test's to define: shared_bytes is its size.
+struct Exec {
+    bool reverse = false;
+    size_t shared_bytes = 0;
+
+    template <class... P, class... A>
+    void launch(void (*kernel)(P...), unsigned grid, unsigned block, size_t smem,
+                const A &...args) const {
+        if (smem > shared_bytes) {
+            std::fprintf(stderr, "cuda_sim: %zu bytes of shared memory asked, %zu simulated\n",
+                         smem, shared_bytes);
+            std::abort();
+        }
+        run(grid, block, reverse, [&] { kernel(args...); });
+    }
+
+    template <class Key, class Work, class Problem>
+    void sort(const Key *keys_in, Key *keys_out, int32_t *values_out, const Problem &p,
+              const Work &hw) const {
+        std::vector<int64_t> idx;
+        for (long long pair = 0; pair < (long long)p.B * p.Hkv; pair++) {
+            const int64_t b0 = hw.seg_begin[pair], e0 = hw.seg_end[pair];
+            idx.resize((size_t)(e0 - b0));
+            std::iota(idx.begin(), idx.end(), b0);
+            std::stable_sort(idx.begin(), idx.end(),
+                             [&](int64_t x, int64_t y) { return keys_in[x] < keys_in[y]; });
+            for (size_t r = 0; r < idx.size(); r++) {
+                keys_out[b0 + (int64_t)r] = keys_in[idx[r]];
+                values_out[b0 + (int64_t)r] = hw.ident[idx[r]];
+            }
+        }
+    }
+};
+
+}  // namespace cuda_sim

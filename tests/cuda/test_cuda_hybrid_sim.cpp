@@ -1,0 +1,243 @@
+// The CUDA backend's HYBRID kernels (src/cuda/hybrid_groups.cuh, hybrid_attention.cuh)
+// run on the CPU by the simulator of tests/cuda/sim, against the CPU backend: k-means
+// groups, expansion, causal blocks, masks, GQA, cross-attention, the dense limit, rows
+// without keys; fp32, fp16 and bf16; both layouts. Every row must match the CPU within
+// the dtype's tolerance, lse = -inf exactly where the CPU has it, and a run whose threads
+// go the other way round between barriers must give the same bits (a read that no
+// barrier orders after its write would differ). Needs no GPU, so it runs everywhere the
+// CUDA headers are; tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
+#include "sim/cuda_sim.hpp"
+
+#include "core/plan.hpp"
+#include "cuda/hybrid_attention.cuh"
+#include "cuda/hybrid_groups.cuh"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace smyrf::gpu::hy {
+namespace {
+alignas(16) float smem[1 << 16];  // the kernels' dynamic shared memory: 256 KiB
+}
+}  // namespace smyrf::gpu::hy
+
+namespace {
+
+int g_failures = 0;
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) {                                     \
+            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            std::fprintf(stderr, __VA_ARGS__);             \
+            std::fprintf(stderr, "\n");                    \
+            g_failures++;                                  \
+        }                                                  \
+    } while (0)
+
+struct Case {
+    const char *name;
+    int64_t B, H, Hkv, Nq, Nk, d, dv;
+    int causal;
+    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+    int64_t budget;
+    int64_t summaries = 0, iters = 0, expand = -1;  // 0 / -1: derived from the budget
+};
+
+const Case kCases[] = {
+    {"groups, 300 keys", 1, 2, 2, 300, 300, 32, 32, 0, 0, 64},
+    {"expanding, GQA, mask", 2, 2, 1, 200, 200, 16, 16, 0, 0.7, 64},
+    {"cross, dv != d", 1, 2, 1, 120, 250, 24, 8, 0, 0, 32},
+    {"3 iterations, 20 summaries, no expansion", 1, 1, 1, 400, 400, 32, 32, 0, 0, 96, 20, 3, 0},
+    {"causal, padded, Nk > Nq", 2, 2, 1, 100, 180, 16, 16, 1, 0.8, 32},
+    {"causal, Nq > Nk (rows without keys)", 1, 1, 1, 80, 30, 8, 8, 1, 0, 16},
+    {"dense limit", 1, 1, 1, 60, 60, 16, 16, 0, 0.9, 128},
+    {"batch 0 fully padded", 2, 1, 1, 40, 40, 16, 16, 0, -1, 16},
+};
+
+uint64_t g_rng = 0;
+double uniform() {
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+double normal() {
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+template <class T> T to_elem(float x);
+template <> float to_elem<float>(float x) { return x; }
+template <> __half to_elem<__half>(float x) { return __float2half_rn(x); }
+template <> __nv_bfloat16 to_elem<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+float to_float(float x) { return x; }
+float to_float(__half x) { return __half2float(x); }
+float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> smyrf_dtype dtype_of();
+template <> smyrf_dtype dtype_of<float>() { return SMYRF_DTYPE_F32; }
+template <> smyrf_dtype dtype_of<__half>() { return SMYRF_DTYPE_F16; }
+template <> smyrf_dtype dtype_of<__nv_bfloat16>() { return SMYRF_DTYPE_BF16; }
+
+struct Tol {
+    double out, lse;
+};
+template <class T> Tol tolerance();  // as tests/cuda/test_cuda_vs_cpu.cpp
+template <> Tol tolerance<float>() { return {5e-5, 2e-5}; }
+template <> Tol tolerance<__half>() { return {4e-3, 5e-4}; }
+template <> Tol tolerance<__nv_bfloat16>() { return {2.5e-2, 5e-4}; }
+
+// A [B, heads, N, dim] tensor, logical BHND values, stored in `layout` in T.
+template <class T>
+std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int64_t N, int64_t dim,
+                     smyrf_layout layout) {
+    std::vector<T> out(x.size());
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t c = 0; c < dim; c++) {
+                    const int64_t at = layout == SMYRF_LAYOUT_BHND
+                                           ? ((b * heads + h) * N + n) * dim + c
+                                           : ((b * N + n) * heads + h) * dim + c;
+                    out[(size_t)at] = to_elem<T>(x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
+                }
+    return out;
+}
+
+smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
+    smyrf_config *cfg = nullptr;
+    smyrf_config_create(&cfg);
+    const std::pair<smyrf_param, int64_t> values[] = {
+        {SMYRF_PARAM_BATCH, c.B},         {SMYRF_PARAM_HEADS, c.H},
+        {SMYRF_PARAM_KV_HEADS, c.Hkv},    {SMYRF_PARAM_Q_LEN, c.Nq},
+        {SMYRF_PARAM_K_LEN, c.Nk},        {SMYRF_PARAM_QK_DIM, c.d},
+        {SMYRF_PARAM_V_DIM, c.dv},        {SMYRF_PARAM_MODE, SMYRF_MODE_HYBRID},
+        {SMYRF_PARAM_CAUSAL, c.causal},   {SMYRF_PARAM_DTYPE, t},
+        {SMYRF_PARAM_LAYOUT, layout},     {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU},
+        {SMYRF_PARAM_SEED, 1234567},      {SMYRF_PARAM_BUDGET, c.budget},
+        {SMYRF_PARAM_SUMMARIES, c.summaries}, {SMYRF_PARAM_KMEANS_ITERS, c.iters},
+        {SMYRF_PARAM_EXPAND, c.expand},   {SMYRF_PARAM_THREADS, 1},
+    };
+    for (const auto &pv : values)
+        CHECK(smyrf_config_set(cfg, pv.first, pv.second) == SMYRF_OK, "%s: set %d: %s", c.name,
+              (int)pv.first, smyrf_last_error_message());
+    smyrf_plan *plan = nullptr;
+    const smyrf_status st = smyrf_plan_create(&plan, cfg);
+    CHECK(st == SMYRF_OK, "%s: plan: %s", c.name, smyrf_last_error_message());
+    smyrf_config_destroy(cfg);
+    return plan;
+}
+
+// The simulated CUDA forward: out (in the plan's layout) and lse.
+template <class T>
+void simulate(const smyrf::Desc &d, bool reverse, const std::vector<T> &q, const std::vector<T> &k,
+              const std::vector<T> &v, const std::vector<uint8_t> &mask, std::vector<T> &out,
+              std::vector<float> &lse) {
+    using namespace smyrf::gpu;
+    const Problem p = make_problem(d);
+    const HybridParams hp = make_hybrid_params(d);
+    // Valid keys per batch, as valid_keys (cluster.cu) leaves them.
+    std::vector<int32_t> valid((size_t)(p.B * p.Nk), -1), n_valid((size_t)p.B, 0);
+    for (int b = 0; b < p.B; b++)
+        for (int j = 0; j < p.Nk; j++)
+            if (mask.empty() || mask[(size_t)(b * p.Nk + j)]) valid[(size_t)(b * p.Nk + n_valid[b]++)] = j;
+    Carver sizing(nullptr);
+    carve_hybrid(sizing, d, hp, 0);
+    std::vector<unsigned char> ws(sizing.used() + 256, 0xff);  // NaN-filled: unread garbage
+    Carver carver((void *)(((uintptr_t)ws.data() + 255) & ~(uintptr_t)255));
+    const HybridWork hw = carve_hybrid(carver, d, hp, 0);
+
+    const int warps = 2;  // two warps per block: their rows must not interfere
+    const size_t smem = (size_t)warps * 4 * (size_t)hy::scratch_words(p, hp);
+    const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
+    CHECK(smem <= sizeof(hy::smem), "%zu bytes of shared memory", smem);
+    hy::build_groups(ex, p, hp, k.data(), v.data(), valid.data(), n_valid.data(), hw);
+    hy::attend(ex, p, hp, warps, q.data(), k.data(), v.data(), out.data(), lse.data(),
+               valid.data(), hw);
+}
+
+template <class T>
+void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
+    const Tol tol = tolerance<T>();
+    const std::string what = std::string(c.name) + " [" +
+                             (dtype_of<T>() == SMYRF_DTYPE_F32   ? "f32"
+                              : dtype_of<T>() == SMYRF_DTYPE_F16 ? "f16" : "bf16") +
+                             (layout == SMYRF_LAYOUT_BHND ? ", BHND]" : ", BNHD]");
+    g_rng = 0x5eed + (uint64_t)c.Nq * 31 + (uint64_t)c.d;
+    auto draw = [](size_t n) {
+        std::vector<float> x(n);
+        for (auto &e : x) e = (float)normal();
+        return x;
+    };
+    const auto q = store<T>(draw((size_t)(c.B * c.H * c.Nq * c.d)), c.B, c.H, c.Nq, c.d, layout);
+    const auto k = store<T>(draw((size_t)(c.B * c.Hkv * c.Nk * c.d)), c.B, c.Hkv, c.Nk, c.d, layout);
+    const auto v = store<T>(draw((size_t)(c.B * c.Hkv * c.Nk * c.dv)), c.B, c.Hkv, c.Nk, c.dv, layout);
+    std::vector<uint8_t> mask;
+    if (c.mask_keep != 0)
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t j = 0; j < c.Nk; j++)
+                mask.push_back(c.mask_keep < 0 ? (uint8_t)(b != 0)
+                                                : (uint8_t)(j == 0 || uniform() < c.mask_keep));
+    const size_t no = (size_t)(c.B * c.H * c.Nq * c.dv), nl = (size_t)(c.B * c.H * c.Nq);
+
+    smyrf_plan *plan = cpu_plan(c, dtype_of<T>(), layout);
+    if (!plan) return;
+    std::vector<T> out_cpu(no, to_elem<T>(NAN));
+    std::vector<float> lse_cpu(nl, NAN);
+    CHECK(smyrf_execute(plan, q.data(), k.data(), v.data(), mask.empty() ? nullptr : mask.data(),
+                        out_cpu.data(), lse_cpu.data(), nullptr, 0, nullptr) == SMYRF_OK,
+          "%s: CPU execute: %s", what.c_str(), smyrf_last_error_message());
+
+    std::vector<T> out(no, to_elem<T>(NAN));
+    std::vector<float> lse(nl, NAN);
+    simulate(plan->desc, false, q, k, v, mask, out, lse);
+    if (both_orders) {
+        std::vector<T> out2(no, to_elem<T>(NAN));
+        std::vector<float> lse2(nl, NAN);
+        simulate(plan->desc, true, q, k, v, mask, out2, lse2);
+        CHECK(std::memcmp(out.data(), out2.data(), no * sizeof(T)) == 0 &&
+                  std::memcmp(lse.data(), lse2.data(), nl * sizeof(float)) == 0,
+              "%s: the thread order between barriers changed the result", what.c_str());
+    }
+    smyrf_plan_destroy(plan);
+
+    double scale = 1e-30, worst = 0, worst_lse = 0;
+    for (size_t i = 0; i < no; i++) scale = std::fmax(scale, std::fabs(to_float(out_cpu[i])));
+    for (size_t i = 0; i < no; i++) {
+        const float g = to_float(out[i]), r = to_float(out_cpu[i]);
+        CHECK(std::isfinite(g), "%s: out[%zu] = %g", what.c_str(), i, g);
+        const double diff = std::fabs((double)g - r) / scale;
+        worst = std::fmax(worst, diff);
+        if (diff > tol.out)
+            CHECK(false, "%s: out[%zu]: sim %.7g cpu %.7g", what.c_str(), i, g, r);
+    }
+    for (size_t row = 0; row < nl; row++) {
+        const float lg = lse[row], lc = lse_cpu[row];
+        if (std::isinf(lc) || std::isinf(lg)) {
+            CHECK(lg == lc, "%s: lse[%zu]: sim %g cpu %g", what.c_str(), row, lg, lc);
+            continue;
+        }
+        const double diff = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
+        worst_lse = std::fmax(worst_lse, diff);
+        CHECK(diff <= tol.lse, "%s: lse[%zu]: sim %.8g cpu %.8g", what.c_str(), row, lg, lc);
+    }
+    std::printf("%-58s out max |diff|/max|cpu| %.2e  lse %.2e\n", what.c_str(), worst, worst_lse);
+}
+
+}  // namespace
+
+int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (const Case &c : kCases) {
+        run_case<float>(c, SMYRF_LAYOUT_BHND, true);
+        run_case<float>(c, SMYRF_LAYOUT_BNHD, false);
+        run_case<__half>(c, SMYRF_LAYOUT_BHND, false);
+        run_case<__nv_bfloat16>(c, SMYRF_LAYOUT_BNHD, false);
+    }
+    if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
