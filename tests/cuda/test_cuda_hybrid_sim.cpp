@@ -49,6 +49,7 @@ struct Case {
 
 const Case kCases[] = {
     {"groups, 300 keys", 1, 2, 2, 300, 300, 32, 32, 0, 0, 64},
+    {"51 groups (lanes own two), expanding, d 40", 1, 1, 1, 600, 600, 40, 72, 0, 0, 256},
     {"expanding, GQA, mask", 2, 2, 1, 200, 200, 16, 16, 0, 0.7, 64},
     {"cross, dv != d", 1, 2, 1, 120, 250, 24, 8, 0, 0, 32},
     {"3 iterations, 20 summaries, no expansion", 1, 1, 1, 400, 400, 32, 32, 0, 0, 96, 20, 3, 0},
