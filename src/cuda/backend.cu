@@ -48,7 +48,7 @@ private:
 // The forward's buffers, or (grads) the backward's: the same clusters, then fp32 gradient
 // sums instead of the combine state (HYBRID, forward only: its buffers into *hybrid).
 Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *bytes,
-           HybridWork *hybrid = nullptr) {
+           HybridWork *hybrid = nullptr, HybridGrads *hybrid_grads = nullptr) {
     Carver c(base);
     Work w{};
     const size_t B = (size_t)d.batch, H = (size_t)d.heads, Hkv = (size_t)d.kv_heads;
@@ -76,8 +76,13 @@ Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *byte
         w.sort_temp_bytes = sort_temp;
     }
     if (d.mode == SMYRF_MODE_HYBRID) {
-        const HybridWork h = carve_hybrid(c, d, make_hybrid_params(d), sort_temp);
+        const HybridParams hp = make_hybrid_params(d);
+        const HybridWork h = carve_hybrid(c, d, hp, sort_temp);
         if (hybrid) *hybrid = h;
+        if (grads) {
+            const HybridGrads g = carve_hybrid_grads(c, d, hp);
+            if (hybrid_grads) *hybrid_grads = g;
+        }
         if (bytes) *bytes = c.used();
         return w;
     }
@@ -193,10 +198,17 @@ public:
     }
 
     void execute_backward(const GradTensors &t, void *workspace, void *stream) const override {
-        if (d_.mode == SMYRF_MODE_HYBRID)
-            fail(SMYRF_ERR_UNSUPPORTED,
-                 "SMYRF_PARAM_MODE = HYBRID: the CUDA backend has no backward pass for HYBRID "
-                 "yet (use SMYRF_BACKEND_CPU)");
+        if (d_.mode == SMYRF_MODE_HYBRID) {
+            if (hybrid_backward_warps_ == 0)
+                fail(SMYRF_ERR_UNSUPPORTED,
+                     "CUDA backend, HYBRID backward: SMYRF_PARAM_BUDGET = %lld and "
+                     "SMYRF_PARAM_SUMMARIES = %lld need %zu bytes of shared memory per query; "
+                     "the device has %d per block", (long long)d_.budget,
+                     (long long)d_.summaries, gpu::hybrid_backward_warp_smem(p_, hp_), smem_optin_);
+            with_workspace(workspace, backward_workspace_, stream,
+                           [&](void *ws, cudaStream_t s) { run_hybrid_backward(t, ws, s); });
+            return;
+        }
         if (!backward_fits_)
             fail(SMYRF_ERR_UNSUPPORTED,
                  "CUDA backend backward: qk_dim = %lld, v_dim = %lld need %zu bytes of shared "
@@ -223,9 +235,29 @@ private:
                  "CUDA backend, HYBRID: batch * kv_heads * k_len = %lld exceeds 2^31 - 1",
                  (long long)(d_.batch * d_.kv_heads * d_.k_len));
         gpu::hybrid_attention_prepare(d_.dtype, (size_t)smem_optin_);
+        for (int warps : {4, 2, 1})
+            if (!hybrid_backward_warps_ &&
+                (size_t)warps * gpu::hybrid_backward_warp_smem(p_, hp_) <= (size_t)smem_optin_)
+                hybrid_backward_warps_ = warps;
+        gpu::hybrid_backward_prepare(d_.dtype, (size_t)smem_optin_);
         sort_temp_ = d_.causal ? 0 : gpu::hybrid_sort_temp_bytes(p_);
         carve(d_, nullptr, sort_temp_, false, &workspace_);
-        backward_workspace_ = 0;
+        carve(d_, nullptr, sort_temp_, true, &backward_workspace_);
+#endif
+    }
+
+    // HYBRID backward: the forward's groups again, then the gradients.
+    void run_hybrid_backward(const GradTensors &t, void *workspace, cudaStream_t s) const {
+#ifdef SMYRF_CUDA_HYBRID
+        gpu::HybridWork hw{};
+        gpu::HybridGrads hg{};
+        const gpu::Work w = carve(d_, workspace, sort_temp_, true, nullptr, &hw, &hg);
+        gpu::valid_keys(p_, t.key_mask, w, s);
+        gpu::hybrid_groups(p_, hp_, d_.dtype, t.k, t.v, w, hw, s);
+        gpu::hybrid_backward(p_, hp_, hybrid_backward_warps_, d_.dtype, t.q, t.k, t.v, t.out,
+                             t.lse, t.dout, t.dq, t.dk, t.dv, w, hw, hg, s);
+#else
+        (void)t, (void)workspace, (void)s;
 #endif
     }
 
@@ -310,7 +342,7 @@ private:
     int smem_optin_ = 0;
     float *dirs_ = nullptr;  // [H][R][d + 2] on the device
     gpu::HybridParams hp_{};
-    int hybrid_warps_ = 0;
+    int hybrid_warps_ = 0, hybrid_backward_warps_ = 0;
     size_t sort_temp_ = 0, workspace_ = 0, backward_workspace_ = 0;
 };
 

@@ -64,6 +64,32 @@ struct HybridWork {
     size_t sort_temp_bytes;
 };
 
+// What the backward's row pass leaves for its key pass (rows = B * H * Nq, G as above).
+struct HybridGrads {
+    float *c, *u;            // [rows][G] each summary's C_g and U_g (0: no summary)
+    uint8_t *chosen;         // [rows][G] expansion: group g expanded (non-causal only)
+    float *delta;            // [rows] D_i = dout_i . out_i
+    float *cp, *up;          // causal [rows]: the partial block's C and U
+    float *dksum, *dvsum;    // [P][G][d], [P][G][dv] the group sums' gradients
+};
+
+inline HybridGrads carve_hybrid_grads(Carver &c, const Desc &d, const HybridParams &hp) {
+    HybridGrads g{};
+    const size_t rows = (size_t)(d.batch * d.heads * d.q_len), G = (size_t)hp.max_groups;
+    const size_t P = (size_t)(d.batch * d.kv_heads);
+    g.c = c.take<float>(rows * G);
+    g.u = c.take<float>(rows * G);
+    if (!d.causal) g.chosen = c.take<uint8_t>(rows * G);
+    g.delta = c.take<float>(rows);
+    if (d.causal) {
+        g.cp = c.take<float>(rows);
+        g.up = c.take<float>(rows);
+    }
+    g.dksum = c.take<float>(P * G * (size_t)d.qk_dim);
+    g.dvsum = c.take<float>(P * G * (size_t)d.v_dim);
+    return g;
+}
+
 // HYBRID's buffers (after the common ones of Work), sort_temp bytes for the sorts.
 inline HybridWork carve_hybrid(Carver &c, const Desc &d, const HybridParams &hp, size_t sort_temp) {
     HybridWork h{};
@@ -109,6 +135,16 @@ void hybrid_groups(const Problem &p, const HybridParams &hp, smyrf_dtype dtype, 
 size_t hybrid_warp_smem(const Problem &p, const HybridParams &hp);
 int hybrid_warps_per_block(const Problem &p, const HybridParams &hp, size_t max_smem);
 void hybrid_attention_prepare(smyrf_dtype dtype, size_t max_smem);
+// hybrid_backward.cu: dq, dk, dv from the groups (hybrid_groups first), the forward's out
+// and lse, and dout, in the plan's dtype and strides; dk and dv sum over each kv head's
+// query heads.
+void hybrid_backward(const Problem &p, const HybridParams &hp, int warps, smyrf_dtype dtype,
+                     const void *q, const void *k, const void *v, const void *out,
+                     const float *lse, const void *dout, void *dq, void *dk, void *dv,
+                     const Work &w, const HybridWork &hw, const HybridGrads &hg, cudaStream_t s);
+size_t hybrid_backward_warp_smem(const Problem &p, const HybridParams &hp);
+void hybrid_backward_prepare(smyrf_dtype dtype, size_t max_smem);
+
 // out and lse (may be null) of every query row, from the groups.
 void hybrid_attention(const Problem &p, const HybridParams &hp, int warps, smyrf_dtype dtype,
                       const void *q, const void *k, const void *v, void *out, float *lse,

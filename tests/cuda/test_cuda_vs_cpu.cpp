@@ -1,7 +1,7 @@
 // The CUDA backend against the CPU backend, case by case: fp32, fp16 and bf16, both
 // layouts and explicit strides, key-padding masks, causal, GQA, cross-attention, awkward
-// sizes, SMYRF and DENSE modes, and HYBRID in a SMYRF_CUDA_HYBRID build (forward only: its
-// CUDA backward is refused). Skips (77) where no usable GPU exists.
+// sizes, SMYRF and DENSE modes, and HYBRID in a SMYRF_CUDA_HYBRID build. Skips (77) where
+// no usable GPU exists.
 //
 // SMYRF rows whose cluster borders a cut that float32 hashing could place differently
 // (the float64 reference flags them) are left out of the comparison, as in
@@ -363,19 +363,6 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
                 skipped, worst_lse);
     compare_rows("out", what, out_gpu, out_cpu, fo, c.B, c.H, c.Nq, c.dv, unsure.data(), t,
                  tol.out, sentinel);
-
-    if (c.mode == SMYRF_MODE_HYBRID) {  // no backward on the GPU yet: a clear refusal
-        const smyrf_status st = smyrf_execute_backward(gpu, dq, dk, dv, dmask, dout, dlse, dout,
-                                                       dq, dk, dv, nullptr, 0, nullptr);
-        CHECK(st == SMYRF_ERR_UNSUPPORTED, "%s: HYBRID backward on CUDA: %s", what.c_str(),
-              smyrf_status_string(st));
-        REQUIRE_CUDA(cudaStreamDestroy(stream));
-        smyrf_plan_destroy(gpu);
-        smyrf_plan_destroy(cpu);
-        for (void *p : {(void *)dq, (void *)dk, (void *)dv, (void *)dout, (void *)dmask, (void *)dlse})
-            if (p) REQUIRE_CUDA(cudaFree(p));
-        return;
-    }
 
     // Backward: both backends from the CPU forward's out and lse and the same dout, so only
     // the backward differs; the CUDA one twice (own workspace; caller workspace on a stream).
