@@ -1,11 +1,13 @@
 // Small helpers shared by the CUDA suites: checks that report and fail, the CTest skip
-// code, device detection.
+// code, device detection, seeded random inputs.
 #pragma once
 
 #include <smyrf/smyrf.h>
 
 #include <cuda_runtime.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -61,4 +63,18 @@ inline int usable_devices() {
             usable++;
     }
     return usable;
+}
+
+// Seeded inputs: a splitmix64 stream (set g_rng to restart it), uniform in [0, 1) and
+// standard normal (Box-Muller).
+inline uint64_t g_rng = 0;
+inline double uniform() {
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+inline double normal() {
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }

@@ -10,6 +10,7 @@
 #include "sim/cuda_sim.hpp"
 
 #include "core/plan.hpp"
+#include "cuda_test.hpp"
 #include "cuda/hybrid_attention.cuh"
 #include "cuda/hybrid_backward.cuh"
 #include "cuda/hybrid_groups.cuh"
@@ -28,17 +29,6 @@ alignas(16) float smem[1 << 16];  // the kernels' dynamic shared memory: 256 KiB
 }  // namespace smyrf::gpu::hy
 
 namespace {
-
-int g_failures = 0;
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            std::fprintf(stderr, __VA_ARGS__);             \
-            std::fprintf(stderr, "\n");                    \
-            g_failures++;                                  \
-        }                                                  \
-    } while (0)
 
 struct Case {
     const char *name;
@@ -60,18 +50,6 @@ const Case kCases[] = {
     {"dense limit", 1, 1, 1, 60, 60, 16, 16, 0, 0.9, 128},
     {"batch 0 fully padded", 2, 1, 1, 40, 40, 16, 16, 0, -1, 16},
 };
-
-uint64_t g_rng = 0;
-double uniform() {
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-}
-double normal() {
-    const double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
 
 template <class T> T to_elem(float x);
 template <> float to_elem<float>(float x) { return x; }

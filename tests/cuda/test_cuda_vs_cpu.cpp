@@ -87,18 +87,6 @@ const char *dtype_name(smyrf_dtype t) {
     return t == SMYRF_DTYPE_F32 ? "f32" : t == SMYRF_DTYPE_F16 ? "f16" : "bf16";
 }
 
-uint64_t g_rng = 0;
-double uniform() {
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-}
-double normal() {
-    const double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
-
 float quantize(float x, smyrf_dtype t) {
     if (t == SMYRF_DTYPE_F16) return __half2float(__float2half_rn(x));
     if (t == SMYRF_DTYPE_BF16) return __bfloat162float(__float2bfloat16_rn(x));
