@@ -6,7 +6,9 @@ SMYRF, as issue 4 asks: bf16, batch 1, 16 heads, d = 64 and 128, N = 4k, 16k, 64
 Per row: end-to-end time (CUDA events; SMYRF: hash + sort + attention + combine, with a
 preallocated workspace), the in-cluster attention kernel's own time (torch.profiler, CUPTI)
 and its TFLOP/s, the GPU's measured bf16 tensor-core peak (a large torch.matmul) and the
-relative Frobenius error against fp32 dense attention on a sample of query rows.
+relative Frobenius error against fp32 dense attention on a sample of query rows. Also
+HYBRID at the same keys per query (budget = rounds x cluster), forward and backward, where
+the library was built with SMYRF_CUDA_HYBRID (else a note says why not).
 
     python3 bench/cuda/bench_smyrf_cuda.py --lib build-cuda/src/libsmyrf.so [--quick]
       [--json out.json]
@@ -25,8 +27,9 @@ import torch.nn.functional as F
 
 # ---------------------------------------------------------------- libsmyrf through ctypes
 P = dict(BATCH=0, HEADS=1, KV_HEADS=2, Q_LEN=3, K_LEN=4, QK_DIM=5, V_DIM=6, MODE=7, N_HASHES=8,
-         Q_CLUSTER_SIZE=9, CAUSAL=11, SEED=12, DTYPE=13, BACKEND=14, DEVICE=15, LAYOUT=17)
-DTYPE_BF16, BACKEND_CUDA, MODE_SMYRF = 2, 2, 0
+         Q_CLUSTER_SIZE=9, CAUSAL=11, SEED=12, DTYPE=13, BACKEND=14, DEVICE=15, LAYOUT=17,
+         BUDGET=18)
+DTYPE_BF16, BACKEND_CUDA, MODE_SMYRF, MODE_HYBRID = 2, 2, 0, 2
 
 
 class Smyrf:
@@ -297,6 +300,30 @@ def main():
                     result["torch_smyrf_ms"] = None
                     result["torch_smyrf_note"] = str(e).splitlines()[0][:120]
 
+            # HYBRID at the same keys per query (a SMYRF_CUDA_HYBRID build; else a note).
+            try:
+                hplan = lib.plan(BATCH=1, HEADS=H, Q_LEN=N, QK_DIM=d, MODE=MODE_HYBRID, BUDGET=R * cq,
+                                 SEED=1, DTYPE=DTYPE_BF16, BACKEND=BACKEND_CUDA)
+            except RuntimeError as e:
+                result["hybrid_ms"] = None
+                result["hybrid_note"] = str(e)[:160]
+            else:
+                hws = torch.empty(lib.lib.smyrf_plan_workspace_size(hplan), dtype=torch.uint8, device=dev)
+                run_h = lambda: lib.execute(hplan, q, k, v, out, lse, hws, stream)
+                result["hybrid_ms"] = time_cuda(run_h, iters) * 1e3
+                run_h()
+                torch.cuda.synchronize()
+                result["hybrid_err"] = rel_error(out, q, k, v, sample)
+                hbws = torch.empty(lib.lib.smyrf_plan_backward_workspace_size(hplan), dtype=torch.uint8,
+                                   device=dev)
+                dout = torch.randn_like(q)
+                dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+                t_hb = time_cuda(lambda: lib.backward(hplan, q, k, v, out, lse, dout, dq, dk, dv, hbws,
+                                                      stream), max(1, iters // 2), warmup=1)
+                result["hybrid_bwd_ms"] = t_hb * 1e3
+                del hws, hbws, dout, dq, dk, dv
+                lib.lib.smyrf_plan_destroy(hplan)
+
             best = min([result[x] for x in ("sdpa_flash_ms", "sdpa_cudnn_ms") if result.get(x)] or [float("nan")])
             result["speedup_vs_best_sdpa"] = best / result["smyrf_ms"]
             if result.get("torch_smyrf_ms"):
@@ -309,7 +336,9 @@ def main():
                   f"cudnn {fmt(result.get('sdpa_cudnn_ms'))} ms  torch-smyrf {fmt(result.get('torch_smyrf_ms'))} ms  "
                   f"x{fmt(result['speedup_vs_best_sdpa'])} vs SDPA, x{fmt(result.get('speedup_vs_torch_smyrf'))} vs torch SMYRF; "
                   f"backward {fmt(result['smyrf_bwd_ms'])} ms = {fmt(result['smyrf_bwd_over_fwd'])}x fwd "
-                  f"(flash bwd {fmt(result.get('sdpa_flash_bwd_ms'))} ms)",
+                  f"(flash bwd {fmt(result.get('sdpa_flash_bwd_ms'))} ms); "
+                  f"hybrid B={R * cq} {fmt(result.get('hybrid_ms'))} ms (err {fmt(result.get('hybrid_err'))}, "
+                  f"backward {fmt(result.get('hybrid_bwd_ms'))} ms)",
                   flush=True)
             del q, k, v, out, lse, ws
             torch.cuda.empty_cache()
