@@ -64,6 +64,13 @@ struct HybridWork {
     size_t sort_temp_bytes;
 };
 
+// The backward adds up a sink key's rows (all live rows of its pair's query heads) in
+// chunks of kSinkRows, one warp each; sink_chunks per pair.
+constexpr int kSinkRows = 128;
+__host__ __device__ inline int sink_chunks(const Problem &p) {
+    return (int)(((long long)p.group * p.Nq + kSinkRows - 1) / kSinkRows);
+}
+
 // What the backward's row pass leaves for its key pass (rows = B * H * Nq, G as above).
 struct HybridGrads {
     float *c, *u;            // [rows][G] each summary's C_g and U_g (0: no summary)
@@ -71,6 +78,7 @@ struct HybridGrads {
     float *delta;            // [rows] D_i = dout_i . out_i
     float *cp, *up;          // causal [rows]: the partial block's C and U
     float *dksum, *dvsum;    // [P][G][d], [P][G][dv] the group sums' gradients
+    float *sink_partial;     // [P][2][sink_chunks][d + dv] each sink's rows, by chunk
 };
 
 inline HybridGrads carve_hybrid_grads(Carver &c, const Desc &d, const HybridParams &hp) {
@@ -87,6 +95,8 @@ inline HybridGrads carve_hybrid_grads(Carver &c, const Desc &d, const HybridPara
     }
     g.dksum = c.take<float>(P * G * (size_t)d.qk_dim);
     g.dvsum = c.take<float>(P * G * (size_t)d.v_dim);
+    g.sink_partial = c.take<float>(P * 2 * (size_t)sink_chunks(make_problem(d)) *
+                                   (size_t)(d.qk_dim + d.v_dim));
     return g;
 }
 

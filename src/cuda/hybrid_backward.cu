@@ -9,7 +9,9 @@
 //   3. one warp per valid key sums, over the pair's query heads, the rows for which the
 //      key is exact: dk += scale (P (dout . v - D) - C_{a_j}) q_i, dv += (P - U_{a_j}) dout_i,
 //      plus its group's sum gradient (causal: its block's, and the partial-block terms of
-//      the rows whose window starts after it in its block).
+//      the rows whose window starts after it in its block). A sink is exact for every
+//      row: one warp per chunk of rows adds those up first, and the key's warp sums the
+//      chunks in order.
 // Every gradient has one owner and a fixed order of sums: no atomics, the same bits on
 // every run.
 #include "cuda/hybrid_backward.cuh"
@@ -24,15 +26,22 @@ size_t hybrid_backward_warp_smem(const Problem &p, const HybridParams &hp) {
 
 void hybrid_backward_prepare(smyrf_dtype dtype, size_t max_smem) {
     const int bytes = (int)max_smem;
-    auto raise_limit = [&](auto rows_kernel, auto keys_kernel) {
-        SMYRF_CUDA(cudaFuncSetAttribute(rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-        SMYRF_CUDA(cudaFuncSetAttribute(keys_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    auto raise_limit = [&](auto... kernels) {
+        auto one = [&](auto kernel) {
+            SMYRF_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        };
+        (one(kernels), ...);
     };
     switch (dtype) {
-    case SMYRF_DTYPE_F32: raise_limit(hy::grad_rows<float>, hy::key_grads<float>); break;
-    case SMYRF_DTYPE_F16: raise_limit(hy::grad_rows<__half>, hy::key_grads<__half>); break;
+    case SMYRF_DTYPE_F32:
+        raise_limit(hy::grad_rows<float>, hy::key_grads<float>, hy::sink_grads<float>);
+        break;
+    case SMYRF_DTYPE_F16:
+        raise_limit(hy::grad_rows<__half>, hy::key_grads<__half>, hy::sink_grads<__half>);
+        break;
     case SMYRF_DTYPE_BF16:
-        raise_limit(hy::grad_rows<__nv_bfloat16>, hy::key_grads<__nv_bfloat16>);
+        raise_limit(hy::grad_rows<__nv_bfloat16>, hy::key_grads<__nv_bfloat16>,
+                    hy::sink_grads<__nv_bfloat16>);
         break;
     }
 }

@@ -170,6 +170,85 @@ __device__ inline int first_true(int n, const Pred &pred) {
     return lo;
 }
 
+// Row `row` (query row qi, output gradient gi) attends key (kr, vr) of summary column g
+// exactly: adds scale (P (dout . v - D) - C_g) q_i to gk and (P - U_g) dout_i to gv (C, U
+// only where the key's group is labelled).
+template <class T>
+__device__ inline void add_exact(const Problem &p, const HybridParams &hp, const HybridGrads &hg,
+                                 const float *lse, long long row, const T *qi, const T *gi,
+                                 const T *kr, const T *vr, int g, bool labelled, float *gk,
+                                 float *gv, int lane) {
+    float s = 0.0f, dp = 0.0f;
+    for (int c = lane; c < p.d; c += 32) s = fmaf(to_f32(qi[c]), to_f32(kr[c]), s);
+    for (int c = lane; c < p.dv; c += 32) dp = fmaf(to_f32(gi[c]), to_f32(vr[c]), dp);
+    s = p.scale * group_sum<32>(s, kAll);
+    dp = group_sum<32>(dp, kAll);
+    const float pj = expf(s - lse[row]);
+    const float c = labelled ? hg.c[row * hp.max_groups + g] : 0.0f;
+    const float u = labelled ? hg.u[row * hp.max_groups + g] : 0.0f;
+    const float ds = p.scale * (pj * (dp - hg.delta[row]) - c), w = pj - u;
+    for (int col = lane; col < p.d; col += 32) gk[col] = fmaf(ds, to_f32(qi[col]), gk[col]);
+    for (int col = lane; col < p.dv; col += 32) gv[col] = fmaf(w, to_f32(gi[col]), gv[col]);
+}
+
+// The sink keys of a pair (the first valid key, and the last one when S = 2,
+// non-causal): slot 0 and 1, -1 where there is none.
+__device__ inline int sink_key(const Problem &p, const HybridParams &hp, const PairInfo &in,
+                               int slot) {
+    if (in.dense || in.n == 0) return -1;
+    if (slot == 0) return hp.sinks >= 1 ? 0 : -1;
+    return hp.sinks == 2 && !p.causal && in.n > 1 ? in.n - 1 : -1;
+}
+
+// A sink is exact for every live row of its pair: one warp per (pair, chunk of
+// kSinkRows rows of its query heads) adds them up for both sinks, into
+// hg.sink_partial[pair][slot][chunk]; key_grads sums the chunks in order.
+template <class T>
+__global__ void sink_grads(Problem p, HybridParams hp, const T *__restrict__ q,
+                           const T *__restrict__ k, const T *__restrict__ v,
+                           const float *__restrict__ lse, const T *__restrict__ dout,
+                           const int32_t *__restrict__ valid, HybridWork hw, HybridGrads hg) {
+    extern __shared__ float smem[];
+    float *gk = smem + (threadIdx.x / 32) * (p.d + p.dv), *gv = gk + p.d;
+    const int lane = threadIdx.x % 32;
+    const int chunks = sink_chunks(p);
+    const long long work = (long long)p.B * p.Hkv * chunks;
+    const long long warps = (long long)gridDim.x * blockDim.x / 32;
+    for (long long x = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; x < work; x += warps) {
+        const int pair = (int)(x / chunks), chunk = (int)(x % chunks);
+        const PairInfo in = hw.info[pair];
+        const long long b = pair / p.Hkv;
+        const int hk = pair % p.Hkv;
+        const int32_t *vl = valid + b * p.Nk;
+        const bool labelled = in.groups > 0 && !p.causal;
+        for (int slot = 0; slot < 2; slot++) {
+            const int u = sink_key(p, hp, in, slot);
+            if (u < 0) continue;
+            const T *kr = k + b * p.k.batch + (long long)hk * p.k.head + (long long)vl[u] * p.k.token;
+            const T *vr = v + b * p.v.batch + (long long)hk * p.v.head + (long long)vl[u] * p.v.token;
+            const int g = labelled ? hw.label[(long long)pair * p.Nk + u] : -1;
+            // Lane c % 32 owns column c of gk and of gv, as in add_exact.
+            for (int c = lane; c < p.d; c += 32) gk[c] = 0.0f;
+            for (int c = lane; c < p.dv; c += 32) gv[c] = 0.0f;
+            const long long r0 = (long long)chunk * kSinkRows;
+            const long long r1 = min(r0 + kSinkRows, (long long)p.group * p.Nq);
+            for (long long r = r0; r < r1; r++) {  // rows of the pair's heads, head-major
+                const int h = hk * p.group + (int)(r / p.Nq), i = (int)(r % p.Nq);
+                int s, e;
+                window_of(p, vl, in.n, in.window, i, s, e);
+                if (s == e) continue;
+                const T *qi = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
+                const T *gi = dout + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
+                add_exact(p, hp, hg, lse, (b * p.H + h) * p.Nq + i, qi, gi, kr, vr, g, labelled,
+                          gk, gv, lane);
+            }
+            float *part = hg.sink_partial + (((long long)pair * 2 + slot) * chunks + chunk) * (p.d + p.dv);
+            for (int c = lane; c < p.d; c += 32) part[c] = gk[c];
+            for (int c = lane; c < p.dv; c += 32) part[p.d + c] = gv[c];
+        }
+    }
+}
+
 // One warp per valid key u of a pair: dk_u and dv_u summed over the pair's query heads,
 // each from the rows for which u is exact (its window rows, every row for a sink, the
 // rows that expanded its group), plus its group's (causal: block's) sum gradient and,
@@ -203,8 +282,15 @@ __global__ void key_grads(Problem p, HybridParams hp, const T *__restrict__ q,
         const long long gat = (long long)pair * hp.max_groups + g;
         for (int c = lane; c < p.d; c += 32) gk[c] = g >= 0 ? hg.dksum[gat * p.d + c] : 0.0f;
         for (int c = lane; c < p.dv; c += 32) gv[c] = g >= 0 ? hg.dvsum[gat * p.dv + c] : 0.0f;
-        const bool sink = !in.dense && ((hp.sinks >= 1 && u == 0) ||
-                                        (hp.sinks == 2 && !p.causal && in.n > 1 && u == in.n - 1));
+        const int sink = u == sink_key(p, hp, in, 0) ? 0 : u == sink_key(p, hp, in, 1) ? 1 : -1;
+        if (sink >= 0) {  // every live row: sink_grads' chunks, in order
+            const int chunks = sink_chunks(p);
+            const float *part = hg.sink_partial + ((long long)pair * 2 + sink) * chunks * (p.d + p.dv);
+            for (int ch = 0; ch < chunks; ch++, part += p.d + p.dv) {
+                for (int c = lane; c < p.d; c += 32) gk[c] += part[c];
+                for (int c = lane; c < p.dv; c += 32) gv[c] += part[p.d + c];
+            }
+        }
         const bool expanding = labelled && in.expand > 0;
         auto window = [&](int i, int &s, int &e) { window_of(p, vl, in.n, in.window, i, s, e); };
 
@@ -212,30 +298,17 @@ __global__ void key_grads(Problem p, HybridParams hp, const T *__restrict__ q,
             const long long row0 = (b * p.H + h) * p.Nq;
             auto qrow = [&](int i) { return q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token; };
             auto grow = [&](int i) { return dout + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token; };
-            // Row i attends u exactly: dk += scale dS' q_i, dv += P' dout_i.
             auto exact = [&](int i) {
-                const long long row = row0 + i;
-                const T *qi = qrow(i), *gi = grow(i);
-                float s = 0.0f, dp = 0.0f;
-                for (int c = lane; c < p.d; c += 32) s = fmaf(to_f32(qi[c]), to_f32(kr[c]), s);
-                for (int c = lane; c < p.dv; c += 32) dp = fmaf(to_f32(gi[c]), to_f32(vr[c]), dp);
-                s = p.scale * group_sum<32>(s, kAll);
-                dp = group_sum<32>(dp, kAll);
-                const float pj = expf(s - lse[row]);
-                const float c = labelled ? hg.c[row * hp.max_groups + g] : 0.0f;
-                const float uu = labelled ? hg.u[row * hp.max_groups + g] : 0.0f;
-                const float ds = p.scale * (pj * (dp - hg.delta[row]) - c), w = pj - uu;
-                for (int col = lane; col < p.d; col += 32) gk[col] = fmaf(ds, to_f32(qi[col]), gk[col]);
-                for (int col = lane; col < p.dv; col += 32) gv[col] = fmaf(w, to_f32(gi[col]), gv[col]);
+                add_exact(p, hp, hg, lse, row0 + i, qrow(i), grow(i), kr, vr, g, labelled, gk, gv, lane);
             };
-            if (sink || expanding) {  // every row: which hold u exactly?
+            if (sink >= 0) {
+                // every live row, already added from sink_grads
+            } else if (expanding) {  // every row: its window, or its choice of u's group
                 for (int i = 0; i < p.Nq; i++) {
                     int s, e;
                     window(i, s, e);
                     if (s == e) continue;
-                    const bool in_window = u >= s && u < e;
-                    const bool expanded = expanding && hg.chosen[(row0 + i) * hp.max_groups + g];
-                    if (in_window || sink || expanded) exact(i);
+                    if ((u >= s && u < e) || hg.chosen[(row0 + i) * hp.max_groups + g]) exact(i);
                 }
             } else {  // the rows whose window holds u: an interval, as both window ends rise
                 const int i0 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return e > u; });
@@ -281,6 +354,8 @@ void backward(const Exec &ex, const Problem &p, const HybridParams &hp, int warp
               q, dout, hw, hg);
     ex.launch(zero_key_grads<T>, stride_grid(keys, 256), 256, 0, p, dk, dv);
     const size_t key_bytes = (size_t)warps * (p.d + p.dv) * 4;
+    ex.launch(sink_grads<T>, stride_grid((long long)p.B * p.Hkv * sink_chunks(p), warps), 32 * warps,
+              key_bytes, p, hp, q, k, v, lse, dout, valid, hw, hg);
     ex.launch(key_grads<T>, stride_grid(keys, warps), 32 * warps, key_bytes, p, hp, q, k, v, lse,
               dout, dk, dv, valid, hw, hg);
 }
