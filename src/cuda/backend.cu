@@ -204,7 +204,7 @@ public:
                      "CUDA backend, HYBRID backward: SMYRF_PARAM_BUDGET = %lld and "
                      "SMYRF_PARAM_SUMMARIES = %lld need %zu bytes of shared memory per query; "
                      "the device has %d per block", (long long)d_.budget,
-                     (long long)d_.summaries, gpu::hybrid_backward_warp_smem(p_, hp_), smem_optin_);
+                     (long long)d_.summaries, hybrid_backward_smem_, smem_optin_);
             with_workspace(workspace, backward_workspace_, stream,
                            [&](void *ws, cudaStream_t s) { run_hybrid_backward(t, ws, s); });
             return;
@@ -223,7 +223,13 @@ private:
     void prepare_hybrid() {
 #ifdef SMYRF_CUDA_HYBRID
         hp_ = gpu::make_hybrid_params(d_);
-        hybrid_warps_ = gpu::hybrid_warps_per_block(p_, hp_, (size_t)smem_optin_);
+        // Warps per block (one query row or key each) whose scratch fits; 0: not even one.
+        auto warps_for = [&](size_t per_warp) {
+            for (int warps : {4, 2, 1})
+                if ((size_t)warps * per_warp <= (size_t)smem_optin_) return warps;
+            return 0;
+        };
+        hybrid_warps_ = warps_for(gpu::hybrid_warp_smem(p_, hp_));
         if (hybrid_warps_ == 0)
             fail(SMYRF_ERR_UNSUPPORTED,
                  "CUDA backend, HYBRID: SMYRF_PARAM_BUDGET = %lld and SMYRF_PARAM_SUMMARIES = "
@@ -235,10 +241,8 @@ private:
                  "CUDA backend, HYBRID: batch * kv_heads * k_len = %lld exceeds 2^31 - 1",
                  (long long)(d_.batch * d_.kv_heads * d_.k_len));
         gpu::hybrid_attention_prepare(d_.dtype, (size_t)smem_optin_);
-        for (int warps : {4, 2, 1})
-            if (!hybrid_backward_warps_ &&
-                (size_t)warps * gpu::hybrid_backward_warp_smem(p_, hp_) <= (size_t)smem_optin_)
-                hybrid_backward_warps_ = warps;
+        hybrid_backward_smem_ = gpu::hybrid_backward_warp_smem(p_, hp_);
+        hybrid_backward_warps_ = warps_for(hybrid_backward_smem_);  // 0: refused at execute
         gpu::hybrid_backward_prepare(d_.dtype, (size_t)smem_optin_);
         sort_temp_ = d_.causal ? 0 : gpu::hybrid_sort_temp_bytes(p_);
         carve(d_, nullptr, sort_temp_, false, &workspace_);
@@ -343,6 +347,7 @@ private:
     float *dirs_ = nullptr;  // [H][R][d + 2] on the device
     gpu::HybridParams hp_{};
     int hybrid_warps_ = 0, hybrid_backward_warps_ = 0;
+    size_t hybrid_backward_smem_ = 0;  // per warp
     size_t sort_temp_ = 0, workspace_ = 0, backward_workspace_ = 0;
 };
 

@@ -140,10 +140,9 @@ size_t hybrid_sort_temp_bytes(const Problem &p);
 void hybrid_groups(const Problem &p, const HybridParams &hp, smyrf_dtype dtype, const void *k,
                    const void *v, const Work &w, const HybridWork &hw, cudaStream_t s);
 
-// hybrid_attention.cu: per-warp shared memory bytes, and the warps per block that fit
-// max_smem (0: not even one: the plan is refused); prepare raises the kernel's limit.
+// hybrid_attention.cu: per-warp shared memory bytes (a warp per query row); prepare
+// raises the kernel's limit to max_smem.
 size_t hybrid_warp_smem(const Problem &p, const HybridParams &hp);
-int hybrid_warps_per_block(const Problem &p, const HybridParams &hp, size_t max_smem);
 void hybrid_attention_prepare(smyrf_dtype dtype, size_t max_smem);
 // hybrid_backward.cu: dq, dk, dv from the groups (hybrid_groups first), the forward's out
 // and lse, and dout, in the plan's dtype and strides; dk and dv sum over each kv head's
@@ -152,6 +151,7 @@ void hybrid_backward(const Problem &p, const HybridParams &hp, int warps, smyrf_
                      const void *q, const void *k, const void *v, const void *out,
                      const float *lse, const void *dout, void *dq, void *dk, void *dv,
                      const Work &w, const HybridWork &hw, const HybridGrads &hg, cudaStream_t s);
+// Per-warp shared memory bytes of the backward's kernels; prepare raises their limits.
 size_t hybrid_backward_warp_smem(const Problem &p, const HybridParams &hp);
 void hybrid_backward_prepare(smyrf_dtype dtype, size_t max_smem);
 

@@ -16,12 +16,6 @@ size_t hybrid_warp_smem(const Problem &p, const HybridParams &hp) {
     return (size_t)hy::scratch_words(p, hp) * 4;
 }
 
-int hybrid_warps_per_block(const Problem &p, const HybridParams &hp, size_t max_smem) {
-    for (int warps : {4, 2, 1})
-        if ((size_t)warps * hybrid_warp_smem(p, hp) <= max_smem) return warps;
-    return 0;
-}
-
 void hybrid_attention_prepare(smyrf_dtype dtype, size_t max_smem) {
     const int bytes = (int)max_smem;
     switch (dtype) {
