@@ -1,5 +1,5 @@
 // The CUDA executor of the launch sequences written for both the device and the test
-// simulator (hybrid_groups.cuh, hybrid_attention.cuh): kernels on the caller's stream,
+// simulator (backward.cuh, hybrid_*.cuh): kernels and memsets on the caller's stream,
 // stable segmented sorts through CUB. Included by .cu files only (nvcc).
 #pragma once
 
@@ -18,6 +18,8 @@ struct CudaExec {
         kernel<<<grid, block, smem, stream>>>(args...);
         SMYRF_CUDA_LAUNCHED();
     }
+
+    void zero(void *p, size_t bytes) const { SMYRF_CUDA(cudaMemsetAsync(p, 0, bytes, stream)); }
 
     // CUB's stable segmented sort (a sizing call when temp is null).
     template <class Key>

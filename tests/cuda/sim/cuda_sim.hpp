@@ -255,6 +255,8 @@ struct Exec {
         run(grid, block, reverse, [&] { kernel(args...); });
     }
 
+    void zero(void *p, size_t bytes) const { std::memset(p, 0, bytes); }
+
     template <class Key, class Work, class Problem>
     void sort(const Key *keys_in, Key *keys_out, int32_t *values_out, const Problem &p,
               const Work &hw) const {

@@ -1,0 +1,222 @@
+// The CUDA backward pass of SMYRF and DENSE (src/cuda/backward.cuh) run on the CPU by the
+// simulator of tests/cuda/sim, against the CPU backend's backward from the same out, lse
+// and dout: masks, causal (with SMYRF's fallback keys), GQA, cross-attention, rows without
+// keys; DENSE in fp32, fp16 and bf16, SMYRF in fp32 on the CPU backend's own clusters
+// (the simulator has no CUB sort, and the clusters are the forward's constants anyway).
+// A second run with the threads in the other order between barriers must give the same
+// bits. Needs no GPU; tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
+#include "sim/cuda_sim.hpp"
+
+#include "core/directions.hpp"
+#include "core/plan.hpp"
+#include "cpu/smyrf_clusters.hpp"
+#include "cuda/backward.cuh"
+#include "cuda_test.hpp"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace smyrf::gpu::bw {
+namespace {
+alignas(16) float sm[1 << 16];  // the kernel's dynamic shared memory: 256 KiB
+}
+}  // namespace smyrf::gpu::bw
+
+namespace {
+
+struct Case {
+    const char *name;
+    int64_t B, H, Hkv, Nq, Nk, d, dv;
+    int causal;
+    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+    smyrf_mode mode;
+    int64_t R, cq;
+};
+
+const Case kCases[] = {
+    {"dense, mask, GQA", 2, 2, 1, 70, 90, 24, 16, 0, 0.7, SMYRF_MODE_DENSE, 1, 64},
+    {"dense causal, Nq > Nk", 1, 2, 2, 60, 40, 16, 40, 1, 0.9, SMYRF_MODE_DENSE, 1, 64},
+    {"dense batch 0 fully padded", 2, 1, 1, 40, 40, 8, 8, 0, -1, SMYRF_MODE_DENSE, 1, 64},
+    {"smyrf, mask, cross, GQA", 2, 4, 2, 90, 130, 16, 8, 0, 0.8, SMYRF_MODE_SMYRF, 2, 16},
+    {"smyrf causal (fallback keys)", 1, 2, 1, 100, 100, 16, 16, 1, 0, SMYRF_MODE_SMYRF, 3, 10},
+};
+
+template <class T> T to_elem(float x);
+template <> float to_elem<float>(float x) { return x; }
+template <> __half to_elem<__half>(float x) { return __float2half_rn(x); }
+template <> __nv_bfloat16 to_elem<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+float to_float(float x) { return x; }
+float to_float(__half x) { return __half2float(x); }
+float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T> smyrf_dtype dtype_of();
+template <> smyrf_dtype dtype_of<float>() { return SMYRF_DTYPE_F32; }
+template <> smyrf_dtype dtype_of<__half>() { return SMYRF_DTYPE_F16; }
+template <> smyrf_dtype dtype_of<__nv_bfloat16>() { return SMYRF_DTYPE_BF16; }
+
+smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
+    smyrf_config *cfg = nullptr;
+    REQUIRE_OK(smyrf_config_create(&cfg));
+    const std::pair<smyrf_param, int64_t> values[] = {
+        {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
+        {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
+        {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
+        {SMYRF_PARAM_V_DIM, c.dv},      {SMYRF_PARAM_MODE, c.mode},
+        {SMYRF_PARAM_CAUSAL, c.causal}, {SMYRF_PARAM_DTYPE, t},
+        {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_SEED, 1234567},
+        {SMYRF_PARAM_THREADS, 1},
+    };
+    for (const auto &pv : values) REQUIRE_OK(smyrf_config_set(cfg, pv.first, pv.second));
+    if (c.mode == SMYRF_MODE_SMYRF) {
+        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_N_HASHES, c.R));
+        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq));
+    }
+    smyrf_plan *plan = nullptr;
+    REQUIRE_OK(smyrf_plan_create(&plan, cfg));
+    smyrf_config_destroy(cfg);
+    return plan;
+}
+
+// The sorted positions of every (problem, round) in the CUDA layout ([B*H*R][Nq] and
+// [B*H*R][Nk], valid keys first), from the CPU backend's clustering of fp32 q and k.
+void cpu_clusters(const smyrf::Desc &d, std::vector<float> &q, std::vector<float> &k,
+                  const std::vector<uint8_t> &mask, std::vector<int32_t> &q_sorted,
+                  std::vector<int32_t> &k_sorted) {
+    using namespace smyrf::cpu;
+    Arena sizing;
+    cluster_layout(sizing, d);
+    std::vector<double> ws(sizing.used() / sizeof(double) + 8);
+    Arena arena(ws.data());
+    const ClusterBuffers cb = cluster_layout(arena, d);
+    const std::vector<float> dirs = smyrf::hash_directions(d);
+    const int64_t R = d.n_hashes, problems = d.batch * d.heads;
+    q_sorted.assign((size_t)(problems * R * d.q_len), 0);
+    k_sorted.assign((size_t)(problems * R * d.k_len), 0);
+    for (int64_t prob = 0; prob < problems; prob++) {
+        cluster_problems(d, View{q.data(), d.q}, View{k.data(), d.k},
+                         mask.empty() ? nullptr : mask.data(), dirs.data(), cb, prob, 1);
+        for (int64_t r = 0; r < R; r++) {
+            std::memcpy(&q_sorted[(size_t)((prob * R + r) * d.q_len)], cb.queries(d, 0, r),
+                        (size_t)d.q_len * sizeof(int32_t));
+            std::memcpy(&k_sorted[(size_t)((prob * R + r) * d.k_len)], cb.keys(d, 0, r),
+                        (size_t)cb.n_valid[0] * sizeof(int32_t));
+        }
+    }
+}
+
+template <class T>
+void simulate(const smyrf::Desc &d, bool reverse, const std::vector<int32_t> &q_sorted,
+              const std::vector<int32_t> &k_sorted, const std::vector<T> &q,
+              const std::vector<T> &k, const std::vector<T> &v, const std::vector<uint8_t> &mask,
+              const std::vector<T> &out, const std::vector<float> &lse, const std::vector<T> &dout,
+              std::vector<T> &dq, std::vector<T> &dk, std::vector<T> &dv) {
+    using namespace smyrf::gpu;
+    const Problem p = make_problem(d);
+    const size_t H = (size_t)(p.B * p.H);
+    std::vector<int32_t> valid((size_t)(p.B * p.Nk), -1), n_valid((size_t)p.B, 0), met(H * p.Nq);
+    for (int b = 0; b < p.B; b++)
+        for (int j = 0; j < p.Nk; j++)
+            if (mask.empty() || mask[(size_t)(b * p.Nk + j)])
+                valid[(size_t)(b * p.Nk + n_valid[(size_t)b]++)] = j;
+    std::vector<float> sq(H * p.Nq * p.d, NAN), sk(H * p.Nk * p.d, NAN), sv(H * p.Nk * p.dv, NAN);
+    std::vector<float> delta(H * p.Nq, NAN);
+    Work w{};
+    w.valid = valid.data(), w.n_valid = n_valid.data(), w.met = met.data();
+    w.dq = sq.data(), w.dk = sk.data(), w.dv = sv.data(), w.delta = delta.data();
+    const bool dense = d.mode == SMYRF_MODE_DENSE;
+    bw::run(cuda_sim::Exec{reverse, sizeof(bw::sm)}, p, dense,
+            dense ? nullptr : q_sorted.data(), dense ? nullptr : k_sorted.data(), q.data(),
+            k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(), dk.data(),
+            dv.data(), w);
+}
+
+// Every element within tol * max |cpu| of the CPU's; the largest relative difference.
+template <class T>
+double compare(const std::string &what, const char *name, const std::vector<T> &sim,
+               const std::vector<T> &cpu, double tol) {
+    double scale = 1e-30, worst = 0;
+    for (const T &x : cpu) scale = std::fmax(scale, std::fabs(to_float(x)));
+    CHECK(scale > 1e-20, "%s: %s is zero on the CPU: the comparison says nothing", what.c_str(), name);
+    for (size_t i = 0; i < sim.size(); i++) {
+        const float g = to_float(sim[i]), r = to_float(cpu[i]);
+        CHECK(std::isfinite(g), "%s: %s[%zu] = %g", what.c_str(), name, i, g);
+        const double diff = std::fabs((double)g - r) / scale;
+        worst = std::fmax(worst, diff);
+        if (diff > tol) CHECK(false, "%s: %s[%zu]: sim %.7g cpu %.7g", what.c_str(), name, i, g, r);
+    }
+    return worst;
+}
+
+template <class T>
+bool same_bits(const std::vector<T> &a, const std::vector<T> &b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+template <class T>
+void run_case(const Case &c) {
+    const std::string what = std::string(c.name) + (dtype_of<T>() == SMYRF_DTYPE_F32   ? " [f32]"
+                                                    : dtype_of<T>() == SMYRF_DTYPE_F16 ? " [f16]"
+                                                                                       : " [bf16]");
+    g_rng = 0x5eed + (uint64_t)c.Nq * 31 + (uint64_t)c.d;
+    auto draw = [](size_t n) {
+        std::vector<float> x(n);
+        for (auto &e : x) e = to_float(to_elem<T>((float)normal()));  // exact in T
+        return x;
+    };
+    auto as_t = [](const std::vector<float> &x) {
+        std::vector<T> y(x.size());
+        for (size_t i = 0; i < x.size(); i++) y[i] = to_elem<T>(x[i]);
+        return y;
+    };
+    std::vector<float> qf = draw((size_t)(c.B * c.H * c.Nq * c.d));
+    std::vector<float> kf = draw((size_t)(c.B * c.Hkv * c.Nk * c.d));
+    const std::vector<float> vf = draw((size_t)(c.B * c.Hkv * c.Nk * c.dv));
+    const std::vector<float> gf = draw((size_t)(c.B * c.H * c.Nq * c.dv));
+    std::vector<uint8_t> mask;
+    if (c.mask_keep != 0)
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t j = 0; j < c.Nk; j++)
+                mask.push_back(c.mask_keep < 0 ? (uint8_t)(b != 0)
+                                                : (uint8_t)(j == 0 || uniform() < c.mask_keep));
+    const uint8_t *hmask = mask.empty() ? nullptr : mask.data();
+    const auto q = as_t(qf), k = as_t(kf), v = as_t(vf), dout = as_t(gf);
+
+    smyrf_plan *plan = cpu_plan(c, dtype_of<T>());
+    std::vector<T> out(dout.size());
+    std::vector<float> lse((size_t)(c.B * c.H * c.Nq));
+    REQUIRE_OK(smyrf_execute(plan, q.data(), k.data(), v.data(), hmask, out.data(), lse.data(),
+                             nullptr, 0, nullptr));
+    std::vector<T> dq_cpu(q.size()), dk_cpu(k.size()), dv_cpu(v.size());
+    REQUIRE_OK(smyrf_execute_backward(plan, q.data(), k.data(), v.data(), hmask, out.data(),
+                                      lse.data(), dout.data(), dq_cpu.data(), dk_cpu.data(),
+                                      dv_cpu.data(), nullptr, 0, nullptr));
+    std::vector<int32_t> q_sorted, k_sorted;
+    if (c.mode == SMYRF_MODE_SMYRF) cpu_clusters(plan->desc, qf, kf, mask, q_sorted, k_sorted);
+
+    std::vector<T> dq(q.size()), dk(k.size()), dv(v.size());
+    std::vector<T> dq2(q.size()), dk2(k.size()), dv2(v.size());
+    simulate(plan->desc, false, q_sorted, k_sorted, q, k, v, mask, out, lse, dout, dq, dk, dv);
+    simulate(plan->desc, true, q_sorted, k_sorted, q, k, v, mask, out, lse, dout, dq2, dk2, dv2);
+    CHECK(same_bits(dq, dq2) && same_bits(dk, dk2) && same_bits(dv, dv2),
+          "%s: the thread order between barriers changed the gradients", what.c_str());
+    smyrf_plan_destroy(plan);
+
+    const double tol = dtype_of<T>() == SMYRF_DTYPE_F32 ? 2e-4 : dtype_of<T>() == SMYRF_DTYPE_F16 ? 4e-3 : 2.5e-2;
+    const double wq = compare(what, "dq", dq, dq_cpu, tol), wk = compare(what, "dk", dk, dk_cpu, tol);
+    const double wv = compare(what, "dv", dv, dv_cpu, tol);
+    std::printf("%-40s max |diff|/max|cpu|: dq %.1e dk %.1e dv %.1e\n", what.c_str(), wq, wk, wv);
+}
+
+}  // namespace
+
+int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (const Case &c : kCases) {
+        run_case<float>(c);
+        if (c.mode == SMYRF_MODE_SMYRF) continue;  // clusters come from fp32 q and k
+        run_case<__half>(c);
+        run_case<__nv_bfloat16>(c);
+    }
+    if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
