@@ -11,7 +11,7 @@
 #include "core/plan.hpp"
 #include "cpu/smyrf_clusters.hpp"
 #include "cuda/backward.cuh"
-#include "cuda_test.hpp"
+#include "sim/sim_test.hpp"
 
 #include <cstring>
 #include <string>
@@ -41,18 +41,6 @@ const Case kCases[] = {
     {"smyrf, mask, cross, GQA", 2, 4, 2, 90, 130, 16, 8, 0, 0.8, SMYRF_MODE_SMYRF, 2, 16},
     {"smyrf causal (fallback keys)", 1, 2, 1, 100, 100, 16, 16, 1, 0, SMYRF_MODE_SMYRF, 3, 10},
 };
-
-template <class T> T to_elem(float x);
-template <> float to_elem<float>(float x) { return x; }
-template <> __half to_elem<__half>(float x) { return __float2half_rn(x); }
-template <> __nv_bfloat16 to_elem<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-float to_float(float x) { return x; }
-float to_float(__half x) { return __half2float(x); }
-float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T> smyrf_dtype dtype_of();
-template <> smyrf_dtype dtype_of<float>() { return SMYRF_DTYPE_F32; }
-template <> smyrf_dtype dtype_of<__half>() { return SMYRF_DTYPE_F16; }
-template <> smyrf_dtype dtype_of<__nv_bfloat16>() { return SMYRF_DTYPE_BF16; }
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
     smyrf_config *cfg = nullptr;
@@ -128,28 +116,6 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<int32_t> &q_
             dense ? nullptr : q_sorted.data(), dense ? nullptr : k_sorted.data(), q.data(),
             k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(), dk.data(),
             dv.data(), w);
-}
-
-// Every element within tol * max |cpu| of the CPU's; the largest relative difference.
-template <class T>
-double compare(const std::string &what, const char *name, const std::vector<T> &sim,
-               const std::vector<T> &cpu, double tol) {
-    double scale = 1e-30, worst = 0;
-    for (const T &x : cpu) scale = std::fmax(scale, std::fabs(to_float(x)));
-    CHECK(scale > 1e-20, "%s: %s is zero on the CPU: the comparison says nothing", what.c_str(), name);
-    for (size_t i = 0; i < sim.size(); i++) {
-        const float g = to_float(sim[i]), r = to_float(cpu[i]);
-        CHECK(std::isfinite(g), "%s: %s[%zu] = %g", what.c_str(), name, i, g);
-        const double diff = std::fabs((double)g - r) / scale;
-        worst = std::fmax(worst, diff);
-        if (diff > tol) CHECK(false, "%s: %s[%zu]: sim %.7g cpu %.7g", what.c_str(), name, i, g, r);
-    }
-    return worst;
-}
-
-template <class T>
-bool same_bits(const std::vector<T> &a, const std::vector<T> &b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
 template <class T>

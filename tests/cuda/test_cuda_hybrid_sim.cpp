@@ -10,7 +10,7 @@
 #include "sim/cuda_sim.hpp"
 
 #include "core/plan.hpp"
-#include "cuda_test.hpp"
+#include "sim/sim_test.hpp"
 #include "cuda/hybrid_attention.cuh"
 #include "cuda/hybrid_backward.cuh"
 #include "cuda/hybrid_groups.cuh"
@@ -50,19 +50,6 @@ const Case kCases[] = {
     {"dense limit", 1, 1, 1, 60, 60, 16, 16, 0, 0.9, 128},
     {"batch 0 fully padded", 2, 1, 1, 40, 40, 16, 16, 0, -1, 16},
 };
-
-template <class T> T to_elem(float x);
-template <> float to_elem<float>(float x) { return x; }
-template <> __half to_elem<__half>(float x) { return __float2half_rn(x); }
-template <> __nv_bfloat16 to_elem<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-float to_float(float x) { return x; }
-float to_float(__half x) { return __half2float(x); }
-float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T> smyrf_dtype dtype_of();
-template <> smyrf_dtype dtype_of<float>() { return SMYRF_DTYPE_F32; }
-template <> smyrf_dtype dtype_of<__half>() { return SMYRF_DTYPE_F16; }
-template <> smyrf_dtype dtype_of<__nv_bfloat16>() { return SMYRF_DTYPE_BF16; }
 
 struct Tol {
     double out, lse;
@@ -173,24 +160,6 @@ void simulate_backward(const smyrf::Desc &d, bool reverse, const std::vector<T> 
                  dout.data(), dq.data(), dk.data(), dv.data(), sw.valid.data(), sw.hw, sw.hg);
 }
 
-// Every element of a gradient (or out) within tol * max |cpu| of the CPU's; returns the
-// largest relative difference.
-template <class T>
-double compare(const std::string &what, const char *name, const std::vector<T> &sim,
-               const std::vector<T> &cpu, double tol) {
-    double scale = 1e-30, worst = 0;
-    for (const T &x : cpu) scale = std::fmax(scale, std::fabs(to_float(x)));
-    CHECK(scale > 1e-20, "%s: %s is zero on the CPU: the comparison says nothing", what.c_str(), name);
-    for (size_t i = 0; i < sim.size(); i++) {
-        const float g = to_float(sim[i]), r = to_float(cpu[i]);
-        CHECK(std::isfinite(g), "%s: %s[%zu] = %g", what.c_str(), name, i, g);
-        const double diff = std::fabs((double)g - r) / scale;
-        worst = std::fmax(worst, diff);
-        if (diff > tol) CHECK(false, "%s: %s[%zu]: sim %.7g cpu %.7g", what.c_str(), name, i, g, r);
-    }
-    return worst;
-}
-
 template <class T>
 void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
     const Tol tol = tolerance<T>();
@@ -230,8 +199,7 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
         std::vector<T> out2(no, to_elem<T>(NAN));
         std::vector<float> lse2(nl, NAN);
         simulate(plan->desc, true, q, k, v, mask, out2, lse2);
-        CHECK(std::memcmp(out.data(), out2.data(), no * sizeof(T)) == 0 &&
-                  std::memcmp(lse.data(), lse2.data(), nl * sizeof(float)) == 0,
+        CHECK(same_bits(out, out2) && same_bits(lse, lse2),
               "%s: the thread order between barriers changed the result", what.c_str());
     }
 
@@ -248,9 +216,7 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
     if (both_orders) {
         std::vector<T> dq2(nq), dk2(nk), dv2(nv);
         simulate_backward(plan->desc, true, q, k, v, mask, out_cpu, lse_cpu, dout, dq2, dk2, dv2);
-        CHECK(std::memcmp(dq.data(), dq2.data(), nq * sizeof(T)) == 0 &&
-                  std::memcmp(dk.data(), dk2.data(), nk * sizeof(T)) == 0 &&
-                  std::memcmp(dv.data(), dv2.data(), nv * sizeof(T)) == 0,
+        CHECK(same_bits(dq, dq2) && same_bits(dk, dk2) && same_bits(dv, dv2),
               "%s: the thread order between barriers changed the gradients", what.c_str());
     }
     smyrf_plan_destroy(plan);

@@ -1,0 +1,49 @@
+// Helpers of the simulator suites (test_cuda_*_sim.cpp): the dtypes on the host, and the
+// comparison of a simulated result with the CPU backend's.
+#pragma once
+
+#include "cuda_test.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+template <class T> T to_elem(float x);
+template <> inline float to_elem<float>(float x) { return x; }
+template <> inline __half to_elem<__half>(float x) { return __float2half_rn(x); }
+template <> inline __nv_bfloat16 to_elem<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+inline float to_float(float x) { return x; }
+inline float to_float(__half x) { return __half2float(x); }
+inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> smyrf_dtype dtype_of();
+template <> inline smyrf_dtype dtype_of<float>() { return SMYRF_DTYPE_F32; }
+template <> inline smyrf_dtype dtype_of<__half>() { return SMYRF_DTYPE_F16; }
+template <> inline smyrf_dtype dtype_of<__nv_bfloat16>() { return SMYRF_DTYPE_BF16; }
+
+template <class T>
+bool same_bits(const std::vector<T> &a, const std::vector<T> &b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// Every element finite and within tol * max |cpu| of the CPU's (a CPU result of zeros
+// fails: the comparison would say nothing); returns the largest relative difference.
+template <class T>
+double compare(const std::string &what, const char *name, const std::vector<T> &sim,
+               const std::vector<T> &cpu, double tol) {
+    double scale = 1e-30, worst = 0;
+    for (const T &x : cpu) scale = std::fmax(scale, std::fabs(to_float(x)));
+    CHECK(scale > 1e-20, "%s: %s is zero on the CPU: the comparison says nothing", what.c_str(), name);
+    for (size_t i = 0; i < sim.size(); i++) {
+        const float g = to_float(sim[i]), r = to_float(cpu[i]);
+        CHECK(std::isfinite(g), "%s: %s[%zu] = %g", what.c_str(), name, i, g);
+        const double diff = std::fabs((double)g - r) / scale;
+        worst = std::fmax(worst, diff);
+        if (diff > tol) CHECK(false, "%s: %s[%zu]: sim %.7g cpu %.7g", what.c_str(), name, i, g, r);
+    }
+    return worst;
+}
