@@ -293,6 +293,17 @@ __global__ void key_grads(Problem p, HybridParams hp, const T *__restrict__ q,
         }
         const bool expanding = labelled && in.expand > 0;
         auto window = [&](int i, int &s, int &e) { window_of(p, vl, in.n, in.window, i, s, e); };
+        // Row intervals (windows depend on the row, not on the head; both ends rise with i):
+        // [w0, w1) the rows whose window holds u; [w1, p1) the rows whose window starts
+        // after u inside u's causal block (its partial block holds u).
+        const int w0 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return e > u; });
+        const int w1 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return s > u; });
+        const long long end = (long long)(g + 1) * hp.block;
+        const int p1 = !(causal_groups && g >= 0) ? w1 : first_true(p.Nq, [&](int i) {
+            int s, e;
+            window(i, s, e);
+            return s > u && (s >= in.n || vl[s] >= end);
+        });
 
         for (int h = hk * p.group; h < (hk + 1) * p.group; h++) {
             const long long row0 = (b * p.H + h) * p.Nq;
@@ -310,27 +321,15 @@ __global__ void key_grads(Problem p, HybridParams hp, const T *__restrict__ q,
                     if (s == e) continue;
                     if ((u >= s && u < e) || hg.chosen[(row0 + i) * hp.max_groups + g]) exact(i);
                 }
-            } else {  // the rows whose window holds u: an interval, as both window ends rise
-                const int i0 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return e > u; });
-                const int i1 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return s > u; });
-                for (int i = i0; i < i1; i++) exact(i);
+            } else {
+                for (int i = w0; i < w1; i++) exact(i);
             }
-            if (causal_groups && g >= 0) {
-                // Partial block: rows whose window starts after u inside u's block.
-                const long long end = (long long)(g + 1) * hp.block;
-                const int i0 = first_true(p.Nq, [&](int i) { int s, e; window(i, s, e); return s > u; });
-                const int i1 = first_true(p.Nq, [&](int i) {
-                    int s, e;
-                    window(i, s, e);
-                    return s > u && (s >= in.n || vl[s] >= end);
-                });
-                for (int i = i0; i < i1; i++) {
-                    const long long row = row0 + i;
-                    const float c = p.scale * hg.cp[row], uu = hg.up[row];
-                    const T *qi = qrow(i), *gi = grow(i);
-                    for (int col = lane; col < p.d; col += 32) gk[col] = fmaf(c, to_f32(qi[col]), gk[col]);
-                    for (int col = lane; col < p.dv; col += 32) gv[col] = fmaf(uu, to_f32(gi[col]), gv[col]);
-                }
+            for (int i = w1; i < p1; i++) {  // causal: the partial block's terms
+                const long long row = row0 + i;
+                const float c = p.scale * hg.cp[row], uu = hg.up[row];
+                const T *qi = qrow(i), *gi = grow(i);
+                for (int col = lane; col < p.d; col += 32) gk[col] = fmaf(c, to_f32(qi[col]), gk[col]);
+                for (int col = lane; col < p.dv; col += 32) gv[col] = fmaf(uu, to_f32(gi[col]), gv[col]);
             }
         }
         T *dkr = dk + b * p.k.batch + (long long)hk * p.k.head + (long long)vl[u] * p.k.token;

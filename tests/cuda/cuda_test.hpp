@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 // CTest: SKIP_RETURN_CODE 77 (set in tests/cuda/CMakeLists.txt).
 constexpr int kSkip = 77;
@@ -77,4 +79,27 @@ inline double uniform() {
 inline double normal() {
     const double u1 = 1.0 - uniform(), u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+// A key-padding mask [B][Nk] for the cases' `mask_keep`: empty for 0 (no mask); for a
+// negative value batch 0 keeps no key and the others keep all; else key 0 and each other
+// key with probability keep are valid.
+inline std::vector<uint8_t> key_mask(int64_t B, int64_t Nk, double keep) {
+    std::vector<uint8_t> mask;
+    if (keep == 0) return mask;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < Nk; j++)
+            mask.push_back(keep < 0 ? (uint8_t)(b != 0) : (uint8_t)(j == 0 || uniform() < keep));
+    return mask;
+}
+
+// A plan with these parameter values (every call must succeed).
+inline smyrf_plan *plan_of(const std::vector<std::pair<smyrf_param, int64_t>> &values) {
+    smyrf_config *cfg = nullptr;
+    REQUIRE_OK(smyrf_config_create(&cfg));
+    for (const auto &pv : values) REQUIRE_OK(smyrf_config_set(cfg, pv.first, pv.second));
+    smyrf_plan *plan = nullptr;
+    REQUIRE_OK(smyrf_plan_create(&plan, cfg));
+    smyrf_config_destroy(cfg);
+    return plan;
 }

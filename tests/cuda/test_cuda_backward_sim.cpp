@@ -43,9 +43,7 @@ const Case kCases[] = {
 };
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
-    smyrf_config *cfg = nullptr;
-    REQUIRE_OK(smyrf_config_create(&cfg));
-    const std::pair<smyrf_param, int64_t> values[] = {
+    std::vector<std::pair<smyrf_param, int64_t>> values = {
         {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
         {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
         {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
@@ -54,15 +52,9 @@ smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
         {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_SEED, 1234567},
         {SMYRF_PARAM_THREADS, 1},
     };
-    for (const auto &pv : values) REQUIRE_OK(smyrf_config_set(cfg, pv.first, pv.second));
-    if (c.mode == SMYRF_MODE_SMYRF) {
-        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_N_HASHES, c.R));
-        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq));
-    }
-    smyrf_plan *plan = nullptr;
-    REQUIRE_OK(smyrf_plan_create(&plan, cfg));
-    smyrf_config_destroy(cfg);
-    return plan;
+    if (c.mode == SMYRF_MODE_SMYRF)
+        values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
+    return plan_of(values);
 }
 
 // The sorted positions of every (problem, round) in the CUDA layout ([B*H*R][Nq] and
@@ -101,15 +93,12 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<int32_t> &q_
     using namespace smyrf::gpu;
     const Problem p = make_problem(d);
     const size_t H = (size_t)(p.B * p.H);
-    std::vector<int32_t> valid((size_t)(p.B * p.Nk), -1), n_valid((size_t)p.B, 0), met(H * p.Nq);
-    for (int b = 0; b < p.B; b++)
-        for (int j = 0; j < p.Nk; j++)
-            if (mask.empty() || mask[(size_t)(b * p.Nk + j)])
-                valid[(size_t)(b * p.Nk + n_valid[(size_t)b]++)] = j;
+    ValidKeys vk(mask, p.B, p.Nk);
+    std::vector<int32_t> met(H * p.Nq);
     std::vector<float> sq(H * p.Nq * p.d, NAN), sk(H * p.Nk * p.d, NAN), sv(H * p.Nk * p.dv, NAN);
     std::vector<float> delta(H * p.Nq, NAN);
     Work w{};
-    w.valid = valid.data(), w.n_valid = n_valid.data(), w.met = met.data();
+    w.valid = vk.valid.data(), w.n_valid = vk.n_valid.data(), w.met = met.data();
     w.dq = sq.data(), w.dk = sk.data(), w.dv = sv.data(), w.delta = delta.data();
     const bool dense = d.mode == SMYRF_MODE_DENSE;
     bw::run(cuda_sim::Exec{reverse, sizeof(bw::sm)}, p, dense,
@@ -138,12 +127,7 @@ void run_case(const Case &c) {
     std::vector<float> kf = draw((size_t)(c.B * c.Hkv * c.Nk * c.d));
     const std::vector<float> vf = draw((size_t)(c.B * c.Hkv * c.Nk * c.dv));
     const std::vector<float> gf = draw((size_t)(c.B * c.H * c.Nq * c.dv));
-    std::vector<uint8_t> mask;
-    if (c.mask_keep != 0)
-        for (int64_t b = 0; b < c.B; b++)
-            for (int64_t j = 0; j < c.Nk; j++)
-                mask.push_back(c.mask_keep < 0 ? (uint8_t)(b != 0)
-                                                : (uint8_t)(j == 0 || uniform() < c.mask_keep));
+    const std::vector<uint8_t> mask = key_mask(c.B, c.Nk, c.mask_keep);
     const uint8_t *hmask = mask.empty() ? nullptr : mask.data();
     const auto q = as_t(qf), k = as_t(kf), v = as_t(vf), dout = as_t(gf);
 

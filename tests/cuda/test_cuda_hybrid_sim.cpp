@@ -77,9 +77,7 @@ std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int6
 }
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
-    smyrf_config *cfg = nullptr;
-    smyrf_config_create(&cfg);
-    const std::pair<smyrf_param, int64_t> values[] = {
+    return plan_of({
         {SMYRF_PARAM_BATCH, c.B},         {SMYRF_PARAM_HEADS, c.H},
         {SMYRF_PARAM_KV_HEADS, c.Hkv},    {SMYRF_PARAM_Q_LEN, c.Nq},
         {SMYRF_PARAM_K_LEN, c.Nk},        {SMYRF_PARAM_QK_DIM, c.d},
@@ -89,15 +87,7 @@ smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
         {SMYRF_PARAM_SEED, 1234567},      {SMYRF_PARAM_BUDGET, c.budget},
         {SMYRF_PARAM_SUMMARIES, c.summaries}, {SMYRF_PARAM_KMEANS_ITERS, c.iters},
         {SMYRF_PARAM_EXPAND, c.expand},   {SMYRF_PARAM_THREADS, 1},
-    };
-    for (const auto &pv : values)
-        CHECK(smyrf_config_set(cfg, pv.first, pv.second) == SMYRF_OK, "%s: set %d: %s", c.name,
-              (int)pv.first, smyrf_last_error_message());
-    smyrf_plan *plan = nullptr;
-    const smyrf_status st = smyrf_plan_create(&plan, cfg);
-    CHECK(st == SMYRF_OK, "%s: plan: %s", c.name, smyrf_last_error_message());
-    smyrf_config_destroy(cfg);
-    return plan;
+    });
 }
 
 // The host buffers of a simulated execute: valid keys (as valid_keys in cluster.cu leaves
@@ -106,20 +96,15 @@ smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
 struct SimWork {
     smyrf::gpu::Problem p;
     smyrf::gpu::HybridParams hp;
-    std::vector<int32_t> valid, n_valid;
+    ValidKeys vk;
     std::vector<unsigned char> ws;
     smyrf::gpu::HybridWork hw;
     smyrf::gpu::HybridGrads hg;
 
     SimWork(const smyrf::Desc &d, const std::vector<uint8_t> &mask, bool grads)
-        : p(smyrf::gpu::make_problem(d)), hp(smyrf::gpu::make_hybrid_params(d)) {
+        : p(smyrf::gpu::make_problem(d)), hp(smyrf::gpu::make_hybrid_params(d)),
+          vk(mask, p.B, p.Nk) {
         using namespace smyrf::gpu;
-        valid.assign((size_t)(p.B * p.Nk), -1);
-        n_valid.assign((size_t)p.B, 0);
-        for (int b = 0; b < p.B; b++)
-            for (int j = 0; j < p.Nk; j++)
-                if (mask.empty() || mask[(size_t)(b * p.Nk + j)])
-                    valid[(size_t)(b * p.Nk + n_valid[(size_t)b]++)] = j;
         Carver sizing(nullptr);
         carve_hybrid(sizing, d, hp, 0);
         if (grads) carve_hybrid_grads(sizing, d, hp);
@@ -140,9 +125,10 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<T> &q, const
     using namespace smyrf::gpu;
     SimWork sw(d, mask, false);
     const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
-    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.valid.data(), sw.n_valid.data(), sw.hw);
+    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.vk.valid.data(), sw.vk.n_valid.data(),
+                     sw.hw);
     hy::attend(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
-               sw.valid.data(), sw.hw);
+               sw.vk.valid.data(), sw.hw);
 }
 
 // The simulated CUDA backward: dq, dk, dv from out, lse and dout.
@@ -155,9 +141,10 @@ void simulate_backward(const smyrf::Desc &d, bool reverse, const std::vector<T> 
     using namespace smyrf::gpu;
     SimWork sw(d, mask, true);
     const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
-    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.valid.data(), sw.n_valid.data(), sw.hw);
+    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.vk.valid.data(), sw.vk.n_valid.data(),
+                     sw.hw);
     hy::backward(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
-                 dout.data(), dq.data(), dk.data(), dv.data(), sw.valid.data(), sw.hw, sw.hg);
+                 dout.data(), dq.data(), dk.data(), dv.data(), sw.vk.valid.data(), sw.hw, sw.hg);
 }
 
 template <class T>
@@ -176,16 +163,10 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
     const auto q = store<T>(draw((size_t)(c.B * c.H * c.Nq * c.d)), c.B, c.H, c.Nq, c.d, layout);
     const auto k = store<T>(draw((size_t)(c.B * c.Hkv * c.Nk * c.d)), c.B, c.Hkv, c.Nk, c.d, layout);
     const auto v = store<T>(draw((size_t)(c.B * c.Hkv * c.Nk * c.dv)), c.B, c.Hkv, c.Nk, c.dv, layout);
-    std::vector<uint8_t> mask;
-    if (c.mask_keep != 0)
-        for (int64_t b = 0; b < c.B; b++)
-            for (int64_t j = 0; j < c.Nk; j++)
-                mask.push_back(c.mask_keep < 0 ? (uint8_t)(b != 0)
-                                                : (uint8_t)(j == 0 || uniform() < c.mask_keep));
+    const std::vector<uint8_t> mask = key_mask(c.B, c.Nk, c.mask_keep);
     const size_t no = (size_t)(c.B * c.H * c.Nq * c.dv), nl = (size_t)(c.B * c.H * c.Nq);
 
     smyrf_plan *plan = cpu_plan(c, dtype_of<T>(), layout);
-    if (!plan) return;
     std::vector<T> out_cpu(no, to_elem<T>(NAN));
     std::vector<float> lse_cpu(nl, NAN);
     CHECK(smyrf_execute(plan, q.data(), k.data(), v.data(), mask.empty() ? nullptr : mask.data(),

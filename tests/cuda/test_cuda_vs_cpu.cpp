@@ -165,9 +165,7 @@ float get(const std::vector<unsigned char> &buf, size_t i, smyrf_dtype t) {
 smyrf_plan *make_plan(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided,
                       const Format &fq, const Format &fk, const Format &fv, const Format &fo,
                       smyrf_backend backend) {
-    smyrf_config *cfg = nullptr;
-    REQUIRE_OK(smyrf_config_create(&cfg));
-    const std::pair<smyrf_param, int64_t> values[] = {
+    std::vector<std::pair<smyrf_param, int64_t>> values = {
         {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
         {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
         {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
@@ -176,26 +174,19 @@ smyrf_plan *make_plan(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided
         {SMYRF_PARAM_LAYOUT, layout},   {SMYRF_PARAM_BACKEND, backend},
         {SMYRF_PARAM_SEED, 1234567},
     };
-    for (const auto &pv : values) REQUIRE_OK(smyrf_config_set(cfg, pv.first, pv.second));
-    if (c.mode == SMYRF_MODE_SMYRF) {
-        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_N_HASHES, c.R));
-        REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq));
-    }
-    if (c.mode == SMYRF_MODE_HYBRID) REQUIRE_OK(smyrf_config_set(cfg, SMYRF_PARAM_BUDGET, c.budget));
+    if (c.mode == SMYRF_MODE_SMYRF)
+        values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
+    if (c.mode == SMYRF_MODE_HYBRID) values.push_back({SMYRF_PARAM_BUDGET, c.budget});
     if (strided == Strided::yes) {
         const Format *fs[] = {&fq, &fk, &fv, &fo};
         const smyrf_param first[] = {SMYRF_PARAM_Q_STRIDE_BATCH, SMYRF_PARAM_K_STRIDE_BATCH,
                                      SMYRF_PARAM_V_STRIDE_BATCH, SMYRF_PARAM_OUT_STRIDE_BATCH};
-        for (int i = 0; i < 4; i++) {
-            REQUIRE_OK(smyrf_config_set(cfg, first[i], fs[i]->sb));
-            REQUIRE_OK(smyrf_config_set(cfg, (smyrf_param)(first[i] + 1), fs[i]->sh));
-            REQUIRE_OK(smyrf_config_set(cfg, (smyrf_param)(first[i] + 2), fs[i]->st));
-        }
+        for (int i = 0; i < 4; i++)
+            values.insert(values.end(), {{first[i], fs[i]->sb},
+                                         {(smyrf_param)(first[i] + 1), fs[i]->sh},
+                                         {(smyrf_param)(first[i] + 2), fs[i]->st}});
     }
-    smyrf_plan *plan = nullptr;
-    REQUIRE_OK(smyrf_plan_create(&plan, cfg));
-    smyrf_config_destroy(cfg);
-    return plan;
+    return plan_of(values);
 }
 
 template <class T>
@@ -255,14 +246,7 @@ void run_case(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided
     for (auto &x : q) x = quantize((float)normal(), t);
     for (auto &x : k) x = quantize((float)normal(), t);
     for (auto &x : v) x = quantize((float)normal(), t);
-    std::vector<uint8_t> mask;
-    if (c.mask_keep != 0) {
-        mask.resize((size_t)(c.B * c.Nk));
-        for (int64_t b = 0; b < c.B; b++)
-            for (int64_t j = 0; j < c.Nk; j++)
-                mask[(size_t)(b * c.Nk + j)] =
-                    c.mask_keep < 0 ? (uint8_t)(b != 0) : (uint8_t)(j == 0 || uniform() < c.mask_keep);
-    }
+    const std::vector<uint8_t> mask = key_mask(c.B, c.Nk, c.mask_keep);
 
     const Format fq = format_of(c.B, c.H, c.Nq, c.d, layout, strided);
     const Format fk = format_of(c.B, c.Hkv, c.Nk, c.d, layout, strided);

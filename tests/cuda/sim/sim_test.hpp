@@ -47,3 +47,16 @@ double compare(const std::string &what, const char *name, const std::vector<T> &
     }
     return worst;
 }
+
+// Each batch's ascending valid key positions, as valid_keys (cuda/cluster.cu) leaves them.
+struct ValidKeys {
+    std::vector<int32_t> valid, n_valid;  // [B][Nk] (-1 past the valid ones), [B]
+    ValidKeys() = default;
+    ValidKeys(const std::vector<uint8_t> &mask, int B, int Nk)
+        : valid((size_t)B * Nk, -1), n_valid((size_t)B, 0) {
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < Nk; j++)
+                if (mask.empty() || mask[(size_t)b * Nk + j])
+                    valid[(size_t)b * Nk + n_valid[(size_t)b]++] = j;
+    }
+};
