@@ -6,7 +6,8 @@ libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention and a straightforward
 SMYRF (bench/torch_smyrf.py), side by side as ratios; growth from
 N = 16384 to 65536; the in-cluster attention's FLOP rate (timed alone) against the OpenBLAS
 sgemm 2048^3 peak;
-peak memory against inputs plus output.
+peak memory against inputs plus output. Every contender's tensors of 4 MiB and more sit on
+transparent huge pages (NumPy's default on Linux; PyTorch's with THP_MEM_ALLOC_ENABLE=1).
 
 Run it with the interpreter scripts/python-env.sh prints (it has PyTorch); without PyTorch
 the PyTorch columns are left out and the reason is printed. The libsmyrf figures come from
@@ -80,6 +81,9 @@ def time_ms(fn, reps):
 def torch_times(args):
     """{n: {"sdpa": (median, min) or None, "torch_smyrf": (median, min)}}, or a string
     saying why not."""
+    # PyTorch's tensors on transparent huge pages too, as libsmyrf's (smyrf bench allocates
+    # its tensors as NumPy does): read before PyTorch's first allocation.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     try:
         import torch
         import torch.nn.functional as F

@@ -76,8 +76,10 @@ int main(int argc, char **argv) {
             smyrf::cpu::parallel_for(C, threads, [&](int64_t c, int thread) {
                 const int64_t q0 = smyrf::cpu::cluster_begin(n, C, c);
                 const int64_t q1 = smyrf::cpu::cluster_begin(n, C, c + 1);
-                smyrf::cpu::cluster_prefetch(d, a, 0, 0, order[2 * r].data() + q0, q1 - q0,
-                                             order[2 * r + 1].data() + q0, q1 - q0);
+                smyrf::cpu::Ahead own = smyrf::cpu::ahead_of(
+                    d, a, 0, 0, order[2 * r].data() + q0, q1 - q0, order[2 * r + 1].data() + q0,
+                    q1 - q0);
+                smyrf::cpu::load_ahead(own, own.rows);
                 smyrf::cpu::attend_tiled(d, a, 0, 0, order[2 * r].data() + q0, q1 - q0,
                                          order[2 * r + 1].data() + q0, q1 - q0,
                                          scratch[thread], m.data(), l.data());

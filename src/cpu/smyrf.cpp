@@ -61,14 +61,20 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
                 const int64_t t = task / runs;
                 int64_t b, h;
                 problem(t, b, h);
+                const auto ahead = [&](const ClusterRows &c) {
+                    return ahead_of(d, a, b, h, c.q, c.nq, c.k, c.nk);
+                };
                 for_cluster_run(d, cb, t, r, task % runs,
-                    [&](const ClusterRows &c) {
-                        cluster_prefetch(d, a, b, h, c.q, c.nq, c.k, c.nk);
+                    [&](const ClusterRows &c) {  // the run's first cluster: at once
+                        Ahead all = ahead(c);
+                        load_ahead(all, all.rows);
                     },
-                    [&](const ClusterRows &c) {
+                    [&](const ClusterRows &c, const ClusterRows *next) {  // the next: during c
+                        Ahead later = next ? ahead(*next) : Ahead{};
                         attend_tiled(d, a, b, h, c.q, c.nq, c.k, c.nk, bf.attention[thread],
                                      bf.m + t * nq, bf.l + t * nq,
-                                     r == R - 1 ? bf.done + t * nq : nullptr);
+                                     r == R - 1 ? bf.done + t * nq : nullptr,
+                                     next ? &later : nullptr);
                     });
             });
         }

@@ -122,7 +122,10 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
                     [&](const ClusterRows &c) {
                         attention_backward_prefetch(d, g, b, h, c.q, c.nq, c.k, c.nk, dk, dv);
                     },
-                    [&](const ClusterRows &c) {
+                    [&](const ClusterRows &c, const ClusterRows *next) {
+                        if (next)
+                            attention_backward_prefetch(d, g, b, h, next->q, next->nq, next->k,
+                                                        next->nk, dk, dv);
                         attention_backward(d, g, b, h, c.q, c.nq, c.k, c.nk, bf.delta + t * nq,
                                            true, &dk, &dv, bf.met + t * nq, bf.scratch[thread]);
                     });

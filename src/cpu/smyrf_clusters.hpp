@@ -55,23 +55,27 @@ inline ClusterRows cluster_rows(const Desc &d, const ClusterBuffers &cb, int64_t
 }
 
 // The attention passes (forward and backward) take a run of consecutive clusters per
-// task and ask for each cluster's rows while the one before it computes: the rows sit
-// at random positions, and this overlaps their cache misses with the arithmetic. Runs
-// of 4 keep a round's last task, which the other threads wait for, short.
+// task and load each cluster's rows while the one before it computes: the rows sit at
+// random positions, and this overlaps their cache misses with the arithmetic. Runs of 4
+// keep a round's last task, which the other threads wait for, short.
 constexpr int64_t kClustersPerTask = 4;
 inline int64_t cluster_runs(const Desc &d) {
     return (d.n_clusters() + kClustersPerTask - 1) / kClustersPerTask;
 }
-// prefetch(rows) and body(rows) over the clusters of run `run` of slot t, round r.
-template <class Prefetch, class Body>
+// Over the clusters of run `run` of slot t, round r: first(rows) for the first one, then
+// body(rows, next) for each, next pointing to the rows of the cluster after it in the
+// run (nullptr for the last), for body to load while it computes.
+template <class First, class Body>
 void for_cluster_run(const Desc &d, const ClusterBuffers &cb, int64_t t, int64_t r, int64_t run,
-                     const Prefetch &prefetch, const Body &body) {
+                     const First &first, const Body &body) {
     const int64_t c0 = run * kClustersPerTask;
     const int64_t c1 = std::min(d.n_clusters(), c0 + kClustersPerTask);
-    prefetch(cluster_rows(d, cb, t, r, c0));
+    ClusterRows rows = cluster_rows(d, cb, t, r, c0);
+    first(rows);
     for (int64_t c = c0; c < c1; c++) {
-        if (c + 1 < c1) prefetch(cluster_rows(d, cb, t, r, c + 1));
-        body(cluster_rows(d, cb, t, r, c));
+        const ClusterRows next = c + 1 < c1 ? cluster_rows(d, cb, t, r, c + 1) : ClusterRows{};
+        body(rows, c + 1 < c1 ? &next : nullptr);
+        rows = next;
     }
 }
 

@@ -53,24 +53,28 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d);
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
              const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
              uint8_t *done = nullptr);
+// With ahead, the tile also starts loading the next ahead_rows rows of ahead
+// (cpu/tile.hpp, Ahead) while it computes.
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *m, float *l, uint8_t *done = nullptr);
+                       float *m, float *l, uint8_t *done = nullptr, Ahead *ahead = nullptr,
+                       int64_t ahead_rows = 0);
 
-// Starts loading every row a cluster will touch (its q and out rows, its k and v rows).
+// The rows a cluster will touch (its q and k rows, its out and v rows), to load ahead.
 // In SMYRF mode they sit at random positions: asked for one cluster ahead, their cache
 // misses overlap the attention of the cluster before.
-void cluster_prefetch(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
-                      int64_t nq, const int32_t *kj, int64_t nk);
+Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
+               int64_t nq, const int32_t *kj, int64_t nk);
 
 // Any number of queries against any number of keys (a SMYRF cluster, or a DENSE query
 // tile against all its keys): cut into tiles for cluster_attention, each merged into the
 // running state as it ends, so scratch stays bounded whatever the cluster size. With
 // done (the queries' last block: SMYRF's last round), the last key tile also normalises
-// the rows it merges and marks them done (cpu/tile.hpp, Tile::done).
+// the rows it merges and marks them done (cpu/tile.hpp, Tile::done). With ahead, the
+// tiles load all of its rows not yet loaded, an even share each.
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l, uint8_t *done = nullptr);
+                  float *m, float *l, uint8_t *done = nullptr, Ahead *ahead = nullptr);
 
 // ---- combine: the running state of each query is (m, l) plus the accumulator kept in
 // its out row, all relative to e^{m}; m and l are indexed by query position. Each call

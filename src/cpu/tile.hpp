@@ -16,6 +16,22 @@ namespace smyrf::cpu {
 // Queries and keys per tile; kTileQueries is a multiple of every vector width.
 constexpr int64_t kTileQueries = 64, kTileKeys = 256;
 
+// Rows another tile reads next (SMYRF: the next cluster's q, k, out and v rows, which sit
+// at random positions). The kernel starts loading them a few rows after each block of
+// its arithmetic, so that their cache misses overlap the arithmetic instead of stalling
+// it in one burst. Of its `rows` rows, in the order q, k, out, v, the first `done` have
+// been asked for. (Plain data: this header defines no code, see below.)
+struct Ahead {
+    const int32_t *qi, *kj;  // positions of the queries and the keys
+    int64_t nq, nk;
+    const float *q, *k, *out, *v;  // the row at position 0 of each tensor
+    int64_t q_step, k_step, out_step, v_step;  // floats from one position to the next
+    int64_t qk_dim, v_dim;
+    int64_t rows = 0, done = 0;
+};
+// Starts loading the next `rows` rows of `a` (fewer where it ends) into L2.
+void load_ahead(Ahead &a, int64_t rows);
+
 struct Tile {
     const float *const *q;  // [nq] query rows of qk_dim floats
     const float *const *k;  // [nk] key rows of qk_dim floats
@@ -37,6 +53,10 @@ struct Tile {
     // done[i]; a query this tile leaves alone stays for combine_finish. nullptr otherwise.
     uint8_t *done;
     float *inv;
+    // Rows to start loading during this tile (nullptr: none): the next `ahead_rows` rows
+    // of `ahead`, spread over the tile's blocks.
+    Ahead *ahead = nullptr;
+    int64_t ahead_rows = 0;
 };
 
 // Attention of the tile (stage 4) merged into the running state (stage 5): for each
