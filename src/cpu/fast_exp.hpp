@@ -10,9 +10,10 @@ namespace smyrf::cpu {
 
 inline float fast_exp(float x) {
     // e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln(2) / 2 (Cody-Waite reduction).
+    // Below -87 the last line returns 0 whatever the steps before it make of x, so only
+    // the top needs a clamp. NaN passes through it and stays NaN.
     const float lo = -87.0f, hi = 88.0f;
-    float xc = x < lo ? lo : x;  // NaN passes through both clamps and stays NaN
-    xc = xc > hi ? hi : xc;
+    const float xc = x > hi ? hi : x;
     // Adding 1.5 * 2^23 rounds to an integer and leaves n in the low mantissa bits.
     const float magic = 12582912.0f;
     const float t = xc * 1.44269504f + magic;
