@@ -63,20 +63,17 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
     kernel(t);
 }
 
+void ahead_add(Ahead &a, const int32_t *at, int64_t n, const float *base, int64_t step,
+               int64_t dim) {
+    a.list[a.lists++] = {at, n, base, step, dim};
+    a.rows += n;
+}
+
 void load_ahead(Ahead &a, int64_t rows) {
-    const int64_t end = std::min(a.rows, a.done + rows);
-    for (; a.done < end; a.done++) {
-        int64_t i = a.done;
-        if (i < a.nq) {
-            prefetch_row(a.q + a.qi[i] * a.q_step, a.qk_dim);
-        } else if ((i -= a.nq) < a.nk) {
-            prefetch_row(a.k + a.kj[i] * a.k_step, a.qk_dim);
-        } else if ((i -= a.nk) < a.nq) {
-            prefetch_row(a.out + a.qi[i] * a.out_step, a.v_dim);
-        } else {
-            i -= a.nq;
-            prefetch_row(a.v + a.kj[i] * a.v_step, a.v_dim);
-        }
+    for (const int64_t end = std::min(a.rows, a.done + rows); a.done < end; a.done++) {
+        while (a.within == a.list[a.cur].n) a.cur++, a.within = 0;
+        const Ahead::List &x = a.list[a.cur];
+        prefetch_row(x.base + x.at[a.within++] * x.step, x.dim);
     }
 }
 
@@ -84,13 +81,10 @@ Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t
                int64_t nq, const int32_t *kj, int64_t nk) {
     const int64_t hk = d.kv_head_of(h);
     Ahead x;
-    x.qi = qi, x.kj = kj, x.nq = nq, x.nk = nk;
-    x.q = a.q.row(b, h, 0), x.out = a.out.row(b, h, 0);
-    x.k = a.k.row(b, hk, 0), x.v = a.v.row(b, hk, 0);
-    x.q_step = a.q.s.token, x.out_step = a.out.s.token;
-    x.k_step = a.k.s.token, x.v_step = a.v.s.token;
-    x.qk_dim = d.qk_dim, x.v_dim = d.v_dim;
-    x.rows = 2 * (nq + nk);
+    ahead_add(x, qi, nq, a.q.row(b, h, 0), a.q.s.token, d.qk_dim);
+    ahead_add(x, kj, nk, a.k.row(b, hk, 0), a.k.s.token, d.qk_dim);
+    ahead_add(x, qi, nq, a.out.row(b, h, 0), a.out.s.token, d.v_dim);
+    ahead_add(x, kj, nk, a.v.row(b, hk, 0), a.v.s.token, d.v_dim);
     return x;
 }
 

@@ -50,28 +50,26 @@ void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64
         delta[i] = dot_of(g.dout.row(b, h, i), g.out.row(b, h, i), d.v_dim);
 }
 
-void attention_backward_prefetch(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                                 const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
-                                 const GradRows &dk, const GradRows &dv) {
+Ahead backward_ahead_of(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
+                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
+                        const GradRows &dk, const GradRows &dv) {
     const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dvd = d.v_dim;
-    for (int64_t t = 0; t < nq; t++) {
-        prefetch_row(g.q.row(b, h, qi[t]), dim);
-        prefetch_row(g.dout.row(b, h, qi[t]), dvd);
-        prefetch_row(g.dq.row(b, h, qi[t]), dim);
-    }
-    for (int64_t u = 0; u < nk; u++) {
-        prefetch_row(g.k.row(b, hk, kj[u]), dim);
-        prefetch_row(g.v.row(b, hk, kj[u]), dvd);
-        prefetch_row(dk.row(kj[u]), dim);
-        prefetch_row(dv.row(kj[u]), dvd);
-    }
+    Ahead x;
+    ahead_add(x, qi, nq, g.q.row(b, h, 0), g.q.s.token, dim);
+    ahead_add(x, qi, nq, g.dout.row(b, h, 0), g.dout.s.token, dvd);
+    ahead_add(x, qi, nq, g.dq.row(b, h, 0), g.dq.s.token, dim);
+    ahead_add(x, kj, nk, g.k.row(b, hk, 0), g.k.s.token, dim);
+    ahead_add(x, kj, nk, g.v.row(b, hk, 0), g.v.s.token, dvd);
+    ahead_add(x, kj, nk, dk.base, dk.ld, dim);
+    ahead_add(x, kj, nk, dv.base, dv.ld, dvd);
+    return x;
 }
 
 void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
                         const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
                         const float *delta, bool want_dq, const GradRows *dk,
                         const GradRows *dv, uint8_t *met, const GradScratch &ws,
-                        const DqOrder *order) {
+                        const DqOrder *order, Ahead *ahead) {
     static const GradTileKernel kernel = grad_tile_kernel();
     const int64_t hk = d.kv_head_of(h);
     GradTile t;
@@ -89,6 +87,8 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
     t.before_dq = nullptr, t.ctx = nullptr;
     t.qt = ws.qt, t.ot = ws.ot, t.pt = ws.pt, t.dst = ws.dst;
     t.lse_t = ws.lse_t, t.delta_t = ws.delta_t;
+    t.ahead = ahead;
+    int64_t tiles = (nk + kGradKeyTile - 1) / kGradKeyTile * ((nq + kGradQueryTile - 1) / kGradQueryTile);
     for (int64_t k0 = 0; k0 < nk; k0 += kGradKeyTile) {
         t.nk = std::min(kGradKeyTile, nk - k0);
         t.kj = kj + k0;
@@ -110,6 +110,9 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
             }
             Waiting w{order, q0};
             if (order) t.before_dq = wait_for_dq, t.ctx = &w;
+            // each tile loads an even share of the rows still to load
+            t.ahead_rows = ahead ? (ahead->rows - ahead->done + tiles - 1) / tiles : 0;
+            tiles--;
             kernel(t);
             if (order) order->done(order->ctx, q0);
         }

@@ -47,20 +47,21 @@ struct DqOrder {
 // positions kj[0..nk) of its kv head (causal mask applied; keys assumed valid). Adds
 // into g.dq's rows when want_dq, into dk/dv's rows (positions kj) when dk (dv) is
 // non-null. delta: D of the problem's queries, by position. met (or null): set to 1 for
-// each query that has an allowed key in the block. order (or null): see DqOrder. Every
+// each query that has an allowed key in the block. order (or null): see DqOrder. ahead
+// (or null): rows the block's tiles load while they compute, an even share each. Every
 // element's sum runs in a fixed order on the calling thread: the result does not depend
 // on the thread.
 void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
                         const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
                         const float *delta, bool want_dq, const GradRows *dk,
                         const GradRows *dv, uint8_t *met, const GradScratch &ws,
-                        const DqOrder *order = nullptr);
+                        const DqOrder *order = nullptr, Ahead *ahead = nullptr);
 
-// Asks for the rows of attention_backward's block (the same arguments) to be brought
-// into the cache, while another block computes.
-void attention_backward_prefetch(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                                 const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
-                                 const GradRows &dk, const GradRows &dv);
+// The rows attention_backward's block (the same arguments) reads and updates, to load
+// ahead (cpu/tile.hpp): its q, dout and dq rows, its k and v rows, its dk and dv rows.
+Ahead backward_ahead_of(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
+                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
+                        const GradRows &dk, const GradRows &dv);
 
 // D_i = dout_i . out_i for the queries [i0, i1) of problem (b, h), into delta[i].
 void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64_t h,

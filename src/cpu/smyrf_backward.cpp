@@ -118,16 +118,19 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
                 problem(t, b, h);
                 GradRows dk, dv;
                 key_rows(t, dk, dv);
+                const auto ahead = [&](const ClusterRows &c) {
+                    return backward_ahead_of(d, g, b, h, c.q, c.nq, c.k, c.nk, dk, dv);
+                };
                 for_cluster_run(d, cb, t, r, task % runs,
-                    [&](const ClusterRows &c) {
-                        attention_backward_prefetch(d, g, b, h, c.q, c.nq, c.k, c.nk, dk, dv);
+                    [&](const ClusterRows &c) {  // the run's first cluster: at once
+                        Ahead all = ahead(c);
+                        load_ahead(all, all.rows);
                     },
-                    [&](const ClusterRows &c, const ClusterRows *next) {
-                        if (next)
-                            attention_backward_prefetch(d, g, b, h, next->q, next->nq, next->k,
-                                                        next->nk, dk, dv);
+                    [&](const ClusterRows &c, const ClusterRows *next) {  // the next: during c
+                        Ahead later = next ? ahead(*next) : Ahead{};
                         attention_backward(d, g, b, h, c.q, c.nq, c.k, c.nk, bf.delta + t * nq,
-                                           true, &dk, &dv, bf.met + t * nq, bf.scratch[thread]);
+                                           true, &dk, &dv, bf.met + t * nq, bf.scratch[thread],
+                                           nullptr, next ? &later : nullptr);
                     });
             });
         }

@@ -16,19 +16,29 @@ namespace smyrf::cpu {
 // Queries and keys per tile; kTileQueries is a multiple of every vector width.
 constexpr int64_t kTileQueries = 64, kTileKeys = 256;
 
-// Rows another tile reads next (SMYRF: the next cluster's q, k, out and v rows, which sit
-// at random positions). The kernel starts loading them a few rows after each block of
-// its arithmetic, so that their cache misses overlap the arithmetic instead of stalling
-// it in one burst. Of its `rows` rows, in the order q, k, out, v, the first `done` have
-// been asked for. (Plain data: this header defines no code, see below.)
+// Rows another tile reads next (SMYRF: the next cluster's, which sit at random
+// positions): lists of rows, row x of a list at base + at[x] * step, dim floats long.
+// The kernel starts loading them a few rows after each block of its arithmetic, so that
+// their cache misses overlap the arithmetic instead of stalling it in one burst. Of
+// `rows` rows, list after list, the first `done` have been asked for. (Plain data: this
+// header defines no code, see below.)
 struct Ahead {
-    const int32_t *qi, *kj;  // positions of the queries and the keys
-    int64_t nq, nk;
-    const float *q, *k, *out, *v;  // the row at position 0 of each tensor
-    int64_t q_step, k_step, out_step, v_step;  // floats from one position to the next
-    int64_t qk_dim, v_dim;
+    struct List {
+        const int32_t *at;
+        int64_t n;
+        const float *base;
+        int64_t step, dim;
+    };
+    static constexpr int kLists = 7;
+    List list[kLists];
+    int lists = 0;
     int64_t rows = 0, done = 0;
+    int cur = 0;          // the list of the next row to ask for
+    int64_t within = 0;   // and its index in that list
 };
+// Appends a list of n rows to a (at most Ahead::kLists lists).
+void ahead_add(Ahead &a, const int32_t *at, int64_t n, const float *base, int64_t step,
+               int64_t dim);
 // Starts loading the next `rows` rows of `a` (fewer where it ends) into L2.
 void load_ahead(Ahead &a, int64_t rows);
 

@@ -42,6 +42,10 @@ struct GradTile {
     float *pt;   // scratch [kGradTileKeys][kTileQueries]: logits, then P^T
     float *dst;  // scratch [kGradTileKeys][kTileQueries]: dP^T, then dS'^T
     float *lse_t, *delta_t;  // scratch [kTileQueries]: the queries' LSE and D
+    // Rows to start loading during this tile (nullptr: none): the next `ahead_rows` rows
+    // of `ahead` (cpu/tile.hpp), spread over the tile's blocks.
+    Ahead *ahead = nullptr;
+    int64_t ahead_rows = 0;
 };
 
 // Adds the tile's gradients into the dq, dk and dv rows (those set): every element is
