@@ -312,6 +312,28 @@ static void cluster_cut_is_balanced(void **) {
         }
 }
 
+// Loading ahead (cpu/tile.hpp): the rows of all lists, list after list, each asked for
+// once, empty lists skipped, however the calls cut them up; asking past the end asks for
+// nothing (the position lists are exactly as long as their counts, so a walk past one
+// shows under the sanitizers).
+static void loading_ahead_walks_every_row_once(void **) {
+    std::vector<float> rows(6 * 16, 1.0f);
+    const std::unique_ptr<int32_t[]> a(new int32_t[2]{5, 0}), c(new int32_t[3]{1, 4, 2});
+    smyrf::cpu::Ahead x;
+    smyrf::cpu::ahead_add(x, a.get(), 2, rows.data(), 16, 16);
+    smyrf::cpu::ahead_add(x, nullptr, 0, rows.data(), 16, 16);
+    smyrf::cpu::ahead_add(x, c.get(), 3, rows.data(), 16, 3);
+    assert_int_equal(x.rows, 5);
+    const int64_t asks[] = {1, 0, 2, 1, 10, 3};
+    const int64_t done[] = {1, 1, 3, 4, 5, 5};
+    for (int s = 0; s < 6; s++) {
+        smyrf::cpu::load_ahead(x, asks[s]);
+        assert_int_equal(x.done, done[s]);
+    }
+    assert_int_equal(x.cur, 2);
+    assert_int_equal(x.within, 3);
+}
+
 // attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
 // mask included, one tile into a fresh state: out / l is the reference's normalised row,
 // m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
@@ -586,6 +608,7 @@ int main() {
         cmocka_unit_test(sort_matches_reference),
         cmocka_unit_test(sort_is_nan_safe),
         cmocka_unit_test(cluster_cut_is_balanced),
+        cmocka_unit_test(loading_ahead_walks_every_row_once),
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(attention_backward_matches_reference),
         cmocka_unit_test(combine_matches_reference),
