@@ -77,6 +77,10 @@ void load_ahead(Ahead &a, int64_t rows) {
     }
 }
 
+int64_t ahead_share(const Ahead *a, int64_t tiles) {
+    return a ? (a->rows - a->done + tiles - 1) / tiles : 0;
+}
+
 Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                int64_t nq, const int32_t *kj, int64_t nk) {
     const int64_t hk = d.kv_head_of(h);
@@ -97,10 +101,8 @@ void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int3
         const int64_t tq = std::min(kQueryTile, nq - q0);
         for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile, tiles--) {
             const bool last = k0 + kKeyTile >= nk;
-            // each tile loads an even share of the rows still to load
-            const int64_t share = ahead ? (ahead->rows - ahead->done + tiles - 1) / tiles : 0;
             cluster_attention(d, a, b, h, qi + q0, tq, kj + k0, std::min(kKeyTile, nk - k0), ws,
-                              m, l, last ? done : nullptr, ahead, share);
+                              m, l, last ? done : nullptr, ahead, ahead_share(ahead, tiles));
         }
     }
 }

@@ -110,9 +110,7 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
             }
             Waiting w{order, q0};
             if (order) t.before_dq = wait_for_dq, t.ctx = &w;
-            // each tile loads an even share of the rows still to load
-            t.ahead_rows = ahead ? (ahead->rows - ahead->done + tiles - 1) / tiles : 0;
-            tiles--;
+            t.ahead_rows = ahead_share(ahead, tiles--);
             kernel(t);
             if (order) order->done(order->ctx, q0);
         }

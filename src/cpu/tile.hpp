@@ -41,6 +41,8 @@ void ahead_add(Ahead &a, const int32_t *at, int64_t n, const float *base, int64_
                int64_t dim);
 // Starts loading the next `rows` rows of `a` (fewer where it ends) into L2.
 void load_ahead(Ahead &a, int64_t rows);
+// An even share of the rows of `a` (nullptr: none) still to load, for one of `tiles` tiles.
+int64_t ahead_share(const Ahead *a, int64_t tiles);
 
 struct Tile {
     const float *const *q;  // [nq] query rows of qk_dim floats

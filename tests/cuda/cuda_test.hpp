@@ -81,6 +81,29 @@ inline double normal() {
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+// The shape of a test case, shared by the CUDA suites; each suite's Case adds its mode's
+// fields after these.
+struct CaseShape {
+    const char *name;
+    int64_t B, H, Hkv, Nq, Nk, d, dv;
+    int causal;
+    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all (key_mask)
+};
+
+// The plan parameters of a shape with this mode and dtype, and the suites' fixed seed.
+inline std::vector<std::pair<smyrf_param, int64_t>> shape_values(const CaseShape &c,
+                                                                  smyrf_mode mode,
+                                                                  smyrf_dtype t) {
+    return {
+        {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
+        {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
+        {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
+        {SMYRF_PARAM_V_DIM, c.dv},      {SMYRF_PARAM_MODE, mode},
+        {SMYRF_PARAM_CAUSAL, c.causal}, {SMYRF_PARAM_DTYPE, t},
+        {SMYRF_PARAM_SEED, 1234567},
+    };
+}
+
 // A key-padding mask [B][Nk] for the cases' `mask_keep`: empty for 0 (no mask); for a
 // negative value batch 0 keeps no key and the others keep all; else key 0 and each other
 // key with probability keep are valid.

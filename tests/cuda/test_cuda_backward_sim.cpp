@@ -25,11 +25,7 @@ alignas(16) float sm[1 << 16];  // the kernel's dynamic shared memory: 256 KiB
 
 namespace {
 
-struct Case {
-    const char *name;
-    int64_t B, H, Hkv, Nq, Nk, d, dv;
-    int causal;
-    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+struct Case : CaseShape {
     smyrf_mode mode;
     int64_t R, cq;
 };
@@ -43,15 +39,8 @@ const Case kCases[] = {
 };
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
-    std::vector<std::pair<smyrf_param, int64_t>> values = {
-        {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
-        {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
-        {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
-        {SMYRF_PARAM_V_DIM, c.dv},      {SMYRF_PARAM_MODE, c.mode},
-        {SMYRF_PARAM_CAUSAL, c.causal}, {SMYRF_PARAM_DTYPE, t},
-        {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_SEED, 1234567},
-        {SMYRF_PARAM_THREADS, 1},
-    };
+    std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, c.mode, t);
+    values.insert(values.end(), {{SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_THREADS, 1}});
     if (c.mode == SMYRF_MODE_SMYRF)
         values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
     return plan_of(values);

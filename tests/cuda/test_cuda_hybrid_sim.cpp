@@ -30,11 +30,7 @@ alignas(16) float smem[1 << 16];  // the kernels' dynamic shared memory: 256 KiB
 
 namespace {
 
-struct Case {
-    const char *name;
-    int64_t B, H, Hkv, Nq, Nk, d, dv;
-    int causal;
-    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+struct Case : CaseShape {
     int64_t budget;
     int64_t summaries = 0, iters = 0, expand = -1;  // 0 / -1: derived from the budget
 };
@@ -77,17 +73,14 @@ std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int6
 }
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
-    return plan_of({
-        {SMYRF_PARAM_BATCH, c.B},         {SMYRF_PARAM_HEADS, c.H},
-        {SMYRF_PARAM_KV_HEADS, c.Hkv},    {SMYRF_PARAM_Q_LEN, c.Nq},
-        {SMYRF_PARAM_K_LEN, c.Nk},        {SMYRF_PARAM_QK_DIM, c.d},
-        {SMYRF_PARAM_V_DIM, c.dv},        {SMYRF_PARAM_MODE, SMYRF_MODE_HYBRID},
-        {SMYRF_PARAM_CAUSAL, c.causal},   {SMYRF_PARAM_DTYPE, t},
+    std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, SMYRF_MODE_HYBRID, t);
+    values.insert(values.end(), {
         {SMYRF_PARAM_LAYOUT, layout},     {SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU},
-        {SMYRF_PARAM_SEED, 1234567},      {SMYRF_PARAM_BUDGET, c.budget},
-        {SMYRF_PARAM_SUMMARIES, c.summaries}, {SMYRF_PARAM_KMEANS_ITERS, c.iters},
-        {SMYRF_PARAM_EXPAND, c.expand},   {SMYRF_PARAM_THREADS, 1},
+        {SMYRF_PARAM_BUDGET, c.budget},   {SMYRF_PARAM_SUMMARIES, c.summaries},
+        {SMYRF_PARAM_KMEANS_ITERS, c.iters}, {SMYRF_PARAM_EXPAND, c.expand},
+        {SMYRF_PARAM_THREADS, 1},
     });
+    return plan_of(values);
 }
 
 // The host buffers of a simulated execute: valid keys (as valid_keys in cluster.cu leaves
@@ -113,6 +106,13 @@ struct SimWork {
         hw = carve_hybrid(carver, d, hp, 0);
         if (grads) hg = carve_hybrid_grads(carver, d, hp);
     }
+
+    // Step 3 (the groups), which the forward and the backward both start with.
+    template <class T>
+    void build_groups(const cuda_sim::Exec &ex, const std::vector<T> &k, const std::vector<T> &v) {
+        smyrf::gpu::hy::build_groups(ex, p, hp, k.data(), v.data(), vk.valid.data(),
+                                     vk.n_valid.data(), hw);
+    }
 };
 
 constexpr int kWarps = 2;  // two warps per block: their rows must not interfere
@@ -125,8 +125,7 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<T> &q, const
     using namespace smyrf::gpu;
     SimWork sw(d, mask, false);
     const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
-    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.vk.valid.data(), sw.vk.n_valid.data(),
-                     sw.hw);
+    sw.build_groups(ex, k, v);
     hy::attend(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
                sw.vk.valid.data(), sw.hw);
 }
@@ -141,8 +140,7 @@ void simulate_backward(const smyrf::Desc &d, bool reverse, const std::vector<T> 
     using namespace smyrf::gpu;
     SimWork sw(d, mask, true);
     const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
-    hy::build_groups(ex, sw.p, sw.hp, k.data(), v.data(), sw.vk.valid.data(), sw.vk.n_valid.data(),
-                     sw.hw);
+    sw.build_groups(ex, k, v);
     hy::backward(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
                  dout.data(), dq.data(), dk.data(), dv.data(), sw.vk.valid.data(), sw.hw, sw.hg);
 }

@@ -27,11 +27,7 @@ namespace {
 
 enum class Strided { no, yes };
 
-struct Case {
-    const char *name;
-    int64_t B, H, Hkv, Nq, Nk, d, dv;
-    int causal;
-    double mask_keep;  // 0: no mask; < 0: batch 0 keeps no key at all
+struct Case : CaseShape {
     smyrf_mode mode;
     int64_t R, cq;
     int64_t budget = 0;  // HYBRID: keys per query (expansion derived)
@@ -165,15 +161,8 @@ float get(const std::vector<unsigned char> &buf, size_t i, smyrf_dtype t) {
 smyrf_plan *make_plan(const Case &c, smyrf_dtype t, smyrf_layout layout, Strided strided,
                       const Format &fq, const Format &fk, const Format &fv, const Format &fo,
                       smyrf_backend backend) {
-    std::vector<std::pair<smyrf_param, int64_t>> values = {
-        {SMYRF_PARAM_BATCH, c.B},       {SMYRF_PARAM_HEADS, c.H},
-        {SMYRF_PARAM_KV_HEADS, c.Hkv},  {SMYRF_PARAM_Q_LEN, c.Nq},
-        {SMYRF_PARAM_K_LEN, c.Nk},      {SMYRF_PARAM_QK_DIM, c.d},
-        {SMYRF_PARAM_V_DIM, c.dv},      {SMYRF_PARAM_MODE, c.mode},
-        {SMYRF_PARAM_CAUSAL, c.causal}, {SMYRF_PARAM_DTYPE, t},
-        {SMYRF_PARAM_LAYOUT, layout},   {SMYRF_PARAM_BACKEND, backend},
-        {SMYRF_PARAM_SEED, 1234567},
-    };
+    std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, c.mode, t);
+    values.insert(values.end(), {{SMYRF_PARAM_LAYOUT, layout}, {SMYRF_PARAM_BACKEND, backend}});
     if (c.mode == SMYRF_MODE_SMYRF)
         values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
     if (c.mode == SMYRF_MODE_HYBRID) values.push_back({SMYRF_PARAM_BUDGET, c.budget});
