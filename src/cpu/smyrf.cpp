@@ -55,28 +55,26 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             combine_init(0, nq, bf.m + t * nq, bf.l + t * nq, bf.done + t * nq);
 
         // attention + combine, round after round (a query sits in one cluster per round)
-        const int64_t runs = cluster_runs(d);
         for (int64_t r = 0; r < R; r++) {
-            parallel_for(np * runs, T, [&](int64_t task, int thread) {
-                const int64_t t = task / runs;
+            const auto ahead = [&](const ClusterAt &c) {
                 int64_t b, h;
-                problem(t, b, h);
-                const auto ahead = [&](const ClusterRows &c) {
-                    return ahead_of(d, a, b, h, c.q, c.nq, c.k, c.nk);
-                };
-                for_cluster_run(d, cb, t, r, task % runs,
-                    [&](const ClusterRows &c) {  // the run's first cluster: at once
-                        Ahead all = ahead(c);
-                        load_ahead(all, all.rows);
-                    },
-                    [&](const ClusterRows &c, const ClusterRows *next) {  // the next: during c
-                        Ahead later = next ? ahead(*next) : Ahead{};
-                        attend_tiled(d, a, b, h, c.q, c.nq, c.k, c.nk, bf.attention[thread],
-                                     bf.m + t * nq, bf.l + t * nq,
-                                     r == R - 1 ? bf.done + t * nq : nullptr,
-                                     next ? &later : nullptr);
-                    });
-            });
+                problem(c.t, b, h);
+                return ahead_of(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk);
+            };
+            walk_clusters(d, cb, np, r,
+                [&](const ClusterAt &c) {  // a thread's first cluster: at once
+                    Ahead all = ahead(c);
+                    load_ahead(all, all.rows);
+                },
+                [&](const ClusterAt &c, const ClusterAt *next, int thread) {  // the next: during c
+                    int64_t b, h;
+                    problem(c.t, b, h);
+                    Ahead later = next ? ahead(*next) : Ahead{};
+                    const int64_t t = c.t;
+                    attend_tiled(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
+                                 bf.attention[thread], bf.m + t * nq, bf.l + t * nq,
+                                 r == R - 1 ? bf.done + t * nq : nullptr, next ? &later : nullptr);
+                });
         }
 
         const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;  // query blocks

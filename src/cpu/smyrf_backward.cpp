@@ -110,29 +110,30 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
         });
 
         // round after round (a query and a key sit in one cluster per round)
-        const int64_t runs = cluster_runs(d);
         for (int64_t r = 0; r < R; r++) {
-            parallel_for(np * runs, T, [&](int64_t task, int thread) {
-                const int64_t t = task / runs;
+            const auto ahead = [&](const ClusterAt &c) {
                 int64_t b, h;
-                problem(t, b, h);
+                problem(c.t, b, h);
                 GradRows dk, dv;
-                key_rows(t, dk, dv);
-                const auto ahead = [&](const ClusterRows &c) {
-                    return backward_ahead_of(d, g, b, h, c.q, c.nq, c.k, c.nk, dk, dv);
-                };
-                for_cluster_run(d, cb, t, r, task % runs,
-                    [&](const ClusterRows &c) {  // the run's first cluster: at once
-                        Ahead all = ahead(c);
-                        load_ahead(all, all.rows);
-                    },
-                    [&](const ClusterRows &c, const ClusterRows *next) {  // the next: during c
-                        Ahead later = next ? ahead(*next) : Ahead{};
-                        attention_backward(d, g, b, h, c.q, c.nq, c.k, c.nk, bf.delta + t * nq,
-                                           true, &dk, &dv, bf.met + t * nq, bf.scratch[thread],
-                                           nullptr, next ? &later : nullptr);
-                    });
-            });
+                key_rows(c.t, dk, dv);
+                return backward_ahead_of(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
+                                         dk, dv);
+            };
+            walk_clusters(d, cb, np, r,
+                [&](const ClusterAt &c) {  // a thread's first cluster: at once
+                    Ahead all = ahead(c);
+                    load_ahead(all, all.rows);
+                },
+                [&](const ClusterAt &c, const ClusterAt *next, int thread) {  // the next: during c
+                    int64_t b, h;
+                    problem(c.t, b, h);
+                    GradRows dk, dv;
+                    key_rows(c.t, dk, dv);
+                    Ahead later = next ? ahead(*next) : Ahead{};
+                    attention_backward(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
+                                       bf.delta + c.t * nq, true, &dk, &dv, bf.met + c.t * nq,
+                                       bf.scratch[thread], nullptr, next ? &later : nullptr);
+                });
         }
 
         // Fallback rows, in query order: dv of the fallback key gets dout.

@@ -3,9 +3,11 @@
 #pragma once
 
 #include "cpu/cpu.hpp"
+#include "cpu/parallel.hpp"
 #include "cpu/stages.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 namespace smyrf::cpu {
 
@@ -54,29 +56,64 @@ inline ClusterRows cluster_rows(const Desc &d, const ClusterBuffers &cb, int64_t
             cluster_begin(nv, C, c + 1) - k0};
 }
 
-// The attention passes (forward and backward) take a run of consecutive clusters per
-// task and load each cluster's rows while the one before it computes: the rows sit at
-// random positions, and this overlaps their cache misses with the arithmetic. Runs of 4
-// keep a round's last task, which the other threads wait for, short.
-constexpr int64_t kClustersPerTask = 4;
-inline int64_t cluster_runs(const Desc &d) {
-    return (d.n_clusters() + kClustersPerTask - 1) / kClustersPerTask;
-}
-// Over the clusters of run `run` of slot t, round r: first(rows) for the first one, then
-// body(rows, next) for each, next pointing to the rows of the cluster after it in the
-// run (nullptr for the last), for body to load while it computes.
+// The attention passes (forward and backward) walk the clusters of one round, those of
+// every problem in flight, and load each cluster's rows while the one before it
+// computes: the rows sit at random positions, and this overlaps their cache misses with
+// the arithmetic. Each thread owns an even, contiguous share of the clusters and walks it
+// from the front, claiming its next cluster before it computes the current one, so only
+// its first cluster is loaded in one burst; a thread done with its share takes clusters
+// one at a time from the back of the others', so that all finish the round together.
+// Which thread computes a cluster changes no result.
+class ClusterClaims {
+public:
+    static constexpr int64_t kMaxShares = 1024;  // SMYRF_PARAM_THREADS' bound
+    // Items [0, n) in `shares` even, contiguous shares (n / shares < 2^32).
+    ClusterClaims(int64_t n, int64_t shares);
+    // The next item for the owner of share s: the front of its own share, else the back
+    // of another's; -1 when none is left.
+    int64_t claim(int64_t s);
+
+private:
+    bool take(int64_t s, bool front, int64_t &item);
+    int64_t n_, shares_;
+    // Share s: items [first(s) + begin, first(s) + end), begin in the high half of the
+    // word and end in the low half, so that one compare-and-swap claims an item.
+    std::atomic<uint64_t> range_[kMaxShares];
+    int64_t first(int64_t s) const { return s * n_ / shares_; }
+};
+
+// Cluster c of problem slot t.
+struct ClusterAt {
+    int64_t t = 0;
+    ClusterRows rows{};
+};
+
+// Over every cluster of round r of the np problems in flight, on d.threads threads:
+// first(cluster) for a thread's first cluster, then body(cluster, next, thread) for each,
+// next pointing to the cluster the thread computes after it (nullptr for its last), for
+// body to load while it computes.
 template <class First, class Body>
-void for_cluster_run(const Desc &d, const ClusterBuffers &cb, int64_t t, int64_t r, int64_t run,
-                     const First &first, const Body &body) {
-    const int64_t c0 = run * kClustersPerTask;
-    const int64_t c1 = std::min(d.n_clusters(), c0 + kClustersPerTask);
-    ClusterRows rows = cluster_rows(d, cb, t, r, c0);
-    first(rows);
-    for (int64_t c = c0; c < c1; c++) {
-        const ClusterRows next = c + 1 < c1 ? cluster_rows(d, cb, t, r, c + 1) : ClusterRows{};
-        body(rows, c + 1 < c1 ? &next : nullptr);
-        rows = next;
-    }
+void walk_clusters(const Desc &d, const ClusterBuffers &cb, int64_t np, int64_t r,
+                   const First &first, const Body &body) {
+    const int64_t C = d.n_clusters(), n = np * C;
+    const int64_t T = std::min(std::min(d.threads, n), ClusterClaims::kMaxShares);
+    ClusterClaims claims(n, T);
+    const auto at = [&](int64_t u) {
+        return ClusterAt{u / C, cluster_rows(d, cb, u / C, r, u % C)};
+    };
+    parallel_for(T, T, [&](int64_t share, int thread) {
+        int64_t u = claims.claim(share);
+        if (u < 0) return;
+        ClusterAt now = at(u);
+        first(now);
+        for (;;) {
+            u = claims.claim(share);
+            const ClusterAt next = u >= 0 ? at(u) : ClusterAt{};
+            body(now, u >= 0 ? &next : nullptr, thread);
+            if (u < 0) return;
+            now = next;
+        }
+    });
 }
 
 // Transform, hash and sort (every round) the problems first .. first + np - 1 (problem

@@ -4,6 +4,7 @@
 #include "core/directions.hpp"
 #include "cpu/project_kernel.hpp"
 #include "cpu/reduce.hpp"
+#include "cpu/smyrf_clusters.hpp"
 #include "cpu/stages.hpp"
 #include "cpu/tile_backward.hpp"
 
@@ -15,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -334,6 +336,37 @@ static void loading_ahead_walks_every_row_once(void **) {
     assert_int_equal(x.within, 3);
 }
 
+// Claiming clusters (cpu/smyrf_clusters.hpp): a share's owner takes its own share from
+// the front, then the others' from the back, one at a time; several threads claiming
+// at once get every item exactly once between them.
+static void cluster_claims_hand_out_every_cluster_once(void **) {
+    {
+        // shares [0, 3), [3, 6), [6, 10); share 1's owner then takes from 2, then from 0
+        smyrf::cpu::ClusterClaims c(10, 3);
+        const int64_t order[] = {3, 4, 5, 9, 8, 7, 6, 2, 1, 0, -1, -1};
+        for (int64_t want : order) assert_int_equal(c.claim(1), want);
+    }
+    for (const int64_t n : {1, 7, 100, 1001})
+        for (const int64_t shares : {1, 2, 3, 7}) {
+            if (shares > n) continue;
+            smyrf::cpu::ClusterClaims c(n, shares);
+            std::vector<std::vector<int64_t>> got(shares);
+            std::vector<std::thread> threads;
+            for (int64_t s = 0; s < shares; s++)
+                threads.emplace_back([&, s] {
+                    for (int64_t u; (u = c.claim(s)) >= 0;) got[s].push_back(u);
+                });
+            for (auto &t : threads) t.join();
+            std::vector<int> times(n, 0);
+            for (const auto &g : got)
+                for (int64_t u : g) {
+                    assert_true(u >= 0 && u < n);
+                    times[u]++;
+                }
+            for (int64_t u = 0; u < n; u++) assert_int_equal(times[u], 1);
+        }
+}
+
 // attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
 // mask included, one tile into a fresh state: out / l is the reference's normalised row,
 // m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
@@ -609,6 +642,7 @@ int main() {
         cmocka_unit_test(sort_is_nan_safe),
         cmocka_unit_test(cluster_cut_is_balanced),
         cmocka_unit_test(loading_ahead_walks_every_row_once),
+        cmocka_unit_test(cluster_claims_hand_out_every_cluster_once),
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(attention_backward_matches_reference),
         cmocka_unit_test(combine_matches_reference),
