@@ -35,7 +35,7 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     const int64_t nq = bt.nq, live = w.live, G = w.groups;
     const float *log_n = p.log_n;
     float *mx = sc.mx, *l = sc.l;
-    for (int64_t i = 0; i < kStride; i++) mx[i] = kNegInf, l[i] = 0.0f, sc.zero[i] = 0.0f;
+    for (int64_t i = 0; i < kStride; i++) mx[i] = kNegInf, l[i] = 0.0f;
     if (w.labelled)
         for (int64_t x = 0; x < G * kStride; x++) sc.hits[x] = 0, sc.hit_logits[x] = 0.0f;
 
@@ -76,7 +76,6 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
     for (int64_t i = live; i < nq; i++) mx[i] = sc.xt[i] > mx[i] ? sc.xt[i] : mx[i];
     const bool expanding = p.expand > 0 && w.labelled;
     if (expanding) choose(p, bt, live, sc);
-    static const float kNone[kStride] = {};
 
     // The weights: u_ig on the groups first, so that the exact keys can take theirs back.
     for (int64_t g = 0; g < G; g++) {
@@ -89,22 +88,9 @@ void weigh(const Pair &p, const BandTile &bt, const Rows &w, const Scratch &sc) 
             s[i] = m[i] > 0 ? e / (float)m[i] : 0.0f;
         }
     }
-    for (int64_t r = G; r < bt.rows; r++) {
-        float *s = bt.st + r * kStride;
-        const int32_t a = sc.qa[r], b = sc.qb[r];
-        const int64_t a0 = block_floor(a), b0 = block_ceil(b);
-        // The share u_{i,a_j} of the key's group (causal: none; the row of zeros below).
-        const float *u = w.labelled ? bt.st + sc.label[r] * kStride : sc.zero;
-        const float *drop = expanding ? sc.chosen + sc.label[r] * kStride : kNone;
-        for (int64_t i = 0; i < a0; i++) s[i] = 0.0f;
-        for (int32_t i = (int32_t)a0; i < (int32_t)b0; i++) {
-            const bool in = (i >= a) & (i < b) & (drop[i] == 0.0f);  // no &&: the loads vectorise
-            const float e = fast_exp(s[i] - mx[i]);  // every lane: the loop vectorises
-            l[i] += in ? e : 0.0f;
-            s[i] = in ? e - u[i] : 0.0f;
-        }
-        for (int64_t i = b0; i < nq; i++) s[i] = 0.0f;
-    }
+    // The exact keys: e^{s_ij} less the share u_{i,a_j} of the key's group (causal: none).
+    band_kernels().weights({bt.st, sc.qa, sc.qb, w.labelled ? sc.label : nullptr, bt.st,
+                            expanding ? sc.chosen : nullptr, mx, l, G, bt.rows});
     for (int64_t i = live; i < nq; i++) {
         sc.xt[i] = fast_exp(sc.xt[i] - mx[i]);
         l[i] += sc.xt[i];

@@ -44,13 +44,29 @@ struct BandGrads {
     int64_t nq, rows, fixed, qk_dim, v_dim;
 };
 
+// The one-pass weights of the exact rows (hybrid_attention.cpp, weigh), in place in st:
+// for rows r in [first, rows), st[r][i] = e^{st[r][i] - mx_i} - u[label[r]][i] for the
+// queries i in [qa[r], qb[r]) whose drop[label[r]][i] is 0, and 0 for every other query;
+// l_i adds e^{st[r][i] - mx_i} of those entries, row after row.
+struct BandWeights {
+    float *st;                // [rows][kAttendQueries] logits, then weights
+    const int32_t *qa, *qb;   // [rows]
+    const int32_t *label;     // [rows] the exact key's group, or nullptr: u = 0
+    const float *u;           // [groups][kAttendQueries] the groups' shares u_ig
+    const float *drop;        // [groups][kAttendQueries] 1: the group is expanded; or nullptr
+    const float *mx;          // [kAttendQueries]
+    float *l;                 // [kAttendQueries]
+    int64_t first, rows;
+};
+
 // scores: st[r][i] = scale k_r . q_i for every row r and every query i of a block of
 // kQueryBlock queries of which one reads row r (the other entries are left as they were).
 // values: out_i = sum_r st[r][i] v_r over the rows query i reads and the band rows of
 // nearby queries, which must hold 0 for query i.
-// grads: BandGrads.
+// weights: BandWeights. grads: BandGrads.
 struct BandKernels {
     void (*scores)(const BandTile &t);
+    void (*weights)(const BandWeights &w);
     void (*values)(const BandTile &t);
     void (*grads)(const BandGrads &t);
 };
@@ -64,16 +80,19 @@ const BandKernels &band_kernels();
 namespace smyrf::cpu {
 namespace avx512 {
 void band_scores(const hybrid::BandTile &t);
+void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
 }  // namespace avx512
 namespace avx2 {
 void band_scores(const hybrid::BandTile &t);
+void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
 }  // namespace avx2
 namespace portable {
 void band_scores(const hybrid::BandTile &t);
+void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
 }  // namespace portable
