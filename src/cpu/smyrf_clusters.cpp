@@ -17,7 +17,7 @@ ClusterBuffers cluster_layout(Arena &arena, const Desc &d) {
     bf.n_valid = arena.take<int64_t>(ch);
     bf.q_norm = arena.take<float>(ch * nq);
     bf.k_norm = arena.take<float>(ch * nk);
-    bf.m2 = arena.take<float>(ch);
+    bf.block_max = arena.take<float>(ch * (size_t)cluster_blocks(d));
     bf.q_hash = arena.take<float>(ch * nq * R);
     bf.k_hash = arena.take<float>(ch * nk * R);
     bf.q_sorted = arena.take<int32_t>(ch * R * nq);
@@ -85,19 +85,35 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     };
     auto dirs_of = [&](int64_t h) { return directions + h * R * (dim + 2); };  // query head h
 
-    // transform and hash, one read of each row; then each problem's M^2 over its
-    // queries and valid keys
-    parallel_for(np * (qb + kb), T, [&](int64_t task, int) {
-        const Block x = block(task);
+    // transform and hash, one read of each row, with the largest norm of each block
+    // (keys: of its valid keys); one more task per problem lists its valid keys
+    const int64_t blocks = qb + kb;
+    parallel_for(np * (blocks + 1), T, [&](int64_t task, int) {
+        const int64_t t = task / (blocks + 1), at = task % (blocks + 1);
+        if (at == blocks) {
+            bf.n_valid[t] = valid_keys(key_mask, (first + t) / d.heads, nk, bf.valid + t * nk);
+            return;
+        }
+        const Block x = block(t * blocks + at);
+        float *norms = norms_of(x);
         transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x.h), R,
-                          norms_of(x), hash_of(x));
+                          norms, hash_of(x));
+        const uint8_t *mask = key_mask && !x.is_query ? key_mask + x.b * nk : nullptr;
+        float mx = 0.0f;  // max_norm's maximum, over the block's (valid) rows
+        for (int64_t i = x.i0; i < x.i1; i++)
+            if ((!mask || mask[i]) && norms[i] > mx) mx = norms[i];
+        bf.block_max[t * blocks + at] = mx;
     });
-    parallel_for(np, T, [&](int64_t t, int) {
-        int32_t *valid = bf.valid + t * nk;
-        bf.n_valid[t] = valid_keys(key_mask, (first + t) / d.heads, nk, valid);
-        bf.m2[t] = max_norm(bf.q_norm + t * nq, nullptr, nq) +
-                   max_norm(bf.k_norm + t * nk, valid, bf.n_valid[t]);
-    });
+    // Each problem's M^2 over its queries and valid keys, from the blocks' maxima.
+    const auto m2_of = [&](int64_t t) {
+        float mq = 0.0f, mk = 0.0f;
+        for (int64_t at = 0; at < blocks; at++) {
+            const float m = bf.block_max[t * blocks + at];
+            float &to = at < qb ? mq : mk;
+            if (m > to) to = m;
+        }
+        return mq + mk;
+    };
     // cluster: one sort per (problem, round, queries or keys), each after the XBOX+
     // coordinate of its round's hashes
     parallel_for(np * R * 2, T, [&](int64_t task, int thread) {
@@ -106,11 +122,11 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
         uint64_t *scratch = bf.sort_scratch + thread * sort_scratch_entries(std::max(nq, nk));
         if (task % 2 == 0) {
             float *hash = bf.q_hash + t * nq * R;
-            hash_extend(0, nq, dim, bf.q_norm + t * nq, bf.m2[t], true, dirs, R, r, hash);
+            hash_extend(0, nq, dim, bf.q_norm + t * nq, m2_of(t), true, dirs, R, r, hash);
             sort_by_hash(hash + r, R, nullptr, nq, bf.q_sorted + (t * R + r) * nq, scratch);
         } else {
             float *hash = bf.k_hash + t * nk * R;
-            hash_extend(0, nk, dim, bf.k_norm + t * nk, bf.m2[t], false, dirs, R, r, hash);
+            hash_extend(0, nk, dim, bf.k_norm + t * nk, m2_of(t), false, dirs, R, r, hash);
             sort_by_hash(hash + r, R, bf.valid + t * nk, bf.n_valid[t],
                          bf.k_sorted + (t * R + r) * nk, scratch);
         }

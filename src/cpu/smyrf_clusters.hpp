@@ -17,7 +17,7 @@ struct ClusterBuffers {
     int32_t *valid;                // [chunk][Nk]
     int64_t *n_valid;              // [chunk]
     float *q_norm, *k_norm;        // [chunk][Nq], [chunk][Nk]
-    float *m2;                     // [chunk] the XBOX+ M^2 of each problem
+    float *block_max;              // [chunk][cluster_blocks] the largest norm of each row block
     float *q_hash, *k_hash;        // [chunk][Nq][R], [chunk][Nk][R]
     int32_t *q_sorted, *k_sorted;  // [chunk][R][Nq], [chunk][R][Nk]
     uint64_t *sort_scratch;        // [threads][sort_scratch_entries(max(Nq, Nk))]
@@ -35,6 +35,10 @@ struct ClusterBuffers {
 // two threads share even a single long problem.
 constexpr int64_t kRowsPerTask = 2048;
 
+// Row blocks of one problem: its queries' blocks, then its keys'.
+inline int64_t cluster_blocks(const Desc &d) {
+    return (d.q_len + kRowsPerTask - 1) / kRowsPerTask + (d.k_len + kRowsPerTask - 1) / kRowsPerTask;
+}
 // The problems in flight at once: one per thread.
 inline int64_t cluster_chunk(const Desc &d) {
     return d.batch * d.heads < d.threads ? d.batch * d.heads : d.threads;
