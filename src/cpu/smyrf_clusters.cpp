@@ -99,10 +99,7 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
         transform_project(x.is_query ? q : k, x.b, x.head, x.i0, x.i1, dim, dirs_of(x.h), R,
                           norms, hash_of(x));
         const uint8_t *mask = key_mask && !x.is_query ? key_mask + x.b * nk : nullptr;
-        float mx = 0.0f;  // max_norm's maximum, over the block's (valid) rows
-        for (int64_t i = x.i0; i < x.i1; i++)
-            if ((!mask || mask[i]) && norms[i] > mx) mx = norms[i];
-        bf.block_max[t * blocks + at] = mx;
+        bf.block_max[t * blocks + at] = max_norm(norms, mask, x.i0, x.i1);
     });
     // Each problem's M^2 over its queries and valid keys, from the blocks' maxima.
     const auto m2_of = [&](int64_t t) {

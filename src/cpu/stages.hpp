@@ -10,12 +10,13 @@ namespace smyrf::cpu {
 // ---- transform (XBOX+) and hash, in one pass over rows i0..i1-1 of x[b, h], each row
 // read once: the fp32 squared norms norms[i] = |x_i|^2 that the transform is built from,
 // and out[i * rounds + r] = a_r . x_i over the first dim components of direction r of
-// dirs[rounds][dim + 2]. max_norm gives M^2 (the maximum of norms over the rows listed
-// in `over`, all n rows when over == nullptr); hash_extend then completes the hash.
+// dirs[rounds][dim + 2]. max_norm gives the largest of norms[i0, i1) over the rows that
+// mask keeps (a nonzero byte; all rows when mask == nullptr), 0 when none: M^2 is the
+// queries' plus the valid keys'. hash_extend then completes the hash.
 void transform_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t i1,
                        int64_t dim, const float *dirs, int64_t rounds, float *norms,
                        float *out);
-float max_norm(const float *norms, const int32_t *over, int64_t n);
+float max_norm(const float *norms, const uint8_t *mask, int64_t i0, int64_t i1);
 
 // ---- hash: adds the XBOX+ coordinate's share of round `round`, so that
 // out[i * rounds + round] = a_round . x'_i for the extended rows (queries:

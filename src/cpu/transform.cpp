@@ -13,12 +13,10 @@ void transform_project(const View &x, int64_t b, int64_t h, int64_t i0, int64_t 
                      out + i0 * rounds);
 }
 
-float max_norm(const float *norms, const int32_t *over, int64_t n) {
+float max_norm(const float *norms, const uint8_t *mask, int64_t i0, int64_t i1) {
     float mx = 0.0f;
-    for (int64_t t = 0; t < n; t++) {
-        const float v = norms[over ? over[t] : t];
-        if (v > mx) mx = v;
-    }
+    for (int64_t i = i0; i < i1; i++)
+        if ((!mask || mask[i]) && norms[i] > mx) mx = norms[i];
     return mx;
 }
 

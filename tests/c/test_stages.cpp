@@ -100,17 +100,16 @@ static void transform_matches_reference(void **) {
         smyrf_ref_problem rp = tc_ref_problem(in);
         std::vector<float> qn(d.q_len), kn(d.k_len);
         std::vector<double> rqn(d.q_len), rkn(d.k_len);
-        std::vector<int32_t> valid(d.k_len);
         for (int64_t b = 0; b < d.batch; b++)
             for (int64_t h = 0; h < d.heads; h++) {
-                const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
                 const double m2 = smyrf_ref_transform(&rp, b, h, rqn.data(), rkn.data());
                 const std::vector<float> dirs = smyrf::hash_directions(d);
                 std::vector<float> qh(d.q_len), kh(d.k_len);  // projections: not checked here
                 smyrf::cpu::transform_project(a.q, b, h, 0, d.q_len, d.qk_dim, dirs.data(), 1, qn.data(), qh.data());
                 smyrf::cpu::transform_project(a.k, b, d.kv_head_of(h), 0, d.k_len, d.qk_dim, dirs.data(), 1, kn.data(), kh.data());
-                const float mq = smyrf::cpu::max_norm(qn.data(), nullptr, d.q_len);
-                const float mk = smyrf::cpu::max_norm(kn.data(), valid.data(), nv);
+                const uint8_t *mask = in->mask ? in->mask + b * d.k_len : nullptr;
+                const float mq = smyrf::cpu::max_norm(qn.data(), nullptr, 0, d.q_len);
+                const float mk = smyrf::cpu::max_norm(kn.data(), mask, 0, d.k_len);
                 const double tol = 4e-7 * (double)(d.qk_dim + 1);
                 for (int64_t i = 0; i < d.q_len; i++)
                     assert_true(std::fabs(qn[i] - rqn[i]) <= tol * rqn[i] + 1e-30);
@@ -214,8 +213,9 @@ static void hash_matches_reference(void **) {
                 const float *dir = dirs.data() + h * R * dim2;
                 smyrf::cpu::transform_project(a.q, b, h, 0, d.q_len, d.qk_dim, dir, R, qn.data(), qh.data());
                 smyrf::cpu::transform_project(a.k, b, hk, 0, d.k_len, d.qk_dim, dir, R, kn.data(), kh.data());
-                const float m2 = smyrf::cpu::max_norm(qn.data(), nullptr, d.q_len) +
-                                 smyrf::cpu::max_norm(kn.data(), valid.data(), nv);
+                const uint8_t *mask = in->mask ? in->mask + b * d.k_len : nullptr;
+                const float m2 = smyrf::cpu::max_norm(qn.data(), nullptr, 0, d.q_len) +
+                                 smyrf::cpu::max_norm(kn.data(), mask, 0, d.k_len);
                 for (int64_t r = 0; r < R; r++) {
                     smyrf::cpu::hash_extend(0, d.q_len, d.qk_dim, qn.data(), m2, true, dir, R, r, qh.data());
                     smyrf::cpu::hash_extend(0, d.k_len, d.qk_dim, kn.data(), m2, false, dir, R, r, kh.data());
