@@ -54,26 +54,22 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
         for (int64_t t = 0; t < np; t++)
             combine_init(0, nq, bf.m + t * nq, bf.l + t * nq, bf.done + t * nq);
 
-        // attention + combine, round after round (a query sits in one cluster per round)
+        // attention + combine, round after round (a query sits in one cluster per round),
+        // each cluster's rows (ahead) loaded during the cluster before it
+        const auto ahead = [&](const ClusterAt &c) {
+            int64_t b, h;
+            problem(c.t, b, h);
+            return ahead_of(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk);
+        };
         for (int64_t r = 0; r < R; r++) {
-            const auto ahead = [&](const ClusterAt &c) {
-                int64_t b, h;
-                problem(c.t, b, h);
-                return ahead_of(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk);
-            };
-            walk_clusters(d, cb, np, r,
-                [&](const ClusterAt &c) {  // a thread's first cluster: at once
-                    Ahead all = ahead(c);
-                    load_ahead(all, all.rows);
-                },
-                [&](const ClusterAt &c, const ClusterAt *next, int thread) {  // the next: during c
+            walk_clusters(d, cb, np, r, ahead,
+                [&](const ClusterAt &c, Ahead *later, int thread) {  // loading `later`
                     int64_t b, h;
                     problem(c.t, b, h);
-                    Ahead later = next ? ahead(*next) : Ahead{};
                     const int64_t t = c.t;
                     attend_tiled(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
                                  bf.attention[thread], bf.m + t * nq, bf.l + t * nq,
-                                 r == R - 1 ? bf.done + t * nq : nullptr, next ? &later : nullptr);
+                                 r == R - 1 ? bf.done + t * nq : nullptr, later);
                 });
         }
 

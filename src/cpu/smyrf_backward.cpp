@@ -109,30 +109,26 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
             }
         });
 
-        // round after round (a query and a key sit in one cluster per round)
+        // round after round (a query and a key sit in one cluster per round), each
+        // cluster's rows (ahead) loaded during the cluster before it
+        const auto ahead = [&](const ClusterAt &c) {
+            int64_t b, h;
+            problem(c.t, b, h);
+            GradRows dk, dv;
+            key_rows(c.t, dk, dv);
+            return backward_ahead_of(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
+                                     dk, dv);
+        };
         for (int64_t r = 0; r < R; r++) {
-            const auto ahead = [&](const ClusterAt &c) {
-                int64_t b, h;
-                problem(c.t, b, h);
-                GradRows dk, dv;
-                key_rows(c.t, dk, dv);
-                return backward_ahead_of(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
-                                         dk, dv);
-            };
-            walk_clusters(d, cb, np, r,
-                [&](const ClusterAt &c) {  // a thread's first cluster: at once
-                    Ahead all = ahead(c);
-                    load_ahead(all, all.rows);
-                },
-                [&](const ClusterAt &c, const ClusterAt *next, int thread) {  // the next: during c
+            walk_clusters(d, cb, np, r, ahead,
+                [&](const ClusterAt &c, Ahead *later, int thread) {  // loading `later`
                     int64_t b, h;
                     problem(c.t, b, h);
                     GradRows dk, dv;
                     key_rows(c.t, dk, dv);
-                    Ahead later = next ? ahead(*next) : Ahead{};
                     attention_backward(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
                                        bf.delta + c.t * nq, true, &dk, &dv, bf.met + c.t * nq,
-                                       bf.scratch[thread], nullptr, next ? &later : nullptr);
+                                       bf.scratch[thread], nullptr, later);
                 });
         }
 

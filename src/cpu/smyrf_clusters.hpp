@@ -93,12 +93,12 @@ struct ClusterAt {
 };
 
 // Over every cluster of round r of the np problems in flight, on d.threads threads:
-// first(cluster) for a thread's first cluster, then body(cluster, next, thread) for each,
-// next pointing to the cluster the thread computes after it (nullptr for its last), for
-// body to load while it computes.
-template <class First, class Body>
+// body(cluster, later, thread), where later holds the rows of the cluster the thread
+// computes next (ahead(cluster) gives a cluster's rows; nullptr after the thread's last),
+// for body to load while it computes. A thread's first cluster is loaded at once.
+template <class AheadOf, class Body>
 void walk_clusters(const Desc &d, const ClusterBuffers &cb, int64_t np, int64_t r,
-                   const First &first, const Body &body) {
+                   const AheadOf &ahead, const Body &body) {
     const int64_t C = d.n_clusters(), n = np * C;
     const int64_t T = std::min(std::min(d.threads, n), ClusterClaims::kMaxShares);
     ClusterClaims claims(n, T);
@@ -109,11 +109,13 @@ void walk_clusters(const Desc &d, const ClusterBuffers &cb, int64_t np, int64_t 
         int64_t u = claims.claim(share);
         if (u < 0) return;
         ClusterAt now = at(u);
-        first(now);
+        Ahead all = ahead(now);
+        load_ahead(all, all.rows);
         for (;;) {
             u = claims.claim(share);
             const ClusterAt next = u >= 0 ? at(u) : ClusterAt{};
-            body(now, u >= 0 ? &next : nullptr, thread);
+            Ahead later = u >= 0 ? ahead(next) : Ahead{};
+            body(now, u >= 0 ? &later : nullptr, thread);
             if (u < 0) return;
             now = next;
         }
