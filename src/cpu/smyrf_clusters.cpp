@@ -58,8 +58,7 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     const int64_t nq = d.q_len, nk = d.k_len, R = d.n_hashes, dim = d.qk_dim, T = d.threads;
 
     // Row blocks of every problem in flight: its queries' blocks, then its keys'.
-    const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask;
-    const int64_t kb = (nk + kRowsPerTask - 1) / kRowsPerTask;
+    const int64_t qb = (nq + kRowsPerTask - 1) / kRowsPerTask, blocks = cluster_blocks(d);
     struct Block {
         int64_t t, b, h, head;  // slot, batch, query head, head of this tensor
         bool is_query;
@@ -67,8 +66,8 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
     };
     auto block = [&](int64_t task) {
         Block x;
-        x.t = task / (qb + kb);
-        const int64_t at = task % (qb + kb);
+        x.t = task / blocks;
+        const int64_t at = task % blocks;
         x.b = (first + x.t) / d.heads, x.h = (first + x.t) % d.heads;
         x.is_query = at < qb;
         x.head = x.is_query ? x.h : d.kv_head_of(x.h);
@@ -87,7 +86,6 @@ void cluster_problems(const Desc &d, const View &q, const View &k, const uint8_t
 
     // transform and hash, one read of each row, with the largest norm of each block
     // (keys: of its valid keys); one more task per problem lists its valid keys
-    const int64_t blocks = qb + kb;
     parallel_for(np * (blocks + 1), T, [&](int64_t task, int) {
         const int64_t t = task / (blocks + 1), at = task % (blocks + 1);
         if (at == blocks) {
