@@ -2,23 +2,26 @@
 """The performance comparison of the core issue, measured in one run on one thread count.
 
 libsmyrf SMYRF and HYBRID (budget = hash rounds x cluster, the same keys per query) against
-libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention and a straightforward PyTorch
-SMYRF (bench/torch_smyrf.py), side by side as ratios; growth from
-N = 16384 to 65536; the in-cluster attention's FLOP rate (timed alone) against the OpenBLAS
-sgemm 2048^3 peak;
-peak memory against inputs plus output. Every contender's tensors of 4 MiB and more sit on
-transparent huge pages (NumPy's default on Linux; PyTorch's with THP_MEM_ALLOC_ENABLE=1).
+libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention, a straightforward PyTorch
+SMYRF (bench/torch_smyrf.py), the paper's own PyTorch code (given a checkout of it) and
+Reformer's LSH attention, side by side as ratios; growth from N = 16384 to 65536; the
+in-cluster attention's FLOP rate (timed alone) against the OpenBLAS sgemm 2048^3 peak;
+peak memory against inputs plus output. libsmyrf's tensors of 4 MiB and more sit on
+transparent huge pages (NumPy's default on Linux); the PyTorch contenders run one per
+process (bench/torch_contenders.py says which allocator setting each gets, and why).
 
-Run it with the interpreter scripts/python-env.sh prints (it has PyTorch); without PyTorch
-the PyTorch columns are left out and the reason is printed. The libsmyrf figures come from
-the `smyrf bench --json` and `smyrf_attention_peak` programs of a Release build:
+Run it with the interpreter scripts/python-env.sh prints (it has PyTorch and
+transformers); a contender that cannot run is left out and the reason printed. The
+libsmyrf figures come from the `smyrf bench --json` and `smyrf_attention_peak` programs
+of a Release build:
     scripts/demo.sh   (or cmake --preset default && cmake --build --preset default)
-    "$(scripts/python-env.sh | tail -n 1)" bench/compare.py
+    "$(scripts/python-env.sh | tail -n 1)" bench/compare.py [--paper-code DIR]
+DIR: a checkout of https://github.com/giannisdaras/smyrf, the paper's code (GPLv3, not
+part of libsmyrf; this script copies it to a temporary folder and runs it from there).
 """
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +44,10 @@ def parse_args():
     p.add_argument("--hashes", type=int, default=2)
     p.add_argument("--cluster", type=int, default=64)
     p.add_argument("--d", type=int, default=64)
-    p.add_argument("--reps", type=int, default=3, help="timed calls, after one warm-up")
+    p.add_argument("--reps", type=int, default=5, help="timed calls, after one warm-up")
+    p.add_argument("--paper-code", type=Path,
+                   help="a checkout of github.com/giannisdaras/smyrf: time the paper's own "
+                        "PyTorch code too")
     p.add_argument("--dense-max-n", type=int, default=16384,
                    help="run the exact contenders (DENSE, SDPA) only up to this N: they "
                         "grow as N^2 and take tens of seconds per call at 65536")
@@ -67,54 +73,42 @@ def attention_peak(args, tool):
     return run_json([str(tool), str(args.threads)])[0]
 
 
-def time_ms(fn, reps):
-    """(median, min) wall time of reps calls after a warm-up call, in ms."""
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), min(times)
+# Each PyTorch contender in its own process (bench/torch_contenders.py), with the allocator
+# setting that suits it: SDPA on transparent huge pages like libsmyrf's tensors (the same
+# figures either way), the SMYRF-likes on PyTorch's default (THP made the plain one 1.2x
+# slower: it allocates its intermediates afresh in every call).
+CONTENDERS = [("sdpa", "PyTorch SDPA", True), ("plain", "PyTorch SMYRF, plain", False),
+              ("paper", "paper's PyTorch SMYRF", False),
+              ("reformer", "Reformer LSH (transformers)", False)]
 
 
 def torch_times(args):
-    """{n: {"sdpa": (median, min) or None, "torch_smyrf": (median, min)}}, or a string
-    saying why not."""
-    # PyTorch's tensors on transparent huge pages too, as libsmyrf's (smyrf bench allocates
-    # its tensors as NumPy does): read before PyTorch's first allocation.
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError as e:
-        return f"PyTorch is not importable from {sys.executable} ({e}); run this script " \
-               "with the python that scripts/python-env.sh prints"
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from torch_smyrf import smyrf_attention
-
-    torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(0)
-    with torch.inference_mode():
-        # Self-check: with one cluster, SMYRF is exact attention.
-        q, k, v = (torch.randn(256, args.d, generator=gen) for _ in range(3))
-        exact = F.scaled_dot_product_attention(q[None], k[None], v[None])[0]
-        err = (smyrf_attention(q, k, v, args.hashes, 256, gen) - exact).abs().max().item()
-        if err > 1e-4:
-            return f"torch_smyrf self-check failed: one cluster differs from SDPA by {err}"
-        result = {}
-        for n in args.n:
-            q, k, v = (torch.randn(n, args.d, generator=gen) for _ in range(3))
-            sdpa = None
-            if n <= args.dense_max_n:
-                print(f"[compare] PyTorch SDPA at N = {n}...", file=sys.stderr)
-                sdpa = time_ms(lambda: F.scaled_dot_product_attention(
-                    q[None, None], k[None, None], v[None, None]), args.reps)
-            print(f"[compare] PyTorch SMYRF at N = {n}...", file=sys.stderr)
-            plain = time_ms(lambda: smyrf_attention(q, k, v, args.hashes, args.cluster, gen),
-                              args.reps)
-            result[n] = {"sdpa": sdpa, "torch_smyrf": plain}
-        return result
+    """{contender: {n: (median, min)}}, or {contender: "why not"}."""
+    result = {}
+    for key, name, thp in CONTENDERS:
+        if key == "paper" and args.paper_code is None:
+            result[key] = "no --paper-code checkout of github.com/giannisdaras/smyrf given"
+            continue
+        ns = [n for n in args.n if key != "sdpa" or n <= args.dense_max_n]
+        if not ns:
+            continue
+        env = dict(os.environ)
+        if thp:
+            env["THP_MEM_ALLOC_ENABLE"] = "1"
+        else:
+            env.pop("THP_MEM_ALLOC_ENABLE", None)
+        cmd = [sys.executable, str(ROOT / "bench" / "torch_contenders.py"), key,
+               "--n", ",".join(map(str, ns)), "--threads", str(args.threads),
+               "--reps", str(args.reps), "--hashes", str(args.hashes),
+               "--cluster", str(args.cluster), "--d", str(args.d)]
+        if args.paper_code is not None:
+            cmd += ["--paper-code", str(args.paper_code)]
+        print(f"[compare] {name}...", file=sys.stderr)
+        rows = run_json(cmd, env=env)
+        errors = [r["error"] for r in rows if "error" in r]
+        result[key] = errors[0] if errors else \
+            {r["n"]: (r["median_ms"], r["min_ms"]) for r in rows}
+    return result
 
 
 def fmt_ms(ms):
@@ -127,38 +121,40 @@ def lib_times(row):
 
 def report(args, lib, torch_result, peak, load):
     smyrf = lambda n: lib[("smyrf", n)]
+    timed = lambda key, n: torch_result[key].get(n) if isinstance(torch_result.get(key), dict) \
+        else None
     if load > 0.5:
         print(f"\nnote: load average {load:.1f} before this run: other processes shared the "
               "CPUs, so the figures are noisy; compare medians with minimums")
     print(f"\nfp32, 1 batch, 1 head, d = {args.d}, {args.threads} threads for everyone; "
           f"SMYRF {args.hashes} hash rounds x cluster {args.cluster}; "
           f"median of {args.reps} calls after a warm-up")
-    if isinstance(torch_result, str):
-        print(f"PyTorch columns left out: {torch_result}")
-        torch_result = {}
+    for key, name, _ in CONTENDERS:
+        if isinstance(torch_result.get(key), str):
+            print(f"{name} left out: {torch_result[key]}")
     for n in args.n:
         base = smyrf(n)["median_ms"]
-        t = torch_result.get(n, {})
-        print(f"\nN = {n:<14d} median ms      min ms   median / libsmyrf SMYRF")
-        for name, times in [("libsmyrf SMYRF", lib_times(smyrf(n))),
-                            ("libsmyrf HYBRID", lib_times(lib.get(("hybrid", n)))),
-                            ("libsmyrf DENSE", lib_times(lib.get(("dense", n)))),
-                            ("PyTorch SDPA", t.get("sdpa")),
-                            ("PyTorch SMYRF, plain", t.get("torch_smyrf"))]:
+        print(f"\nN = {n:<14d}         median ms      min ms   median / libsmyrf SMYRF")
+        rows = [("libsmyrf SMYRF", lib_times(smyrf(n))),
+                ("libsmyrf HYBRID", lib_times(lib.get(("hybrid", n)))),
+                ("libsmyrf DENSE", lib_times(lib.get(("dense", n))))]
+        rows += [(name, timed(key, n)) for key, name, _ in CONTENDERS
+                 if not isinstance(torch_result.get(key), str)]
+        for name, times in rows:
             if times is None:
                 exact = name in ("libsmyrf DENSE", "PyTorch SDPA") and n > args.dense_max_n
-                print(f"  {name:22s}  skipped" + (" (above --dense-max-n)" if exact else ""))
+                print(f"  {name:29s}  skipped" + (" (above --dense-max-n)" if exact else ""))
                 continue
-            print(f"  {name:22s} {fmt_ms(times[0])}  {fmt_ms(times[1])}   "
+            print(f"  {name:29s} {fmt_ms(times[0])}  {fmt_ms(times[1])}   "
                   f"{times[0] / base:8.1f}x")
 
     print("\nTargets (issue 2):")
     if 16384 in args.n:
         base = smyrf(16384)["median_ms"]
-        t = torch_result.get(16384, {})
         for name, times, want in [("DENSE / SMYRF", lib_times(lib.get(("dense", 16384))), 100),
-                                  ("SDPA / SMYRF", t.get("sdpa"), 100),
-                                  ("PyTorch SMYRF / SMYRF", t.get("torch_smyrf"), 5)]:
+                                  ("SDPA / SMYRF", timed("sdpa", 16384), 100),
+                                  ("PyTorch SMYRF / SMYRF", timed("plain", 16384), 5),
+                                  ("paper's code / SMYRF", timed("paper", 16384), 5)]:
             if times is not None:
                 print(f"  N = 16384 {name:22s} {times[0] / base:8.1f}x  (target >= {want}x)")
     if 16384 in args.n and 65536 in args.n:
@@ -170,7 +166,7 @@ def report(args, lib, torch_result, peak, load):
         h16 = hybrid(16384)[0]
         print(f"  N = 16384 HYBRID / SMYRF          {h16 / smyrf(16384)['median_ms']:8.2f}   "
               "(target <= 1.5)")
-        sdpa = torch_result.get(16384, {}).get("sdpa")
+        sdpa = timed("sdpa", 16384)
         if sdpa:
             print(f"  N = 16384 SDPA / HYBRID           {sdpa[0] / h16:8.1f}x  (target >= 100x)")
         if 65536 in args.n and hybrid(65536):
