@@ -1,4 +1,5 @@
-/* Gradients (smyrf_execute_backward) of SMYRF and DENSE modes on the CPU: against the
+/* Gradients (smyrf_execute_backward) of SMYRF and DENSE modes on the CPU (HYBRID's have
+ * their own suite, test_hybrid_backward.c; half precision covers all three): against the
  * float64 reference gradient over the same key multisets (src/ref), the reference itself
  * against central finite differences, masks, causal, GQA, cross-attention, fallback rows,
  * rows with no allowed key, bitwise determinism across thread counts, layouts, workspaces,
@@ -532,64 +533,78 @@ static void layouts_agree(void **state) {
 
 /* ---------------------------------------------------------------- half precision */
 
+/* The configuration of each mode under test, in dtype dt. */
+static smyrf_plan *half_test_plan(const tc_shape *s, smyrf_mode mode, smyrf_dtype dt) {
+    smyrf_config *cfg = tc_config(s, mode);
+    if (mode == SMYRF_MODE_SMYRF) {
+        tc_set(cfg, SMYRF_PARAM_N_HASHES, 2);
+        tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 32);
+        tc_set(cfg, SMYRF_PARAM_SEED, 4);
+    }
+    if (mode == SMYRF_MODE_HYBRID) {
+        tc_set(cfg, SMYRF_PARAM_BUDGET, 40);
+        tc_set(cfg, SMYRF_PARAM_SEED, 4);
+    }
+    tc_set(cfg, SMYRF_PARAM_DTYPE, dt);
+    smyrf_plan *plan = tc_plan(cfg);
+    smyrf_config_destroy(cfg);
+    return plan;
+}
+
+/* f16/bf16 tensors: the float32 gradients of the same (rounded) inputs, in every mode. */
 static void half_precision(void **state) {
     (void)state;
-    const tc_shape s = {1, 2, 1, 140, 0, 16, 0, 1};
     static const smyrf_dtype dts[] = {SMYRF_DTYPE_F16, SMYRF_DTYPE_BF16};
-    for (int smyrf = 0; smyrf < 2; smyrf++)
-        for (int di = 0; di < 2; di++) {
-            const smyrf_dtype dt = dts[di];
-            tc_inputs *in = tc_inputs_create(&s, 2100 + di, 0.9);
-            float *dout = random_dout(in, 2200 + di);
-            tc_round_to(in->q, in->nq_el, dt), tc_round_to(in->k, in->nk_el, dt);
-            tc_round_to(in->v, in->nv_el, dt), tc_round_to(dout, in->no_el, dt);
-            tc_inputs_sync(in);
-            smyrf_plan *p32 = smyrf ? tc_smyrf_plan(&in->s, 2, 32, 4) : tc_dense_plan(&in->s);
-            grads want = run_grads(p32, in, dout);
-            smyrf_plan_destroy(p32);
+    static const smyrf_mode modes[] = {SMYRF_MODE_DENSE, SMYRF_MODE_SMYRF, SMYRF_MODE_HYBRID};
+    static const char *const names[] = {"DENSE", "SMYRF", "HYBRID"};
+    for (int c = 0; c < 12; c++) {  /* causal or not, mode, dtype */
+        const int causal = c / 6, mi = c / 2 % 3, di = c % 2;
+        const tc_shape s = {1, 2, 1, 140, 0, 16, 0, causal};
+        const smyrf_dtype dt = dts[di];
+        tc_inputs *in = tc_inputs_create(&s, 2100 + di, 0.9);
+        float *dout = random_dout(in, 2200 + di);
+        tc_round_to(in->q, in->nq_el, dt), tc_round_to(in->k, in->nk_el, dt);
+        tc_round_to(in->v, in->nv_el, dt), tc_round_to(dout, in->no_el, dt);
+        tc_inputs_sync(in);
+        smyrf_plan *p32 = half_test_plan(&in->s, modes[mi], SMYRF_DTYPE_F32);
+        grads want = run_grads(p32, in, dout);
+        smyrf_plan_destroy(p32);
 
-            smyrf_config *cfg = tc_config(&in->s, smyrf ? SMYRF_MODE_SMYRF : SMYRF_MODE_DENSE);
-            if (smyrf) {
-                tc_set(cfg, SMYRF_PARAM_N_HASHES, 2);
-                tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 32);
-                tc_set(cfg, SMYRF_PARAM_SEED, 4);
-            }
-            tc_set(cfg, SMYRF_PARAM_DTYPE, dt);
-            smyrf_plan *plan = tc_plan(cfg);
-            smyrf_config_destroy(cfg);
-            const tc_shape *t = &in->s;
-            uint16_t *q = tc_alloc(in->nq_el * 2), *k = tc_alloc(in->nk_el * 2);
-            uint16_t *v = tc_alloc(in->nv_el * 2), *dO = tc_alloc(in->no_el * 2);
-            uint16_t *o = tc_alloc(in->no_el * 2), *dq = tc_alloc(in->nq_el * 2);
-            uint16_t *dk = tc_alloc(in->nk_el * 2), *dvv = tc_alloc(in->nv_el * 2);
-            float *lse = tc_alloc(in->nlse * 4), *g = tc_alloc(in->nq_el * 4 + in->nk_el * 4 + in->nv_el * 4);
-            const int64_t d = t->qk_dim, dv = t->v_dim;
-            tc_scatter(in->q, 1, t->heads, t->q_len, d, t->heads * t->q_len * d, t->q_len * d, d, dt, q);
-            tc_scatter(in->k, 1, t->kv_heads, t->k_len, d, t->kv_heads * t->k_len * d, t->k_len * d, d, dt, k);
-            tc_scatter(in->v, 1, t->kv_heads, t->k_len, dv, t->kv_heads * t->k_len * dv, t->k_len * dv, dv, dt, v);
-            tc_scatter(dout, 1, t->heads, t->q_len, dv, t->heads * t->q_len * dv, t->q_len * dv, dv, dt, dO);
-            assert_int_equal(smyrf_execute(plan, q, k, v, in->mask, o, lse, NULL, 0, NULL), SMYRF_OK);
-            const smyrf_status st = smyrf_execute_backward(plan, q, k, v, in->mask, o, lse, dO, dq,
-                                                           dk, dvv, NULL, 0, NULL);
-            if (st != SMYRF_OK)
-                fail_msg("half backward: %s: %s", smyrf_status_string(st), smyrf_last_error_message());
-            /* out went through the half type: D_i moves by about its rounding */
-            const double tol = dt == SMYRF_DTYPE_BF16 ? 1.5e-2 : 2e-3;
-            char what[80];
-            snprintf(what, sizeof what, "%s %s dq", smyrf ? "SMYRF" : "DENSE", dt == SMYRF_DTYPE_BF16 ? "bf16" : "f16");
-            tc_gather(dq, 1, t->heads, t->q_len, d, t->heads * t->q_len * d, t->q_len * d, d, dt, g);
-            tc_assert_close_ff(g, want.dq, in->nq_el, tol, 0, what);
-            what[strlen(what) - 1] = 'k';
-            tc_gather(dk, 1, t->kv_heads, t->k_len, d, t->kv_heads * t->k_len * d, t->k_len * d, d, dt, g);
-            tc_assert_close_ff(g, want.dk, in->nk_el, tol, 0, what);
-            what[strlen(what) - 1] = 'v';
-            tc_gather(dvv, 1, t->kv_heads, t->k_len, dv, t->kv_heads * t->k_len * dv, t->k_len * dv, dv, dt, g);
-            tc_assert_close_ff(g, want.dv, in->nv_el, tol, 0, what);
-            free(q), free(k), free(v), free(dO), free(o), free(dq), free(dk), free(dvv), free(lse), free(g);
-            grads_free(&want), free(dout);
-            smyrf_plan_destroy(plan);
-            tc_inputs_destroy(in);
-        }
+        smyrf_plan *plan = half_test_plan(&in->s, modes[mi], dt);
+        const tc_shape *t = &in->s;
+        uint16_t *q = tc_alloc(in->nq_el * 2), *k = tc_alloc(in->nk_el * 2);
+        uint16_t *v = tc_alloc(in->nv_el * 2), *dO = tc_alloc(in->no_el * 2);
+        uint16_t *o = tc_alloc(in->no_el * 2), *dq = tc_alloc(in->nq_el * 2);
+        uint16_t *dk = tc_alloc(in->nk_el * 2), *dvv = tc_alloc(in->nv_el * 2);
+        float *lse = tc_alloc(in->nlse * 4), *g = tc_alloc(in->nq_el * 4 + in->nk_el * 4 + in->nv_el * 4);
+        const int64_t d = t->qk_dim, dv = t->v_dim;
+        tc_scatter(in->q, 1, t->heads, t->q_len, d, t->heads * t->q_len * d, t->q_len * d, d, dt, q);
+        tc_scatter(in->k, 1, t->kv_heads, t->k_len, d, t->kv_heads * t->k_len * d, t->k_len * d, d, dt, k);
+        tc_scatter(in->v, 1, t->kv_heads, t->k_len, dv, t->kv_heads * t->k_len * dv, t->k_len * dv, dv, dt, v);
+        tc_scatter(dout, 1, t->heads, t->q_len, dv, t->heads * t->q_len * dv, t->q_len * dv, dv, dt, dO);
+        assert_int_equal(smyrf_execute(plan, q, k, v, in->mask, o, lse, NULL, 0, NULL), SMYRF_OK);
+        const smyrf_status st = smyrf_execute_backward(plan, q, k, v, in->mask, o, lse, dO, dq,
+                                                       dk, dvv, NULL, 0, NULL);
+        if (st != SMYRF_OK)
+            fail_msg("half backward: %s: %s", smyrf_status_string(st), smyrf_last_error_message());
+        /* out went through the half type: D_i moves by about its rounding */
+        const double tol = dt == SMYRF_DTYPE_BF16 ? 1.5e-2 : 2e-3;
+        char what[80];
+        snprintf(what, sizeof what, "%s%s %s dq", names[mi], causal ? " causal" : "",
+                 dt == SMYRF_DTYPE_BF16 ? "bf16" : "f16");
+        tc_gather(dq, 1, t->heads, t->q_len, d, t->heads * t->q_len * d, t->q_len * d, d, dt, g);
+        tc_assert_close_ff(g, want.dq, in->nq_el, tol, 0, what);
+        what[strlen(what) - 1] = 'k';
+        tc_gather(dk, 1, t->kv_heads, t->k_len, d, t->kv_heads * t->k_len * d, t->k_len * d, d, dt, g);
+        tc_assert_close_ff(g, want.dk, in->nk_el, tol, 0, what);
+        what[strlen(what) - 1] = 'v';
+        tc_gather(dvv, 1, t->kv_heads, t->k_len, dv, t->kv_heads * t->k_len * dv, t->k_len * dv, dv, dt, g);
+        tc_assert_close_ff(g, want.dv, in->nv_el, tol, 0, what);
+        free(q), free(k), free(v), free(dO), free(o), free(dq), free(dk), free(dvv), free(lse), free(g);
+        grads_free(&want), free(dout);
+        smyrf_plan_destroy(plan);
+        tc_inputs_destroy(in);
+    }
 }
 
 /* ---------------------------------------------------------------- workspace, errors */
