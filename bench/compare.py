@@ -3,8 +3,8 @@
 
 libsmyrf SMYRF and HYBRID (budget = hash rounds x cluster, the same keys per query) against
 libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention, a straightforward PyTorch
-SMYRF (bench/torch_smyrf.py), the paper's own PyTorch code (given a checkout of it) and
-Reformer's LSH attention, side by side as ratios; growth from N = 16384 to 65536; the
+SMYRF (bench/torch_smyrf.py), the paper's own PyTorch code and HyperAttention (each given
+a checkout of it) and Reformer's LSH attention, side by side as ratios; growth from N = 16384 to 65536; the
 in-cluster attention's FLOP rate (timed alone) against the OpenBLAS sgemm 2048^3 peak;
 peak memory against inputs plus output. libsmyrf's tensors of 4 MiB and more sit on
 transparent huge pages (NumPy's default on Linux); the PyTorch contenders run one per
@@ -15,9 +15,11 @@ transformers); a contender that cannot run is left out and the reason printed. T
 libsmyrf figures come from the `smyrf bench --json` and `smyrf_attention_peak` programs
 of a Release build:
     scripts/demo.sh   (or cmake --preset default && cmake --build --preset default)
-    "$(scripts/python-env.sh | tail -n 1)" bench/compare.py [--paper-code DIR]
-DIR: a checkout of https://github.com/giannisdaras/smyrf, the paper's code (GPLv3, not
-part of libsmyrf; this script copies it to a temporary folder and runs it from there).
+    "$(scripts/python-env.sh | tail -n 1)" bench/compare.py [--paper-code DIR] [--hyper-code DIR]
+--paper-code: a checkout of https://github.com/giannisdaras/smyrf, the paper's code (GPLv3,
+not part of libsmyrf; this script copies it to a temporary folder and runs it from there);
+--hyper-code: a checkout of https://github.com/insuhan/hyper-attn (Apache-2.0, not part of
+libsmyrf; run in place; needs einops, which scripts/python-env.sh installs).
 """
 import argparse
 import json
@@ -48,6 +50,8 @@ def parse_args():
     p.add_argument("--paper-code", type=Path,
                    help="a checkout of github.com/giannisdaras/smyrf: time the paper's own "
                         "PyTorch code too")
+    p.add_argument("--hyper-code", type=Path,
+                   help="a checkout of github.com/insuhan/hyper-attn: time HyperAttention too")
     p.add_argument("--dense-max-n", type=int, default=16384,
                    help="run the exact contenders (DENSE, SDPA) only up to this N: they "
                         "grow as N^2 and take tens of seconds per call at 65536")
@@ -79,7 +83,8 @@ def attention_peak(args, tool):
 # slower: it allocates its intermediates afresh in every call).
 CONTENDERS = [("sdpa", "PyTorch SDPA", True), ("plain", "PyTorch SMYRF, plain", False),
               ("paper", "paper's PyTorch SMYRF", False),
-              ("reformer", "Reformer LSH (transformers)", False)]
+              ("reformer", "Reformer LSH (transformers)", False),
+              ("hyper", "HyperAttention (its code)", False)]
 
 
 def torch_times(args):
@@ -88,6 +93,9 @@ def torch_times(args):
     for key, name, thp in CONTENDERS:
         if key == "paper" and args.paper_code is None:
             result[key] = "no --paper-code checkout of github.com/giannisdaras/smyrf given"
+            continue
+        if key == "hyper" and args.hyper_code is None:
+            result[key] = "no --hyper-code checkout of github.com/insuhan/hyper-attn given"
             continue
         ns = [n for n in args.n if key != "sdpa" or n <= args.dense_max_n]
         if not ns:
@@ -101,8 +109,9 @@ def torch_times(args):
                "--n", ",".join(map(str, ns)), "--threads", str(args.threads),
                "--reps", str(args.reps), "--hashes", str(args.hashes),
                "--cluster", str(args.cluster), "--d", str(args.d)]
-        if args.paper_code is not None:
-            cmd += ["--paper-code", str(args.paper_code)]
+        for flag, path in (("--paper-code", args.paper_code), ("--hyper-code", args.hyper_code)):
+            if path is not None:
+                cmd += [flag, str(path)]
         print(f"[compare] {name}...", file=sys.stderr)
         rows = run_json(cmd, env=env)
         errors = [r["error"] for r in rows if "error" in r]

