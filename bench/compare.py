@@ -4,11 +4,12 @@
 libsmyrf SMYRF and HYBRID (budget = hash rounds x cluster, the same keys per query) against
 libsmyrf DENSE, PyTorch's CPU scaled_dot_product_attention, a straightforward PyTorch
 SMYRF (bench/torch_smyrf.py), the paper's own PyTorch code and HyperAttention (each given
-a checkout of it) and Reformer's LSH attention, side by side as ratios; growth from N = 16384 to 65536; the
-in-cluster attention's FLOP rate (timed alone) against the OpenBLAS sgemm 2048^3 peak;
-peak memory against inputs plus output. libsmyrf's tensors of 4 MiB and more sit on
-transparent huge pages (NumPy's default on Linux); the PyTorch contenders run one per
-process (bench/torch_contenders.py says which allocator setting each gets, and why).
+a checkout of it) and Reformer's LSH attention, side by side as ratios; growth from
+N = 16384 to 65536; the in-cluster attention's FLOP rate (timed alone) against the
+OpenBLAS sgemm 2048^3 peak; peak memory against inputs plus output. libsmyrf's tensors
+of 4 MiB and more sit on transparent huge pages (NumPy's default on Linux); the PyTorch
+contenders run one per process (bench/torch_contenders.py says which allocator setting
+each gets, and why).
 
 Run it with the interpreter scripts/python-env.sh prints (it has PyTorch and
 transformers); a contender that cannot run is left out and the reason printed. The
@@ -26,7 +27,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,6 +22,7 @@ Prints one JSON line per N: {"contender", "n", "median_ms", "min_ms"}; or one li
 {"contender", "error"} saying why the contender cannot run.
 """
 import argparse
+import atexit
 import json
 import shutil
 import statistics
@@ -70,6 +71,7 @@ def import_paper(checkout):
         raise RuntimeError(f"{checkout} is not a checkout of giannisdaras/smyrf "
                            "(no smyrf/torch/attn.py)")
     root = Path(tempfile.mkdtemp(prefix="smyrf-paper-"))
+    atexit.register(shutil.rmtree, root, True)  # the copy lives as long as this process
     shutil.copytree(package, root / "smyrf")
     utils = root / "smyrf" / "torch" / "utils.py"
     text = utils.read_text()
