@@ -156,22 +156,28 @@ smyrf_plan *tc_plan(const smyrf_config *cfg) {
     return plan;
 }
 
-smyrf_plan *tc_smyrf_plan(const tc_shape *s, int64_t n_hashes, int64_t q_cluster_size,
-                          uint64_t seed) {
-    smyrf_config *cfg = tc_config(s, SMYRF_MODE_SMYRF);
-    tc_set(cfg, SMYRF_PARAM_N_HASHES, n_hashes);
-    tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, q_cluster_size);
-    tc_set(cfg, SMYRF_PARAM_SEED, (int64_t)seed);
+smyrf_plan *tc_plan_from(smyrf_config *cfg) {
     smyrf_plan *plan = tc_plan(cfg);
     smyrf_config_destroy(cfg);
     return plan;
 }
 
+smyrf_config *tc_smyrf_config(const tc_shape *s, int64_t n_hashes, int64_t q_cluster_size,
+                              uint64_t seed) {
+    smyrf_config *cfg = tc_config(s, SMYRF_MODE_SMYRF);
+    tc_set(cfg, SMYRF_PARAM_N_HASHES, n_hashes);
+    tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, q_cluster_size);
+    tc_set(cfg, SMYRF_PARAM_SEED, (int64_t)seed);
+    return cfg;
+}
+
+smyrf_plan *tc_smyrf_plan(const tc_shape *s, int64_t n_hashes, int64_t q_cluster_size,
+                          uint64_t seed) {
+    return tc_plan_from(tc_smyrf_config(s, n_hashes, q_cluster_size, seed));
+}
+
 smyrf_plan *tc_dense_plan(const tc_shape *s) {
-    smyrf_config *cfg = tc_config(s, SMYRF_MODE_DENSE);
-    smyrf_plan *plan = tc_plan(cfg);
-    smyrf_config_destroy(cfg);
-    return plan;
+    return tc_plan_from(tc_config(s, SMYRF_MODE_DENSE));
 }
 
 void tc_run(const smyrf_plan *plan, const tc_inputs *in, float *out, float *lse) {

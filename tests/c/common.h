@@ -65,7 +65,12 @@ smyrf_ref_problem tc_ref_problem(const tc_inputs *in);
 smyrf_config *tc_config(const tc_shape *s, smyrf_mode mode);
 void tc_set(smyrf_config *cfg, smyrf_param p, int64_t value); /* asserts OK */
 smyrf_plan *tc_plan(const smyrf_config *cfg);                 /* asserts OK */
-/* tc_config + SMYRF parameters + tc_plan, config destroyed. */
+/* tc_plan, then destroys cfg. */
+smyrf_plan *tc_plan_from(smyrf_config *cfg);
+/* tc_config(s, SMYRF) with the SMYRF parameters set. */
+smyrf_config *tc_smyrf_config(const tc_shape *s, int64_t n_hashes, int64_t q_cluster_size,
+                              uint64_t seed);
+/* tc_plan_from(tc_smyrf_config(...)). */
 smyrf_plan *tc_smyrf_plan(const tc_shape *s, int64_t n_hashes, int64_t q_cluster_size,
                           uint64_t seed);
 smyrf_plan *tc_dense_plan(const tc_shape *s);

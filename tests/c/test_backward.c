@@ -428,16 +428,9 @@ static void finite_differences(void **state) {
 /* ---------------------------------------------------------------- determinism */
 
 static smyrf_plan *plan_threads(const tc_shape *s, int smyrf, int64_t threads) {
-    smyrf_config *cfg = tc_config(s, smyrf ? SMYRF_MODE_SMYRF : SMYRF_MODE_DENSE);
-    if (smyrf) {
-        tc_set(cfg, SMYRF_PARAM_N_HASHES, 3);
-        tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 24);
-        tc_set(cfg, SMYRF_PARAM_SEED, 99);
-    }
+    smyrf_config *cfg = smyrf ? tc_smyrf_config(s, 3, 24, 99) : tc_config(s, SMYRF_MODE_DENSE);
     tc_set(cfg, SMYRF_PARAM_THREADS, threads);
-    smyrf_plan *plan = tc_plan(cfg);
-    smyrf_config_destroy(cfg);
-    return plan;
+    return tc_plan_from(cfg);
 }
 
 static void bitwise_across_thread_counts(void **state) {
@@ -535,20 +528,14 @@ static void layouts_agree(void **state) {
 
 /* The configuration of each mode under test, in dtype dt. */
 static smyrf_plan *half_test_plan(const tc_shape *s, smyrf_mode mode, smyrf_dtype dt) {
-    smyrf_config *cfg = tc_config(s, mode);
-    if (mode == SMYRF_MODE_SMYRF) {
-        tc_set(cfg, SMYRF_PARAM_N_HASHES, 2);
-        tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 32);
-        tc_set(cfg, SMYRF_PARAM_SEED, 4);
-    }
+    smyrf_config *cfg =
+        mode == SMYRF_MODE_SMYRF ? tc_smyrf_config(s, 2, 32, 4) : tc_config(s, mode);
     if (mode == SMYRF_MODE_HYBRID) {
         tc_set(cfg, SMYRF_PARAM_BUDGET, 40);
         tc_set(cfg, SMYRF_PARAM_SEED, 4);
     }
     tc_set(cfg, SMYRF_PARAM_DTYPE, dt);
-    smyrf_plan *plan = tc_plan(cfg);
-    smyrf_config_destroy(cfg);
-    return plan;
+    return tc_plan_from(cfg);
 }
 
 /* f16/bf16 tensors: the float32 gradients of the same (rounded) inputs, in every mode. */

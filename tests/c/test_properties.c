@@ -17,9 +17,7 @@ static smyrf_plan *plan_for(const tc_shape *s, int dense, int64_t threads) {
     tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 24);
     tc_set(cfg, SMYRF_PARAM_SEED, 77);
     tc_set(cfg, SMYRF_PARAM_THREADS, threads);
-    smyrf_plan *plan = tc_plan(cfg);
-    smyrf_config_destroy(cfg);
-    return plan;
+    return tc_plan_from(cfg);
 }
 
 static const tc_shape shapes[] = {
