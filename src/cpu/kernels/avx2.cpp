@@ -27,6 +27,8 @@ struct V {
     static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
     // x > m ? x : m, so a NaN x leaves m
     static T max(T x, T m) { return _mm256_max_ps(x, m); }
+    // a < b ? a : b, so a NaN b stays
+    static T min(T a, T b) { return _mm256_min_ps(a, b); }
     // a < b ? x : y
     static T lt_select(T a, T b, T x, T y) {
         return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));

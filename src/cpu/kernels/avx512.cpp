@@ -13,7 +13,7 @@ namespace {
 struct V {
     using T = __m512;
     static constexpr int W = 16, MR = 6, NV = 4;
-    // The zero-masked forms of max and shift: GCC 12's unmasked ones start from
+    // The zero-masked forms of max, min and shift: GCC 12's unmasked ones start from
     // _mm512_undefined_*, which warns (GCC bug 105593).
     static constexpr __mmask16 kAll = 0xFFFF;
     static T zero() { return _mm512_setzero_ps(); }
@@ -29,6 +29,8 @@ struct V {
     static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
     // x > m ? x : m, so a NaN x leaves m
     static T max(T x, T m) { return _mm512_maskz_max_ps(kAll, x, m); }
+    // a < b ? a : b, so a NaN b stays
+    static T min(T a, T b) { return _mm512_maskz_min_ps(kAll, a, b); }
     // a < b ? x : y
     static T lt_select(T a, T b, T x, T y) {
         return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);

@@ -31,6 +31,8 @@ struct V {
     static T mul(T a, T b) { return a * b; }
     // x > m ? x : m, so a NaN x leaves m
     static T max(T x, T m) { return x > m ? x : m; }
+    // a < b ? a : b, so a NaN b stays
+    static T min(T a, T b) { return a < b ? a : b; }
     // a < b ? x : y
     static T lt_select(T a, T b, T x, T y) { return a < b ? x : y; }
     // rows r[0..4) become the columns
