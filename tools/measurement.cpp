@@ -49,7 +49,8 @@ PlanPtr make_plan(const Shape &shape, const ModeSpec &spec, const RunSettings &s
         return nullptr;
     if (spec.mode == SMYRF_MODE_HYBRID &&
         !(check(smyrf_config_set(cfg.get(), SMYRF_PARAM_BUDGET, spec.budget), m) &&
-          check(smyrf_config_set(cfg.get(), SMYRF_PARAM_EXPAND, settings.expand), m)))
+          check(smyrf_config_set(cfg.get(), SMYRF_PARAM_EXPAND, settings.expand), m) &&
+          check(smyrf_config_set(cfg.get(), SMYRF_PARAM_KMEANS_ITERS, settings.kmeans_iters), m)))
         return nullptr;
     smyrf_plan *plan = nullptr;
     if (!check(smyrf_plan_create(&plan, cfg.get()), m)) return nullptr;

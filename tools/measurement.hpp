@@ -25,6 +25,7 @@ struct RunSettings {
     // Also time smyrf_execute_backward, after the forward's calls and their memory figures.
     bool backward = false;
     int64_t expand = -1;  // HYBRID's SMYRF_PARAM_EXPAND; -1 = derived from the budget
+    int64_t kmeans_iters = 0;  // HYBRID's SMYRF_PARAM_KMEANS_ITERS; 0 = the library's default
 };
 
 struct Measurement {

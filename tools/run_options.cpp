@@ -9,7 +9,9 @@ const char *const kRunOptionsHelp =
     "  --threads T      worker threads, 0 = all hardware threads (default 0)\n"
     "  --seed S         seed of the inputs and of the hash directions (default 0)\n"
     "  --expand E       HYBRID keys per query spent expanding the heaviest summaries\n"
-    "                   (SMYRF_PARAM_EXPAND; default -1: derived from the budget, 0: none)\n";
+    "                   (SMYRF_PARAM_EXPAND; default -1: derived from the budget, 0: none)\n"
+    "  --kmeans-iters I HYBRID's k-means iterations (SMYRF_PARAM_KMEANS_ITERS; default 0:\n"
+    "                   the library's default, 2)\n";
 
 RunOptions read_run_options(Args &args, int default_reps) {
     RunOptions o;
@@ -20,6 +22,7 @@ RunOptions read_run_options(Args &args, int default_reps) {
     o.settings.reps = (int)args.integer("reps", default_reps, 1, 1000);
     o.settings.seed = (uint64_t)args.integer("seed", 0, 0, INT64_MAX);
     o.settings.expand = args.integer("expand", -1, -1, INT32_MAX);
+    o.settings.kmeans_iters = args.integer("kmeans-iters", 0, 0, 1000);
     return o;
 }
 
