@@ -14,7 +14,7 @@ struct HybridParams {
     unsigned long long seed;
     int block;      // causal: positions per block, ceil(Nk / summaries)
     int max_groups; // summary columns a pair can have: max(1, min(summaries, Nk))
-    int max_exact;  // exact keys a query can have: budget + 2
+    int max_exact;  // exact keys a query can have: min(budget + 2, Nk), distinct valid keys
 };
 
 inline HybridParams make_hybrid_params(const Desc &d) {
@@ -29,7 +29,9 @@ inline HybridParams make_hybrid_params(const Desc &d) {
     hp.block = (int)((d.k_len + d.summaries - 1) / d.summaries);
     hp.max_groups = (int)(d.summaries < d.k_len ? d.summaries : d.k_len);
     if (hp.max_groups < 1) hp.max_groups = 1;
-    hp.max_exact = (int)d.budget + 2;
+    // Sized by the keys too: a budget far above the length (every key exact) must not
+    // grow each warp's shared memory past the device's limit.
+    hp.max_exact = (int)(d.budget + 2 < d.k_len ? d.budget + 2 : d.k_len);
     return hp;
 }
 

@@ -178,6 +178,9 @@ __device__ inline void add_exact(const Problem &p, const HybridParams &hp, const
                                  const float *lse, long long row, const T *qi, const T *gi,
                                  const T *kr, const T *vr, int g, bool labelled, float *gk,
                                  float *gv, int lane) {
+    // A row whose given lse is -inf or NaN contributes nothing (as in grad_rows and on the
+    // CPU); the test is the same for every lane, so the warp leaves together.
+    if (!(lse[row] > -__builtin_huge_valf())) return;
     float s = 0.0f, dp = 0.0f;
     for (int c = lane; c < p.d; c += 32) s = fmaf(to_f32(qi[c]), to_f32(kr[c]), s);
     for (int c = lane; c < p.dv; c += 32) dp = fmaf(to_f32(gi[c]), to_f32(vr[c]), dp);

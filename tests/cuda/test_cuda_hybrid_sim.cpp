@@ -33,6 +33,9 @@ namespace {
 struct Case : CaseShape {
     int64_t budget;
     int64_t summaries = 0, iters = 0, expand = -1;  // 0 / -1: derived from the budget
+    // The backward gets lse = -inf on every 5th row (a row the caller's forward did not
+    // reach): such a row must contribute nothing, as on the CPU.
+    bool lse_gaps = false;
 };
 
 const Case kCases[] = {
@@ -45,6 +48,10 @@ const Case kCases[] = {
     {"causal, Nq > Nk (rows without keys)", 1, 1, 1, 80, 30, 8, 8, 1, 0, 16},
     {"dense limit", 1, 1, 1, 60, 60, 16, 16, 0, 0.9, 128},
     {"batch 0 fully padded", 2, 1, 1, 40, 40, 16, 16, 0, -1, 16},
+    // Every key exact: the per-warp scratch is sized by the keys, not by the budget.
+    {"budget 5000 on 100 keys, padded", 2, 2, 1, 90, 100, 16, 16, 0, 0.8, 5000},
+    {"given lse -inf on some rows", 1, 2, 1, 150, 150, 16, 16, 0, 0, 32, 0, 0, -1, true},
+    {"given lse -inf on some rows, causal", 1, 1, 1, 100, 100, 16, 16, 1, 0, 32, 0, 0, -1, true},
 };
 
 struct Tol {
@@ -183,18 +190,21 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
     }
 
     // Backward: both from the CPU forward's out and lse and the same dout.
+    std::vector<float> lse_given = lse_cpu;
+    if (c.lse_gaps)
+        for (size_t row = 0; row < nl; row += 5) lse_given[row] = -INFINITY;
     const size_t nq = q.size(), nk = k.size(), nv = v.size();
     const auto dout = store<T>(draw(no), c.B, c.H, c.Nq, c.dv, layout);
     std::vector<T> dq_cpu(nq), dk_cpu(nk), dv_cpu(nv), dq(nq), dk(nk), dv(nv);
     CHECK(smyrf_execute_backward(plan, q.data(), k.data(), v.data(),
                                  mask.empty() ? nullptr : mask.data(), out_cpu.data(),
-                                 lse_cpu.data(), dout.data(), dq_cpu.data(), dk_cpu.data(),
+                                 lse_given.data(), dout.data(), dq_cpu.data(), dk_cpu.data(),
                                  dv_cpu.data(), nullptr, 0, nullptr) == SMYRF_OK,
           "%s: CPU backward: %s", what.c_str(), smyrf_last_error_message());
-    simulate_backward(plan->desc, false, q, k, v, mask, out_cpu, lse_cpu, dout, dq, dk, dv);
+    simulate_backward(plan->desc, false, q, k, v, mask, out_cpu, lse_given, dout, dq, dk, dv);
     if (both_orders) {
         std::vector<T> dq2(nq), dk2(nk), dv2(nv);
-        simulate_backward(plan->desc, true, q, k, v, mask, out_cpu, lse_cpu, dout, dq2, dk2, dv2);
+        simulate_backward(plan->desc, true, q, k, v, mask, out_cpu, lse_given, dout, dq2, dk2, dv2);
         CHECK(same_bits(dq, dq2) && same_bits(dk, dk2) && same_bits(dv, dv2),
               "%s: the thread order between barriers changed the gradients", what.c_str());
     }

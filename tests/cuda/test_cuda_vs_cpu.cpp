@@ -60,6 +60,9 @@ const Case kCases[] = {
     {"hybrid causal, Nq > Nk (rows without keys)", 1, 2, 2, 120, 50, 8, 8, 1, 0, SMYRF_MODE_HYBRID, 0, 0, 16},
     {"hybrid causal, 700", 1, 1, 1, 700, 700, 64, 64, 1, 0, SMYRF_MODE_HYBRID, 0, 0, 64},
     {"hybrid dense limit", 1, 2, 2, 100, 100, 16, 16, 0, 0.9, SMYRF_MODE_HYBRID, 0, 0, 128},
+    // a budget far above the keys: shared memory is sized by the keys (the budget alone
+    // would ask for about 240 KB per warp, more than a block has)
+    {"hybrid budget 30000 on 100 keys", 1, 2, 1, 100, 100, 16, 16, 0, 0.9, SMYRF_MODE_HYBRID, 0, 0, 30000},
     {"hybrid batch 0 fully padded", 2, 1, 1, 64, 64, 16, 16, 0, -1, SMYRF_MODE_HYBRID, 0, 0, 16},
 #endif
 };
