@@ -12,6 +12,13 @@
 #include <cstddef>
 #include <cstdint>
 
+// A bound the kernels rely on (a scratch array's size, say), checked where
+// tests/cuda/sim runs the device code on the CPU, which defines it first; nothing on a
+// device.
+#ifndef SMYRF_SIM_CHECK
+#define SMYRF_SIM_CHECK(cond) ((void)0)
+#endif
+
 namespace smyrf::gpu {
 
 // ---------------------------------------------------------------- errors

@@ -189,6 +189,7 @@ __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const Hybri
     int ne = 0;
     if (tm.sink0 && s > 0) ne++;
     if (tm.sink1 && e < in.n) ne++;
+    SMYRF_SIM_CHECK(ne + (e - s) <= hp.max_exact);
     if (lane == 0) {
         int x = 0;
         if (tm.sink0 && s > 0) sc.ux[x++] = 0;
@@ -203,6 +204,7 @@ __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const Hybri
 
     // Summary logits t_g over the m_g members not exact for the query (-inf: none).
     const int G = in.groups;
+    SMYRF_SIM_CHECK(G <= hp.max_groups);
     const bool labelled = G > 0 && !p.causal;
     tm.G = G;
     tm.labelled = labelled;
@@ -261,6 +263,7 @@ __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const Hybri
                 append(sc, ne, u, u >= 0 && !known, lane);
             }
         }
+        SMYRF_SIM_CHECK(ne <= hp.max_exact);  // checked after the writes: a test stops here
         __syncwarp();
         exact_logits(sc, tm.exact, ne, p.d, p.scale, krow, lane);
         __syncwarp();

@@ -30,6 +30,14 @@
 #error "tests/cuda/sim: the fiber switch is written for x86-64"
 #endif
 
+// The kernels' own bounds (cuda/common.cuh): a violated one stops the simulation, as an
+// out-of-bounds write on the device would corrupt another warp's data.
+#define SMYRF_SIM_CHECK(cond)                                                              \
+    ((cond) ? (void)0                                                                      \
+            : (std::fprintf(stderr, "cuda_sim: %s:%d: bound violated: %s\n", __FILE__,     \
+                            __LINE__, #cond),                                              \
+               std::abort()))
+
 namespace cuda_sim {
 
 struct Dim3 {
