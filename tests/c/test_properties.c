@@ -12,10 +12,7 @@
 
 /* The two modes every property holds for, with parameters that give several clusters. */
 static smyrf_plan *plan_for(const tc_shape *s, int dense, int64_t threads) {
-    smyrf_config *cfg = tc_config(s, dense ? SMYRF_MODE_DENSE : SMYRF_MODE_SMYRF);
-    tc_set(cfg, SMYRF_PARAM_N_HASHES, 3);
-    tc_set(cfg, SMYRF_PARAM_Q_CLUSTER_SIZE, 24);
-    tc_set(cfg, SMYRF_PARAM_SEED, 77);
+    smyrf_config *cfg = dense ? tc_config(s, SMYRF_MODE_DENSE) : tc_smyrf_config(s, 3, 24, 77);
     tc_set(cfg, SMYRF_PARAM_THREADS, threads);
     return tc_plan_from(cfg);
 }

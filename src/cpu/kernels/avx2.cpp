@@ -1,5 +1,6 @@
 // The CPU kernels (cpu/kernels/*.inc) for AVX2 with FMA (compiled with -mavx2 -mfma, run only where the CPU
 // has both): 8 lanes, a 4 x 3 register block (12 accumulators of 16 registers).
+#include "cpu/exp_constants.hpp"
 #include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"

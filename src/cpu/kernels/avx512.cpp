@@ -1,5 +1,6 @@
 // The CPU kernels (cpu/kernels/*.inc) for AVX-512 (compiled with -mavx512f -mfma, run only where the CPU
 // has both): 16 lanes, a 6 x 4 register block (24 accumulators of 32 registers).
+#include "cpu/exp_constants.hpp"
 #include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"

@@ -1,5 +1,6 @@
 // The CPU kernels (cpu/kernels/*.inc) in portable vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON
 // on AArch64), for CPUs without AVX2 and FMA. Products and sums round separately here.
+#include "cpu/exp_constants.hpp"
 #include "cpu/hybrid_kernel.hpp"
 #include "cpu/tile.hpp"
 #include "cpu/tile_backward.hpp"
