@@ -261,18 +261,23 @@ static void hash_error_bound_is_tight(void **) {
 }
 
 // cluster (sort): on the same float hashes the radix sort and std::stable_sort agree
-// exactly, duplicates and infinities included, with a stride and an item subset.
+// exactly, duplicates and infinities included, with a stride and an item subset. The last
+// four trials are long: with the pool's values one digit's bucket then holds more than
+// 2^16 entries.
 static void sort_matches_reference(void **) {
     tc_rng r = tc_rng_make(14);
     const float pool[] = {-kInf, -3.5f, -1e-30f, 0.0f, 1e-30f, 2.0f, 2.0f, 7.25e10f, kInf};
-    for (int trial = 0; trial < 20; trial++) {
-        const int64_t n = 1 + (int64_t)(tc_next(&r) % 1000), stride = 1 + trial % 3;
+    for (int trial = 0; trial < 24; trial++) {
+        const int64_t n = trial < 20 ? 1 + (int64_t)(tc_next(&r) % 1000)
+                                     : 150000 + (int64_t)(tc_next(&r) % 1000);
+        const int64_t stride = 1 + trial % 3;
         std::vector<float> hash(n * stride);
         for (float &x : hash)
             x = (trial % 2) ? pool[tc_next(&r) % 9] : (float)tc_normal(&r);  // many ties, or none
         std::vector<double> hd(n);
         for (int64_t i = 0; i < n; i++) hd[i] = hash[i * stride];
-        const std::vector<int32_t> items = random_subset(r, nullptr, n, trial < 10 ? 1.0 : 0.6);
+        const std::vector<int32_t> items =
+            random_subset(r, nullptr, n, trial < 10 || trial >= 22 ? 1.0 : 0.6);
         const int64_t count = (int64_t)items.size();
         std::vector<int32_t> got(count), want(count);
         std::vector<uint64_t> scratch(smyrf::cpu::sort_scratch_entries(count));
