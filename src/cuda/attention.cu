@@ -21,8 +21,6 @@ namespace {
 
 using namespace nvcuda;
 
-constexpr float kNegInf = -__builtin_huge_valf();
-
 template <class T> struct Pad { static constexpr int v = 8; };  // 16-byte row padding
 template <> struct Pad<float> { static constexpr int v = 1; };  // odd rows: no bank conflicts
 

@@ -22,7 +22,6 @@ constexpr int kWarps = 4;
 constexpr int kBq = 16 * kWarps;  // query rows per block
 constexpr int kBk = 32;           // keys per tile
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
-constexpr float kNegInf = -__builtin_huge_valf();
 
 // ---------------------------------------------------------------- PTX wrappers
 

@@ -10,7 +10,6 @@ namespace {
 
 constexpr int kT = 32;  // queries and keys per tile
 constexpr int kThreads = 256;
-constexpr float kNegInf = -__builtin_huge_valf();
 
 enum class Kind { cluster, dense_keys, dense_queries };
 

@@ -21,6 +21,9 @@
 
 namespace smyrf::gpu {
 
+// -inf, in device code as on the host (no <cmath> there).
+constexpr float kNegInf = -__builtin_huge_valf();
+
 // ---------------------------------------------------------------- errors
 
 // Throws smyrf::Error: SMYRF_ERR_OUT_OF_MEMORY for an allocation failure, else
@@ -242,7 +245,7 @@ __device__ float fallback_row(const Problem &p, const T *q, const T *k, const T 
     const int j = fallback_key(p, valid, n_valid, b, i);
     if (j < 0) {
         for (int c = sub; c < p.dv; c += W) orow[c] = from_f32<T>(0.0f);
-        return -__builtin_huge_valf();
+        return kNegInf;
     }
     const T *vrow = v + b * p.v.batch + (long long)hk * p.v.head + (long long)j * p.v.token;
     const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;

@@ -124,7 +124,7 @@ __device__ inline void append(const Scratch &sc, int &ne, int u, bool keep, int 
 // The largest t among unseen groups (lower g on ties; NaN and -inf never), on every lane;
 // -1 when none.
 __device__ inline int best_unseen(const Scratch &sc, int G, int lane) {
-    float bt = -__builtin_huge_valf();
+    float bt = kNegInf;
     int bg = -1;
     for (int g = lane; g < G; g += 32)
         if (!(sc.flag[g] & kSeen) && sc.t[g] > bt) bt = sc.t[g], bg = g;
@@ -179,7 +179,6 @@ struct Terms {
 template <class KRow>
 __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const HybridWork &hw,
                            const Row &r, const Scratch &sc, const KRow &krow, int lane) {
-    const float ninf = -__builtin_huge_valf();
     const PairInfo &in = r.in;
     const int s = r.s, e = r.e;
     Terms tm{};
@@ -208,7 +207,7 @@ __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const Hybri
     const bool labelled = G > 0 && !p.causal;
     tm.G = G;
     tm.labelled = labelled;
-    tm.tp = ninf;
+    tm.tp = kNegInf;
     const int32_t *count = hw.count + r.gbase;
     for (int g = lane; g < G; g += 32) sc.flag[g] = 0;
     if (labelled) {
@@ -235,7 +234,7 @@ __device__ Terms row_terms(const Problem &p, const HybridParams &hp, const Hybri
         const float dot = m > 0 ? warp_dot(sc.q, hw.ksum + (r.gbase + g) * p.d, p.d, p.scale, lane) : 0.0f;
         if (lane == 0) {
             sc.m[g] = m;
-            sc.t[g] = m > 0 ? (dot - (labelled ? sc.hl[g] : 0.0f)) / (float)m + logf((float)m) : ninf;
+            sc.t[g] = m > 0 ? (dot - (labelled ? sc.hl[g] : 0.0f)) / (float)m + logf((float)m) : kNegInf;
         }
     }
     __syncwarp();
@@ -284,7 +283,6 @@ __global__ void hybrid_kernel(Problem p, HybridParams hp, const T *__restrict__ 
                               HybridWork hw) {
     extern __shared__ float smem[];
     const Scratch sc = carve_scratch(smem + (threadIdx.x / 32) * scratch_words(p, hp), p, hp);
-    const float ninf = -__builtin_huge_valf();
     for_each_query_row(p, [&](long long row, long long, long long b, int h, int i, int lane) {
         const Row r = make_row(p, hp, hw, valid, b, h, i);
         auto krow = [&](int u) { return k + b * p.k.batch + (long long)r.hk * p.k.head + (long long)r.vl[u] * p.k.token; };
@@ -292,7 +290,7 @@ __global__ void hybrid_kernel(Problem p, HybridParams hp, const T *__restrict__ 
         T *orow = out + b * p.out.batch + (long long)h * p.out.head + (long long)i * p.out.token;
         if (r.s == r.e) {  // no allowed key
             for (int c = lane; c < p.dv; c += 32) orow[c] = from_f32<T>(0.0f);
-            if (lse && lane == 0) lse[row] = ninf;
+            if (lse && lane == 0) lse[row] = kNegInf;
             return;
         }
         const T *qrow = q + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
@@ -334,7 +332,7 @@ __global__ void hybrid_kernel(Problem p, HybridParams hp, const T *__restrict__ 
             const T *vr = vrow(u);
             for (int c = lane; c < p.dv; c += 32) sc.acc[c] = fmaf(wx, to_f32(vr[c]), sc.acc[c]);
         }
-        if (tm.tp > ninf) {
+        if (tm.tp > kNegInf) {
             const float ep = expf(tm.tp - mx);
             l += ep;
             const float up = ep / (float)tm.pn, *pv = hw.pv + (r.slot0 + r.s) * p.dv;

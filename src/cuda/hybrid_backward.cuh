@@ -22,7 +22,6 @@ __global__ void grad_rows(Problem p, HybridParams hp, const T *__restrict__ q,
     extern __shared__ float smem[];
     const Scratch sc =
         carve_scratch(smem + (threadIdx.x / 32) * scratch_words(p, hp, true), p, hp, true);
-    const float ninf = -__builtin_huge_valf();
     for_each_query_row(p, [&](long long row, long long, long long b, int h, int i, int lane) {
         const Row r = make_row(p, hp, hw, valid, b, h, i);
         const int G = r.in.groups;
@@ -38,7 +37,7 @@ __global__ void grad_rows(Problem p, HybridParams hp, const T *__restrict__ q,
         }
         T *dqrow = dq + b * p.q.batch + (long long)h * p.q.head + (long long)i * p.q.token;
         const float L = lse[row];
-        if (r.s == r.e || !(L > ninf)) {  // no allowed key: no gradient
+        if (r.s == r.e || !(L > kNegInf)) {  // no allowed key: no gradient
             for (int c = lane; c < p.d; c += 32) dqrow[c] = from_f32<T>(0.0f);
             return;
         }
@@ -97,7 +96,7 @@ __global__ void grad_rows(Problem p, HybridParams hp, const T *__restrict__ q,
             const T *kr = krow(u);
             for (int col = lane; col < p.d; col += 32) sc.dq[col] = fmaf(ds, to_f32(kr[col]), sc.dq[col]);
         }
-        if (tm.tp > ninf) {  // causal: the partial block
+        if (tm.tp > kNegInf) {  // causal: the partial block
             const float pp = expf(tm.tp - L), m = (float)tm.pn;
             const float dov = warp_dot(sc.acc, hw.pv + (r.slot0 + r.s) * p.dv, p.dv, 1.0f, lane);
             const float c = pp * (dov / m - D) / m;
@@ -180,7 +179,7 @@ __device__ inline void add_exact(const Problem &p, const HybridParams &hp, const
                                  float *gv, int lane) {
     // A row whose given lse is -inf or NaN contributes nothing (as in grad_rows and on the
     // CPU); the test is the same for every lane, so the warp leaves together.
-    if (!(lse[row] > -__builtin_huge_valf())) return;
+    if (!(lse[row] > kNegInf)) return;
     float s = 0.0f, dp = 0.0f;
     for (int c = lane; c < p.d; c += 32) s = fmaf(to_f32(qi[c]), to_f32(kr[c]), s);
     for (int c = lane; c < p.dv; c += 32) dp = fmaf(to_f32(gi[c]), to_f32(vr[c]), dp);
