@@ -52,10 +52,11 @@ struct V {
             r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
         }
     }
-    // the float with bits (bits(t) + bias) << 23
-    static T exponent_bits(T t, unsigned bias) {
-        const __m256i e = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32((int)bias));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    // p 2^n for an integer n, 2^n from the low mantissa bits of t = n + kMagic
+    static T times_pow2(T p, T, T t) {
+        const __m256i e = _mm256_add_epi32(_mm256_castps_si256(t),
+                                           _mm256_set1_epi32((int)exp_constants::kPow2Bias));
+        return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
     }
 };
 

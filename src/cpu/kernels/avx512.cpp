@@ -14,8 +14,8 @@ namespace {
 struct V {
     using T = __m512;
     static constexpr int W = 16, MR = 6, NV = 4;
-    // The zero-masked forms of max, min and shift: GCC 12's unmasked ones start from
-    // _mm512_undefined_*, which warns (GCC bug 105593).
+    // The zero-masked forms of max, min, the shuffles and scalef: GCC 12's unmasked ones
+    // start from _mm512_undefined_*, which warns (GCC bug 105593).
     static constexpr __mmask16 kAll = 0xFFFF;
     static T zero() { return _mm512_setzero_ps(); }
     static T set(float x) { return _mm512_set1_ps(x); }
@@ -36,33 +36,34 @@ struct V {
     static T lt_select(T a, T b, T x, T y) {
         return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
     }
-    // rows r[0..16) become the columns: off-diagonal blocks of 8, 4, 2, 1 swap places
-    template <int B>
-    static void swap_blocks(T *r) {
-        alignas(64) int lo[16], hi[16];
-        for (int j = 0; j < 16; j++) {
-            lo[j] = (j & B) ? 16 + j - B : j;  // 16 + x: lane x of the second row
-            hi[j] = (j & B) ? 16 + j : j + B;
-        }
-        const __m512i lo_idx = _mm512_load_si512(lo), hi_idx = _mm512_load_si512(hi);
-        for (int i = 0; i < 16; i++)
-            if (!(i & B)) {
-                const T a = r[i], b = r[i + B];
-                r[i] = _mm512_permutex2var_ps(a, lo_idx, b);
-                r[i + B] = _mm512_permutex2var_ps(a, hi_idx, b);
-            }
-    }
+    // rows r[0..16) become the columns: pairs and quads interleave inside each 128-bit
+    // lane (cheap in-lane shuffles), then two rounds of whole-lane shuffles; faster than
+    // four rounds of two-source permutes
     static void transpose(T *r) {
-        swap_blocks<8>(r);
-        swap_blocks<4>(r);
-        swap_blocks<2>(r);
-        swap_blocks<1>(r);
+        T t[16], u[16];
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_maskz_unpacklo_ps(kAll, r[i], r[i + 1]);
+            t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            u[i] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0x44);
+            u[i + 1] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0xEE);
+            u[i + 2] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0x44);
+            u[i + 3] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; j++) {
+            const T v = _mm512_maskz_shuffle_f32x4(kAll, u[j], u[4 + j], 0x88);
+            const T w = _mm512_maskz_shuffle_f32x4(kAll, u[j], u[4 + j], 0xDD);
+            const T v2 = _mm512_maskz_shuffle_f32x4(kAll, u[8 + j], u[12 + j], 0x88);
+            const T w2 = _mm512_maskz_shuffle_f32x4(kAll, u[8 + j], u[12 + j], 0xDD);
+            r[j] = _mm512_maskz_shuffle_f32x4(kAll, v, v2, 0x88);
+            r[8 + j] = _mm512_maskz_shuffle_f32x4(kAll, v, v2, 0xDD);
+            r[4 + j] = _mm512_maskz_shuffle_f32x4(kAll, w, w2, 0x88);
+            r[12 + j] = _mm512_maskz_shuffle_f32x4(kAll, w, w2, 0xDD);
+        }
     }
-    // the float with bits (bits(t) + bias) << 23
-    static T exponent_bits(T t, unsigned bias) {
-        const __m512i e = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)bias));
-        return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, e, 23));
-    }
+    // p 2^n for an integer n, in one instruction
+    static T times_pow2(T p, T n, T) { return _mm512_maskz_scalef_ps(kAll, p, n); }
 };
 
 }  // namespace

@@ -42,13 +42,13 @@ struct V {
         for (int i = 0; i < 4; i++) std::memcpy(a[i], &r[i], sizeof r[i]);
         for (int i = 0; i < 4; i++) r[i] = T{a[0][i], a[1][i], a[2][i], a[3][i]};
     }
-    // the float with bits (bits(t) + bias) << 23
-    static T exponent_bits(T t, unsigned bias) {
+    // p 2^n for an integer n, 2^n from the low mantissa bits of t = n + kMagic
+    static T times_pow2(T p, T, T t) {
         U e;
         std::memcpy(&e, &t, sizeof e);
-        e = (e + bias) << 23;
+        e = (e + exp_constants::kPow2Bias) << 23;
         std::memcpy(&t, &e, sizeof t);
-        return t;
+        return p * t;
     }
 };
 
