@@ -372,6 +372,70 @@ static void cluster_claims_hand_out_every_cluster_once(void **) {
         }
 }
 
+// One shape of attention_matches_reference (below), q and k scaled by `spread`.
+template <class Kernels>
+static void attention_case(tc_rng &r, const Kernels &kernels, const tc_shape &s, float spread) {
+    tc_inputs *in = tc_inputs_create(&s, 16, 0.8);
+    for (size_t x = 0; x < in->nq_el; x++) in->q[x] *= spread;
+    for (size_t x = 0; x < in->nk_el; x++) in->k[x] *= spread;
+    tc_inputs_sync(in);
+    const double rtol = spread == 1.0f ? 1e-5 : 1e-3;
+    const Desc d = desc_of(in->s, 1, 16, 0);
+    std::vector<float> out(in->no_el, NAN);
+    const Args a = args_of(d, in, out.data(), nullptr);
+    smyrf_ref_problem rp = tc_ref_problem(in);
+    std::vector<int32_t> valid(d.k_len);
+    for (int trial = 0; trial < 6; trial++) {
+        const int64_t b = trial % d.batch, h = trial % d.heads, dv = d.v_dim;
+        const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
+        // one tile: at most kQueryTile queries and kKeyTile keys
+        std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
+        std::vector<int32_t> kj = random_subset(r, valid.data(), nv, trial == 0 ? 0.0 : 0.3);
+        qi.resize(std::min<size_t>(qi.size(), smyrf::cpu::kQueryTile));
+        kj.resize(std::min<size_t>(kj.size(), smyrf::cpu::kKeyTile));
+        const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
+        std::vector<double> ro(nq * dv + 1), rl(nq + 1);
+        smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
+        smyrf::cpu::Arena sizing;
+        smyrf::cpu::attention_scratch(sizing, d);
+        Buffer ws = aligned_floats(sizing.used());
+        std::vector<float> first_out, first_ml;
+        for (const auto &[name, kernel] : kernels) {
+            std::vector<float> m(d.q_len), l(d.q_len);
+            smyrf::cpu::combine_init(0, d.q_len, m.data(), l.data());
+            for (int64_t t = 0; t < nq; t++)  // out rows hold garbage before a first block
+                std::fill_n(a.out.row(b, h, qi[t]), dv, NAN);
+            smyrf::cpu::Arena arena(ws.get());
+            const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
+            kernel(smyrf::cpu::tile_of(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data()));
+            std::vector<float> got_out, got_ml;
+            for (int64_t t = 0; t < nq; t++) {
+                const float *row = a.out.row(b, h, qi[t]);
+                const int64_t i = qi[t];
+                got_out.insert(got_out.end(), row, row + dv);
+                got_ml.push_back(m[i]);
+                got_ml.push_back(l[i]);
+                if (std::isinf(rl[t])) {
+                    assert_true(m[i] == -kInf && l[i] == 0.0f);
+                    // untouched (combine_finish writes such rows)
+                    for (int64_t c = 0; c < dv; c++) assert_true(std::isnan(row[c]));
+                    continue;
+                }
+                assert_true(std::fabs(((double)m[i] + std::log((double)l[i])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
+                std::vector<float> normalised(dv);
+                for (int64_t c = 0; c < dv; c++) normalised[c] = row[c] / l[i];
+                tc_assert_close(normalised.data(), ro.data() + t * dv, dv, dv, nullptr, rtol, rtol / 10, name);
+            }
+            if (std::string(name) == "avx2" && !first_out.empty()) {  // after avx512
+                assert_memory_equal(got_out.data(), first_out.data(), got_out.size() * sizeof(float));
+                assert_memory_equal(got_ml.data(), first_ml.data(), got_ml.size() * sizeof(float));
+            }
+            if (std::string(name) == "avx512") first_out = got_out, first_ml = got_ml;
+        }
+    }
+    tc_inputs_destroy(in);
+}
+
 // attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
 // mask included, one tile into a fresh state: out / l is the reference's normalised row,
 // m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
@@ -385,67 +449,7 @@ static void attention_matches_reference(void **) {
         X86_KERNEL(smyrf::cpu::avx512::tile_attention), X86_KERNEL(smyrf::cpu::avx2::tile_attention),
         smyrf::cpu::portable::tile_attention);
     for (const float spread : {1.0f, 12.0f})
-    for (const tc_shape &s : kShapes) {
-        tc_inputs *in = tc_inputs_create(&s, 16, 0.8);
-        for (size_t x = 0; x < in->nq_el; x++) in->q[x] *= spread;
-        for (size_t x = 0; x < in->nk_el; x++) in->k[x] *= spread;
-        tc_inputs_sync(in);
-        const double rtol = spread == 1.0f ? 1e-5 : 1e-3;
-        const Desc d = desc_of(in->s, 1, 16, 0);
-        std::vector<float> out(in->no_el, NAN);
-        const Args a = args_of(d, in, out.data(), nullptr);
-        smyrf_ref_problem rp = tc_ref_problem(in);
-        std::vector<int32_t> valid(d.k_len);
-        for (int trial = 0; trial < 6; trial++) {
-            const int64_t b = trial % d.batch, h = trial % d.heads, dv = d.v_dim;
-            const int64_t nv = smyrf_ref_valid_keys(&rp, b, valid.data());
-            // one tile: at most kQueryTile queries and kKeyTile keys
-            std::vector<int32_t> qi = random_subset(r, nullptr, d.q_len, 0.3);
-            std::vector<int32_t> kj = random_subset(r, valid.data(), nv, trial == 0 ? 0.0 : 0.3);
-            qi.resize(std::min<size_t>(qi.size(), smyrf::cpu::kQueryTile));
-            kj.resize(std::min<size_t>(kj.size(), smyrf::cpu::kKeyTile));
-            const int64_t nq = (int64_t)qi.size(), nk = (int64_t)kj.size();
-            std::vector<double> ro(nq * dv + 1), rl(nq + 1);
-            smyrf_ref_attention(&rp, b, h, qi.data(), nq, kj.data(), nk, ro.data(), rl.data());
-            smyrf::cpu::Arena sizing;
-            smyrf::cpu::attention_scratch(sizing, d);
-            Buffer ws = aligned_floats(sizing.used());
-            std::vector<float> first_out, first_ml;
-            for (const auto &[name, kernel] : kernels) {
-                std::vector<float> m(d.q_len), l(d.q_len);
-                smyrf::cpu::combine_init(0, d.q_len, m.data(), l.data());
-                for (int64_t t = 0; t < nq; t++)  // out rows hold garbage before a first block
-                    std::fill_n(a.out.row(b, h, qi[t]), dv, NAN);
-                smyrf::cpu::Arena arena(ws.get());
-                const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
-                kernel(smyrf::cpu::tile_of(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data()));
-                std::vector<float> got_out, got_ml;
-                for (int64_t t = 0; t < nq; t++) {
-                    const float *row = a.out.row(b, h, qi[t]);
-                    const int64_t i = qi[t];
-                    got_out.insert(got_out.end(), row, row + dv);
-                    got_ml.push_back(m[i]);
-                    got_ml.push_back(l[i]);
-                    if (std::isinf(rl[t])) {
-                        assert_true(m[i] == -kInf && l[i] == 0.0f);
-                        // untouched (combine_finish writes such rows)
-                        for (int64_t c = 0; c < dv; c++) assert_true(std::isnan(row[c]));
-                        continue;
-                    }
-                    assert_true(std::fabs(((double)m[i] + std::log((double)l[i])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
-                    std::vector<float> normalised(dv);
-                    for (int64_t c = 0; c < dv; c++) normalised[c] = row[c] / l[i];
-                    tc_assert_close(normalised.data(), ro.data() + t * dv, dv, dv, nullptr, rtol, rtol / 10, name);
-                }
-                if (std::string(name) == "avx2" && !first_out.empty()) {  // after avx512
-                    assert_memory_equal(got_out.data(), first_out.data(), got_out.size() * sizeof(float));
-                    assert_memory_equal(got_ml.data(), first_ml.data(), got_ml.size() * sizeof(float));
-                }
-                if (std::string(name) == "avx512") first_out = got_out, first_ml = got_ml;
-            }
-        }
-        tc_inputs_destroy(in);
-    }
+        for (const tc_shape &s : kShapes) attention_case(r, kernels, s, spread);
 }
 
 // attention backward (the fused tile kernel of cpu/tile_backward.hpp): arbitrary query
