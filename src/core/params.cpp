@@ -185,12 +185,12 @@ Desc resolve(const RawParams &raw) {
     d.v_dim = v[SMYRF_PARAM_V_DIM] ? v[SMYRF_PARAM_V_DIM] : d.qk_dim;
     if (d.q_len < 1) fail(SMYRF_ERR_INVALID_ARGUMENT, "SMYRF_PARAM_Q_LEN is not set (must be >= 1)");
     if (d.qk_dim < 1) fail(SMYRF_ERR_INVALID_ARGUMENT, "SMYRF_PARAM_QK_DIM is not set (must be >= 1)");
+    if (d.kv_heads > d.heads)  // first: it would also fail the next check, less clearly
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "SMYRF_PARAM_KV_HEADS = %lld exceeds SMYRF_PARAM_HEADS = %lld",
+             (long long)d.kv_heads, (long long)d.heads);
     if (d.heads % d.kv_heads != 0)
         fail(SMYRF_ERR_INVALID_ARGUMENT,
              "SMYRF_PARAM_KV_HEADS = %lld does not divide SMYRF_PARAM_HEADS = %lld",
-             (long long)d.kv_heads, (long long)d.heads);
-    if (d.kv_heads > d.heads)
-        fail(SMYRF_ERR_INVALID_ARGUMENT, "SMYRF_PARAM_KV_HEADS = %lld exceeds SMYRF_PARAM_HEADS = %lld",
              (long long)d.kv_heads, (long long)d.heads);
 
     d.mode = (smyrf_mode)v[SMYRF_PARAM_MODE];

@@ -249,6 +249,63 @@ static void plan_reports_resolved_values(void **state) {
     smyrf_config_destroy(cfg);
 }
 
+/* Every parameter set explicitly reads back from the plan as it was set (a case of
+ * smyrf_plan_get that answered for the wrong field would show here): the sizes, SMYRF's
+ * settings and padded strides in one plan, HYBRID's settings in another. */
+static void expect_read_back(const smyrf_plan *plan, const smyrf_param *p, const int64_t *want,
+                             size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        expect_ok(smyrf_plan_get(plan, p[i], &v));
+        if (v != want[i])
+            fail_msg("%s = %lld, want %lld", smyrf_param_name(p[i]), (long long)v,
+                     (long long)want[i]);
+    }
+}
+
+static void plan_reports_every_set_value(void **state) {
+    (void)state;
+    /* q [2, 4, 50, 8] with rows of 10 floats and gaps between heads and batches; k, v
+     * [2, 2, 70, 8 / 12] and out [2, 4, 50, 12], each with its own padding */
+    const smyrf_param p[] = {
+        SMYRF_PARAM_BATCH, SMYRF_PARAM_HEADS, SMYRF_PARAM_KV_HEADS, SMYRF_PARAM_Q_LEN,
+        SMYRF_PARAM_K_LEN, SMYRF_PARAM_QK_DIM, SMYRF_PARAM_V_DIM, SMYRF_PARAM_MODE,
+        SMYRF_PARAM_N_HASHES, SMYRF_PARAM_Q_CLUSTER_SIZE, SMYRF_PARAM_K_CLUSTER_SIZE,
+        SMYRF_PARAM_CAUSAL, SMYRF_PARAM_SEED, SMYRF_PARAM_DTYPE, SMYRF_PARAM_BACKEND,
+        SMYRF_PARAM_DEVICE, SMYRF_PARAM_THREADS, SMYRF_PARAM_LAYOUT,
+        SMYRF_PARAM_Q_STRIDE_BATCH, SMYRF_PARAM_Q_STRIDE_HEAD, SMYRF_PARAM_Q_STRIDE_TOKEN,
+        SMYRF_PARAM_K_STRIDE_BATCH, SMYRF_PARAM_K_STRIDE_HEAD, SMYRF_PARAM_K_STRIDE_TOKEN,
+        SMYRF_PARAM_V_STRIDE_BATCH, SMYRF_PARAM_V_STRIDE_HEAD, SMYRF_PARAM_V_STRIDE_TOKEN,
+        SMYRF_PARAM_OUT_STRIDE_BATCH, SMYRF_PARAM_OUT_STRIDE_HEAD, SMYRF_PARAM_OUT_STRIDE_TOKEN,
+    };
+    const int64_t want[] = {
+        2, 4, 2, 50, 70, 8, 12, SMYRF_MODE_SMYRF, 3, 10, 20, 1, 1234, SMYRF_DTYPE_F32,
+        SMYRF_BACKEND_CPU, 0, 2, SMYRF_LAYOUT_BHND,
+        2017, 503, 10, 1130, 565, 8, 2250, 1121, 16, 2500, 612, 12,
+    };
+    smyrf_config *cfg;
+    expect_ok(smyrf_config_create(&cfg));
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) tc_set(cfg, p[i], want[i]);
+    smyrf_plan *plan = tc_plan(cfg);
+    expect_read_back(plan, p, want, sizeof p / sizeof p[0]);
+    smyrf_plan_destroy(plan);
+    smyrf_config_destroy(cfg);
+
+    const smyrf_param hp[] = {SMYRF_PARAM_MODE, SMYRF_PARAM_BUDGET, SMYRF_PARAM_WINDOW,
+                              SMYRF_PARAM_SUMMARIES, SMYRF_PARAM_SINKS,
+                              SMYRF_PARAM_KMEANS_ITERS, SMYRF_PARAM_EXPAND};
+    const int64_t hwant[] = {SMYRF_MODE_HYBRID, 40, 20, 8, 1, 3, 11};
+    expect_ok(smyrf_config_create(&cfg));
+    tc_set(cfg, SMYRF_PARAM_Q_LEN, 300);
+    tc_set(cfg, SMYRF_PARAM_QK_DIM, 8);
+    tc_set(cfg, SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU);
+    for (size_t i = 0; i < sizeof hp / sizeof hp[0]; i++) tc_set(cfg, hp[i], hwant[i]);
+    plan = tc_plan(cfg);
+    expect_read_back(plan, hp, hwant, sizeof hp / sizeof hp[0]);
+    smyrf_plan_destroy(plan);
+    smyrf_config_destroy(cfg);
+}
+
 /* Required sizes: Q_LEN and QK_DIM must be set (0 means unset); 1 is the smallest. */
 static void required_sizes(void **state) {
     (void)state;
@@ -267,11 +324,15 @@ static void kv_heads_must_divide_heads(void **state) {
     (void)state;
     smyrf_config *cfg = small_config();
     tc_set(cfg, SMYRF_PARAM_HEADS, 6);
-    const int64_t bad[] = {4, 5, 12}, good[] = {1, 2, 3, 6, 0};
-    for (int i = 0; i < 3; i++) {
+    const int64_t bad[] = {4, 5}, good[] = {1, 2, 3, 6, 0};
+    for (int i = 0; i < 2; i++) {
         tc_set(cfg, SMYRF_PARAM_KV_HEADS, bad[i]);
-        expect_plan(cfg, SMYRF_ERR_INVALID_ARGUMENT, "SMYRF_PARAM_KV_HEADS");
+        expect_plan(cfg, SMYRF_ERR_INVALID_ARGUMENT, "does not divide");
+        assert_true(mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
     }
+    tc_set(cfg, SMYRF_PARAM_KV_HEADS, 12);
+    expect_plan(cfg, SMYRF_ERR_INVALID_ARGUMENT, "exceeds");
+    assert_true(mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
     for (int i = 0; i < 5; i++) {
         tc_set(cfg, SMYRF_PARAM_KV_HEADS, good[i]);
         expect_plan(cfg, SMYRF_OK, "");
@@ -668,6 +729,7 @@ int main(void) {
         cmocka_unit_test(scale_must_be_finite_and_positive),
         cmocka_unit_test(plan_null_pointers),
         cmocka_unit_test(plan_reports_resolved_values),
+        cmocka_unit_test(plan_reports_every_set_value),
         cmocka_unit_test(required_sizes),
         cmocka_unit_test(kv_heads_must_divide_heads),
         cmocka_unit_test(k_cluster_size_cap),
