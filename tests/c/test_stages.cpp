@@ -88,60 +88,81 @@ const tc_shape kShapes[] = {
 
 }  // namespace
 
-// fp16 <-> fp32 at the backend's edges (cpu/convert.hpp), against slow obvious
-// references: every half against its value built from its fields in double; floats
-// across the whole range (every 4099th bit pattern, and each midpoint between
-// neighbouring finite halves with the floats on either side of it) against the nearest
-// finite half found by a search, ties to the even pattern, 65520 and above to inf, NaN
-// to a NaN of the same sign.
-static double half_value(uint32_t h) {  // a finite half
-    const int e = (h >> 10) & 31, m = h & 1023;
-    const double mag = e ? std::ldexp(1024 + m, e - 25) : std::ldexp(m, -24);
-    return (h & 0x8000) ? -mag : mag;
-}
-
-static void half_conversions_match_reference(void **) {
-    for (uint32_t h = 0; h < 65536; h++) {
-        const float got = smyrf::cpu::f16_to_f32((uint16_t)h);
-        assert_true(std::signbit(got) == ((h & 0x8000) != 0));
-        if (((h >> 10) & 31) == 31) assert_true((h & 1023) ? std::isnan(got) : std::isinf(got));
-        else assert_true((double)got == half_value(h));
+// fp16 and bf16 <-> fp32 at the backend's edges (cpu/convert.hpp), against slow obvious
+// references: every 16-bit pattern against its value built from its fields in double;
+// floats across the whole range (every 4099th bit pattern, and each midpoint between
+// neighbouring finite values with the floats on either side of it) against the nearest
+// finite value found by a search, ties to the even pattern, overflow to inf, NaN to a
+// NaN of the same sign.
+struct Format16 {
+    const char *name;
+    int mant_bits, bias;
+    float (*to_f32)(uint16_t);
+    uint16_t (*from_f32)(float);
+    int exp_of(uint32_t h) const { return (int)((h >> mant_bits) & ((0x8000u >> mant_bits) - 1)); }
+    uint32_t inf() const { return 0x7fffu >> mant_bits << mant_bits; }
+    double value(uint32_t h) const {  // a finite pattern
+        const int e = exp_of(h), m = (int)(h & ((1u << mant_bits) - 1));
+        const double mag = e ? std::ldexp((1 << mant_bits) + m, e - bias - mant_bits)
+                             : std::ldexp(m, 1 - bias - mant_bits);
+        return (h & 0x8000) ? -mag : mag;
     }
-    std::vector<double> values(0x7c00);  // the finite halves >= 0, increasing with the bits
-    for (uint32_t h = 0; h < 0x7c00; h++) values[h] = half_value(h);
-    const auto nearest = [&](double a) -> uint16_t {  // a >= 0
-        if (a >= 65520.0) return 0x7c00;
+};
+
+static void check_format(const Format16 &f, const std::vector<float> &sweep) {
+    const uint32_t all_ones = (0x8000u >> f.mant_bits) - 1;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float got = f.to_f32((uint16_t)h);
+        assert_true(std::signbit(got) == ((h & 0x8000) != 0));
+        if ((uint32_t)f.exp_of(h) == all_ones)
+            assert_true((h & ((1u << f.mant_bits) - 1)) ? std::isnan(got) : std::isinf(got));
+        else assert_true((double)got == f.value(h));
+    }
+    std::vector<double> values(f.inf());  // the finite values >= 0, increasing with the bits
+    for (uint32_t h = 0; h < f.inf(); h++) values[h] = f.value(h);
+    // past the largest finite value, halfway to the next power of two rounds to inf
+    const double overflow = values.back() + std::ldexp(1.0, f.exp_of(f.inf() - 1) - f.bias - f.mant_bits - 1);
+    const auto nearest = [&](double a) -> uint32_t {  // a >= 0
+        if (a >= overflow) return f.inf();
         const size_t hi = std::lower_bound(values.begin(), values.end(), a) - values.begin();
         if (hi == 0) return 0;
-        if (hi == values.size()) return 0x7bff;
+        if (hi == values.size()) return f.inf() - 1;
         const size_t lo = hi - 1;
         const double below = a - values[lo], above = values[hi] - a;
-        if (below != above) return (uint16_t)(below < above ? lo : hi);
-        return (uint16_t)(lo % 2 == 0 ? lo : hi);
+        if (below != above) return (uint32_t)(below < above ? lo : hi);
+        return (uint32_t)(lo % 2 == 0 ? lo : hi);
     };
-    std::vector<float> xs;
+    std::vector<float> xs = sweep;
+    for (uint32_t h = 0; h + 1 < f.inf(); h++) {
+        const float mid = (float)((values[h] + values[h + 1]) / 2);  // exact in float
+        xs.insert(xs.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, kInf)});
+    }
+    const float top = (float)overflow;
+    xs.insert(xs.end(), {top, std::nextafter(top, 0.0f), kInf, NAN});
+    for (const float x : xs)
+        for (const float v : {x, -x}) {
+            const uint16_t got = f.from_f32(v);
+            if (std::isnan(v)) {
+                assert_true((uint32_t)f.exp_of(got) == all_ones && (got & ((1u << f.mant_bits) - 1)));
+                assert_true(((got & 0x8000) != 0) == std::signbit(v));
+                continue;
+            }
+            const uint32_t want = (std::signbit(v) ? 0x8000u : 0u) | nearest(std::fabs((double)v));
+            if (got != want)
+                fail_msg("%s: from %a gives 0x%04x, want 0x%04x", f.name, (double)v, got, want);
+        }
+}
+
+static void conversions_match_reference(void **) {
+    std::vector<float> sweep;
     for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 4099) {
         const uint32_t bits = (uint32_t)u;
         float x;
         std::memcpy(&x, &bits, sizeof x);
-        xs.push_back(x);
+        sweep.push_back(x);
     }
-    for (uint32_t h = 0; h + 1 < 0x7c00; h++) {
-        const float mid = (float)((values[h] + values[h + 1]) / 2);  // 12 bits: exact
-        xs.insert(xs.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, kInf)});
-    }
-    xs.insert(xs.end(), {65520.0f, std::nextafter(65520.0f, 0.0f), kInf, NAN});
-    for (const float x : xs)
-        for (const float v : {x, -x}) {
-            const uint16_t got = smyrf::cpu::f32_to_f16(v);
-            if (std::isnan(v)) {
-                assert_true(((got >> 10) & 31) == 31 && (got & 1023) != 0);
-                assert_true(((got & 0x8000) != 0) == std::signbit(v));
-                continue;
-            }
-            const uint16_t want = (uint16_t)((std::signbit(v) ? 0x8000 : 0) | nearest(std::fabs((double)v)));
-            if (got != want) fail_msg("f32_to_f16(%a) = 0x%04x, want 0x%04x", (double)v, got, want);
-        }
+    check_format({"fp16", 10, 15, smyrf::cpu::f16_to_f32, smyrf::cpu::f32_to_f16}, sweep);
+    check_format({"bf16", 7, 127, smyrf::cpu::bf16_to_f32, smyrf::cpu::f32_to_bf16}, sweep);
 }
 
 // transform: fp32 norms and the M2 built from them match the reference; padded keys,
@@ -709,7 +730,7 @@ static void combine_matches_reference(void **) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(half_conversions_match_reference),
+        cmocka_unit_test(conversions_match_reference),
         cmocka_unit_test(transform_matches_reference),
         cmocka_unit_test(projection_is_dot_of),
         cmocka_unit_test(hash_matches_reference),
