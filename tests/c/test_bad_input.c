@@ -249,9 +249,7 @@ static void plan_reports_resolved_values(void **state) {
     smyrf_config_destroy(cfg);
 }
 
-/* Every parameter set explicitly reads back from the plan as it was set (a case of
- * smyrf_plan_get that answered for the wrong field would show here): the sizes, SMYRF's
- * settings and padded strides in one plan, HYBRID's settings in another. */
+/* smyrf_plan_get(plan, p[i]) == want[i] for each i. */
 static void expect_read_back(const smyrf_plan *plan, const smyrf_param *p, const int64_t *want,
                              size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -263,6 +261,9 @@ static void expect_read_back(const smyrf_plan *plan, const smyrf_param *p, const
     }
 }
 
+/* Every parameter set explicitly reads back from the plan as it was set (a case of
+ * smyrf_plan_get that answered for the wrong field would show here): the sizes, SMYRF's
+ * settings and padded strides in one plan, HYBRID's settings in another. */
 static void plan_reports_every_set_value(void **state) {
     (void)state;
     /* q [2, 4, 50, 8] with rows of 10 floats and gaps between heads and batches; k, v
