@@ -358,6 +358,30 @@ def test_plan_execute_errors(rng):
         smyrf.Plan(q_len=0, qk_dim=4)
 
 
+def test_argument_errors_name_the_argument(rng):
+    q, k, v = qkv(rng, b=1, h=2, nq=64)
+    with pytest.raises(TypeError, match="key_padding_mask must be a numpy.ndarray"):
+        smyrf.attention(q, k, v, key_padding_mask=[[True] * 64])
+    with pytest.raises(ValueError, match=r"strides\['q'\] must be \(batch, head, token\)"):
+        smyrf.Plan(q_len=8, qk_dim=4, strides={"q": (32, 4)})
+    # an array whose floats sit one byte off their alignment (a view into raw bytes)
+    raw = np.zeros(q.nbytes + 1, dtype=np.uint8)
+    unaligned = np.frombuffer(raw, dtype=np.float32, offset=1, count=q.size).reshape(q.shape)
+    assert not unaligned.flags.aligned
+    with smyrf.Plan(heads=2, q_len=64, qk_dim=16) as plan:
+        with pytest.raises(TypeError, match="q must be a numpy.ndarray"):
+            plan.execute(q.tolist(), k, v)
+        with pytest.raises(ValueError, match="k is not aligned"):
+            plan.execute(q, unaligned, v)
+        out, lse = plan.execute(q, k, v, return_lse=True)
+        with pytest.raises(TypeError, match="lse must be a numpy.ndarray"):
+            plan.backward(q, k, v, out, lse.tolist(), out)
+        with pytest.raises(ValueError, match="lse must be float32 of shape"):
+            plan.backward(q, k, v, out, lse[:, :1], out)
+        with pytest.raises(TypeError, match="dout must be a numpy.ndarray"):
+            plan.backward(q, k, v, out, lse, out.tolist())
+
+
 def test_low_level_module(rng):
     capi = smyrf.capi
     assert capi.smyrf_version_number() == smyrf.version_number == 100
