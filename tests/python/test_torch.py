@@ -113,6 +113,26 @@ def test_errors():
         st.attention(q, k, v, budget=64)
     with pytest.raises(smyrf.InvalidArgumentError, match="SMYRF_PARAM_N_HASHES"):
         st.attention(q, k, v, n_hashes=0)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        st.attention(q, k[:1], v[:1])
+    with pytest.raises(ValueError, match="share their last dimension"):
+        st.attention(q, k[..., :8], v)
+    with pytest.raises(ValueError, match="same heads and length"):
+        st.attention(q, k, v[:, :, :20])
+    # the meta device stands in for a second device (no GPU is needed)
+    with pytest.raises(ValueError, match="on one device"):
+        st.attention(q, k.to("meta"), v)
+    with pytest.raises(ValueError, match="on the device of q"):
+        st.attention(q, k, v, key_padding_mask=torch.ones(2, 40, dtype=torch.bool, device="meta"))
+
+
+def test_broadcast_views_are_copied_not_misread():
+    # expand() gives a stride of 0, which the library refuses; the op copies such a view
+    q, k, v = qkv()
+    one_key = k[:, :, :1].expand(k.shape)
+    assert one_key.stride(2) == 0
+    torch.testing.assert_close(st.attention(q, one_key, v, mode="dense").double(),
+                               ref(q, one_key.contiguous(), v), **F32)
 
 
 def test_hybrid_dense_limit():
