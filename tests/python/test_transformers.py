@@ -249,3 +249,41 @@ def test_causal_decoder_approximates(llama):
         finally:
             llama.set_attn_implementation("sdpa")
     assert errors[1] < errors[0] < 1.0, errors
+
+
+def _tiny_decoder(config_class, model_class, **extra):
+    config = config_class(vocab_size=128, hidden_size=64, intermediate_size=128,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          head_dim=16, max_position_embeddings=256, pad_token_id=0, **extra)
+    torch.manual_seed(0)
+    return model_class(config).eval()
+
+
+def _logits(model, ids, impl):
+    model.set_attn_implementation(impl)
+    try:
+        with torch.inference_mode():
+            return model(ids).logits
+    finally:
+        model.set_attn_implementation("sdpa")
+
+
+def test_sliding_window_model_runs_exact():
+    # Mistral's sliding window is a mask pattern smyrf does not approximate: its layers
+    # get the 4-D mask and run transformers' exact SDPA, so the window is kept.
+    model = _tiny_decoder(transformers.MistralConfig, transformers.MistralForCausalLM,
+                          sliding_window=8)
+    ids = torch.randint(1, 128, (2, 40), generator=torch.Generator().manual_seed(1))
+    stf.configure(q_cluster_size=8, min_seq_len=0)
+    torch.testing.assert_close(_logits(model, ids, "smyrf"), _logits(model, ids, "sdpa"),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_logit_softcapping_is_refused():
+    model = _tiny_decoder(transformers.Gemma2Config, transformers.Gemma2ForCausalLM,
+                          attn_logit_softcapping=50.0, sliding_window=64)
+    ids = torch.randint(1, 128, (1, 40), generator=torch.Generator().manual_seed(1))
+    stf.configure(min_seq_len=0)
+    model.set_attn_implementation("smyrf")  # Gemma2 has no SDPA path to return to
+    with pytest.raises(NotImplementedError, match="softcap"), torch.inference_mode():
+        model(ids)

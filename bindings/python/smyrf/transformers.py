@@ -8,8 +8,9 @@
 
 Any model whose attention goes through transformers' AttentionInterface (BERT and ViT
 families, LLaMA-style decoders, ...) runs on libsmyrf, for inference and for training
-(gradients through smyrf.torch's registered backward; attention dropout is not
-supported). "smyrf" runs the configured mode (default: the paper's SMYRF);
+(gradients through smyrf.torch's registered backward). Attention dropout, logit
+soft-capping (Gemma 2), a position bias (T5) and sink logits (gpt-oss) are refused with
+NotImplementedError. "smyrf" runs the configured mode (default: the paper's SMYRF);
 "smyrf_hybrid" always runs HYBRID. Exact attention (libsmyrf's dense mode) is used below
 `min_seq_len` keys and for single-query decoder steps.
 
@@ -110,6 +111,11 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
                is_causal=None, mode=None, **kwargs):
     """AttentionInterface function: query [B, H, Nq, d], key/value [B, Hkv, Nk, *]
     -> ([B, Nq, H, dv], None)."""
+    # First, so that the exact fallback below (SDPA, which has none of these either) is
+    # never where a model learns of it.
+    for unsupported in ("softcap", "position_bias", "s_aux"):
+        if kwargs.get(unsupported) is not None:
+            raise NotImplementedError(f"smyrf attention does not support {unsupported}")
     if attention_mask is not None and attention_mask.dim() == 4:
         name = type(module).__name__
         if name not in _warned_fallback:
@@ -119,9 +125,6 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, is_causal=is_causal,
                                       **kwargs)
-    for unsupported in ("softcap", "position_bias", "s_aux"):
-        if kwargs.get(unsupported) is not None:
-            raise NotImplementedError(f"smyrf attention does not support {unsupported}")
     if dropout and module.training:
         raise NotImplementedError("smyrf attention has no attention dropout: set the model's "
                                   "attention dropout to 0 to train with it")
