@@ -14,8 +14,8 @@ namespace smyrf::cpu::exp_constants {
 
 constexpr float kLo = -87.0f, kHi = 88.0f;
 constexpr float kMagic = 12582912.0f;
-// (bits(t) + kPow2Bias) << 23 is 2^n for t = n + kMagic (bits(kMagic) = 0x4B400000)
-constexpr unsigned kPow2Bias = 127u - 0x4B400000u;
+// (bits(t) + kPow2Bias) << 23 is 2^n for t = n + kMagic
+constexpr unsigned kPow2Bias = 127u - __builtin_bit_cast(unsigned, kMagic);
 constexpr float kLog2e = 1.44269504f;
 constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 = kLn2Hi + kLn2Lo
 // p(r) = kPoly[0] + kPoly[1] r + ... + kPoly[5] r^5

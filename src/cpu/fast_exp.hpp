@@ -16,17 +16,15 @@ inline float fast_exp(float x) {
     // Below kLo the last line returns 0 whatever the steps before it make of x, so only
     // the top needs a clamp. NaN passes through it and stays NaN.
     const float xc = x > kHi ? kHi : x;
-    const float magic = kMagic;
-    const float t = xc * kLog2e + magic;
-    uint32_t t_bits, magic_bits;  // unsigned: NaN input must not overflow the shift
+    const float t = xc * kLog2e + kMagic;
+    uint32_t t_bits;  // unsigned: NaN input must not overflow the shift
     std::memcpy(&t_bits, &t, sizeof t);
-    std::memcpy(&magic_bits, &magic, sizeof magic);
-    const float n = t - magic;
+    const float n = t - kMagic;
     const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
     float p = kPoly[5];
 #pragma GCC unroll 5
     for (int i = 4; i >= 0; i--) p = p * r + kPoly[i];
-    const uint32_t bits = (t_bits - magic_bits + 127u) << 23;
+    const uint32_t bits = (t_bits + kPow2Bias) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     const float y = p * scale;
