@@ -14,7 +14,11 @@ each gets, and why).
 Run it with the interpreter scripts/python-env.sh prints (it has PyTorch and
 transformers); a contender that cannot run is left out and the reason printed. The
 libsmyrf figures come from the `smyrf bench --json` and `smyrf_attention_peak` programs
-of a Release build:
+of a Release build. The machines this runs on switch between a fast and a slow state for
+seconds to minutes at a time, so with --rounds R everything is timed R times over,
+libsmyrf then each contender in turn, and each ratio is taken within a round (both sides
+timed close together) and reported as the median over the rounds, with its range:
+one round caught in a slow spell moves the range, not the figure. Build first:
     scripts/demo.sh   (or cmake --preset default && cmake --build --preset default)
     "$(scripts/python-env.sh | tail -n 1)" bench/compare.py [--paper-code DIR] [--hyper-code DIR]
 --paper-code: a checkout of https://github.com/giannisdaras/smyrf, the paper's code (GPLv3,
@@ -25,6 +29,7 @@ libsmyrf; run in place; needs einops, which scripts/python-env.sh installs).
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +52,9 @@ def parse_args():
     p.add_argument("--cluster", type=int, default=64)
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--reps", type=int, default=5, help="timed calls, after one warm-up")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="times over that everything is timed; ratios within a round, "
+                        "reported as their median over the rounds (default 3)")
     p.add_argument("--paper-code", type=Path,
                    help="a checkout of github.com/giannisdaras/smyrf: time the paper's own "
                         "PyTorch code too")
@@ -55,7 +63,10 @@ def parse_args():
     p.add_argument("--dense-max-n", type=int, default=16384,
                    help="run the exact contenders (DENSE, SDPA) only up to this N: they "
                         "grow as N^2 and take tens of seconds per call at 65536")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return args
 
 
 def run_json(cmd, env=None):
@@ -128,71 +139,107 @@ def lib_times(row):
     return None if not row or row.get("status") != "ok" else (row["median_ms"], row["min_ms"])
 
 
-def report(args, lib, torch_result, peak, load):
-    smyrf = lambda n: lib[("smyrf", n)]
-    timed = lambda key, n: torch_result[key].get(n) if isinstance(torch_result.get(key), dict) \
-        else None
+class Rounds:
+    """The figures of every round: libsmyrf's rows and the PyTorch contenders' times."""
+
+    def __init__(self, rounds):
+        self.rounds = rounds  # [(lib, torch_result)]
+
+    def times(self, who, n):
+        """[(median, min)] of each round, or None where some round lacks it. who:
+        ("lib", mode) or ("torch", contender key)."""
+        out = []
+        for lib, torch_result in self.rounds:
+            if who[0] == "lib":
+                t = lib_times(lib.get((who[1], n)))
+            else:
+                got = torch_result.get(who[1])
+                t = got.get(n) if isinstance(got, dict) else None
+            if t is None:
+                return None
+            out.append(t)
+        return out
+
+    def ratio(self, a, n_a, b, n_b):
+        """a's median over b's, within each round: (median, low, high) over the rounds."""
+        ta, tb = self.times(a, n_a), self.times(b, n_b)
+        if ta is None or tb is None:
+            return None
+        r = sorted(x[0] / y[0] for x, y in zip(ta, tb))
+        return statistics.median(r), r[0], r[-1]
+
+
+def fmt_ratio(r, unit, digits):
+    med, lo, hi = r
+    spread = f"  ({lo:.{digits}f}-{hi:.{digits}f}{unit})" if hi > lo else ""
+    return f"{med:8.{digits}f}{unit}{spread}"
+
+
+def report(args, runs, peak, load):
+    SMYRF, HYBRID, DENSE = ("lib", "smyrf"), ("lib", "hybrid"), ("lib", "dense")
+    last_torch = runs.rounds[-1][1]
     if load > 0.5:
         print(f"\nnote: load average {load:.1f} before this run: other processes shared the "
               "CPUs, so the figures are noisy; compare medians with minimums")
     print(f"\nfp32, 1 batch, 1 head, d = {args.d}, {args.threads} threads for everyone; "
           f"SMYRF {args.hashes} hash rounds x cluster {args.cluster}; "
-          f"median of {args.reps} calls after a warm-up")
+          f"median of {args.reps} calls after a warm-up, in each of {args.rounds} round(s); "
+          "ms: median over the rounds, min: the least of all; ratios: taken within each "
+          "round, their median (and range)")
     for key, name, _ in CONTENDERS:
-        if isinstance(torch_result.get(key), str):
-            print(f"{name} left out: {torch_result[key]}")
+        if isinstance(last_torch.get(key), str):
+            print(f"{name} left out: {last_torch[key]}")
     for n in args.n:
-        base = smyrf(n)["median_ms"]
         print(f"\nN = {n:<14d}         median ms      min ms   median / libsmyrf SMYRF")
-        rows = [("libsmyrf SMYRF", lib_times(smyrf(n))),
-                ("libsmyrf HYBRID", lib_times(lib.get(("hybrid", n)))),
-                ("libsmyrf DENSE", lib_times(lib.get(("dense", n))))]
-        rows += [(name, timed(key, n)) for key, name, _ in CONTENDERS
-                 if not isinstance(torch_result.get(key), str)]
-        for name, times in rows:
+        rows = [("libsmyrf SMYRF", SMYRF), ("libsmyrf HYBRID", HYBRID),
+                ("libsmyrf DENSE", DENSE)]
+        rows += [(name, ("torch", key)) for key, name, _ in CONTENDERS
+                 if not isinstance(last_torch.get(key), str)]
+        for name, who in rows:
+            times = runs.times(who, n)
             if times is None:
                 exact = name in ("libsmyrf DENSE", "PyTorch SDPA") and n > args.dense_max_n
                 print(f"  {name:29s}  skipped" + (" (above --dense-max-n)" if exact else ""))
                 continue
-            print(f"  {name:29s} {fmt_ms(times[0])}  {fmt_ms(times[1])}   "
-                  f"{times[0] / base:8.1f}x")
+            med = statistics.median(t[0] for t in times)
+            least = min(t[1] for t in times)
+            print(f"  {name:29s} {fmt_ms(med)}  {fmt_ms(least)}   "
+                  f"{fmt_ratio(runs.ratio(who, n, SMYRF, n), 'x', 1)}")
 
     print("\nTargets (issue 2):")
     if 16384 in args.n:
-        base = smyrf(16384)["median_ms"]
-        for name, times, want in [("DENSE / SMYRF", lib_times(lib.get(("dense", 16384))), 100),
-                                  ("SDPA / SMYRF", timed("sdpa", 16384), 100),
-                                  ("PyTorch SMYRF / SMYRF", timed("plain", 16384), 5),
-                                  ("paper's code / SMYRF", timed("paper", 16384), 5)]:
-            if times is not None:
-                print(f"  N = 16384 {name:22s} {times[0] / base:8.1f}x  (target >= {want}x)")
+        for name, who, want in [("DENSE / SMYRF", DENSE, 100),
+                                ("SDPA / SMYRF", ("torch", "sdpa"), 100),
+                                ("PyTorch SMYRF / SMYRF", ("torch", "plain"), 5),
+                                ("paper's code / SMYRF", ("torch", "paper"), 5)]:
+            r = runs.ratio(who, 16384, SMYRF, 16384)
+            if r is not None:
+                print(f"  N = 16384 {name:22s} {fmt_ratio(r, 'x', 1)}  (target >= {want}x)")
     if 16384 in args.n and 65536 in args.n:
-        growth = smyrf(65536)["median_ms"] / smyrf(16384)["median_ms"]
-        print(f"  time(65536) / time(16384)        {growth:8.2f}   (target <= 4.5)")
+        growth = runs.ratio(SMYRF, 65536, SMYRF, 16384)
+        print(f"  time(65536) / time(16384)        {fmt_ratio(growth, '', 2)}   (target <= 4.5)")
     print("\nTargets (issue 10, HYBRID at the same keys per query):")
-    hybrid = lambda n: lib_times(lib.get(("hybrid", n)))
-    if 16384 in args.n and hybrid(16384):
-        h16 = hybrid(16384)[0]
-        print(f"  N = 16384 HYBRID / SMYRF          {h16 / smyrf(16384)['median_ms']:8.2f}   "
-              "(target <= 1.5)")
-        sdpa = timed("sdpa", 16384)
-        if sdpa:
-            print(f"  N = 16384 SDPA / HYBRID           {sdpa[0] / h16:8.1f}x  (target >= 100x)")
-        if 65536 in args.n and hybrid(65536):
-            print(f"  time(65536) / time(16384)        {hybrid(65536)[0] / h16:8.2f}   "
-                  "(target <= 4.5)")
+    if 16384 in args.n and runs.times(HYBRID, 16384):
+        r = runs.ratio(HYBRID, 16384, SMYRF, 16384)
+        print(f"  N = 16384 HYBRID / SMYRF          {fmt_ratio(r, '', 2)}   (target <= 1.5)")
+        r = runs.ratio(("torch", "sdpa"), 16384, HYBRID, 16384)
+        if r is not None:
+            print(f"  N = 16384 SDPA / HYBRID           {fmt_ratio(r, 'x', 1)}  (target >= 100x)")
+        if 65536 in args.n and runs.times(HYBRID, 65536):
+            r = runs.ratio(HYBRID, 65536, HYBRID, 16384)
+            print(f"  time(65536) / time(16384)        {fmt_ratio(r, '', 2)}   (target <= 4.5)")
     print(f"\n  OpenBLAS sgemm 2048^3 peak        {peak['sgemm_2048_gflops']:8.1f} GFLOP/s "
           f"({peak['threads']} threads)")
     print(f"  in-cluster attention alone       {peak['in_cluster_gflops']:8.1f} GFLOP/s = "
           f"{100 * peak['share_of_peak']:.0f}% of peak (target >= 40%; N = 16384, 2 x 64, "
           f"{peak['kernel']} kernel, softmax and merge included)")
     for n in args.n:
-        rate = smyrf(n)["attention_gflops"]
+        rate = statistics.median(lib[("smyrf", n)]["attention_gflops"] for lib, _ in runs.rounds)
         print(f"  N = {n:5d} whole SMYRF call     {rate:8.1f} GFLOP/s = "
               f"{100 * rate / peak['sgemm_2048_gflops']:.0f}% of peak (hashing and sorting "
-              "included)")
+              "included; median over the rounds)")
     for n in args.n:
-        r = smyrf(n)
+        r = runs.rounds[-1][0][("smyrf", n)]
         mem = r["io_mib"] + r["workspace_mib"] + max(0.0, r["extra_mib"] or 0.0)
         print(f"  N = {n:5d} memory / (q, k, v, out) {mem / r['io_mib']:8.2f}   (target <= 2; "
               f"{r['io_mib']:.1f} MiB io + {r['workspace_mib']:.1f} workspace + "
@@ -210,10 +257,13 @@ def main():
                      f"--preset default && cmake --build --preset default), or --build-dir")
     print("[compare] in-cluster attention and OpenBLAS sgemm peak...", file=sys.stderr)
     peak = attention_peak(args, tool=peak_tool)
-    print("[compare] libsmyrf (smyrf bench)...", file=sys.stderr)
-    lib = libsmyrf_rows(args, tool)
-    torch_result = torch_times(args)
-    report(args, lib, torch_result, peak, load)
+    rounds = []
+    for r in range(args.rounds):
+        print(f"[compare] round {r + 1} of {args.rounds}: libsmyrf (smyrf bench)...",
+              file=sys.stderr)
+        lib = libsmyrf_rows(args, tool)
+        rounds.append((lib, torch_times(args)))
+    report(args, Rounds(rounds), peak, load)
 
 
 if __name__ == "__main__":
