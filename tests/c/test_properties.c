@@ -55,6 +55,50 @@ static void padding_changes_nothing(void **state) {
         }
 }
 
+/* DENSE and HYBRID (expanding where a shape allows): a query row reaches its own output
+ * row and nothing else, whatever it holds (a padded position's query included). SMYRF
+ * promises no such thing: every query takes part in its problem's hashing
+ * (docs/guarantees.md, "What an output row depends on"). */
+static void query_rows_are_independent(void **state) {
+    (void)state;
+    const float junk[] = {NAN, INFINITY, 1e4f, -3.0f};
+    for (size_t c = 0; c < N_SHAPES; c++)
+        for (int hybrid = 0; hybrid < 2; hybrid++) {
+            tc_inputs *in = tc_inputs_create(&shapes[c], 450 + c, 0.5);
+            smyrf_config *cfg = tc_config(&in->s, hybrid ? SMYRF_MODE_HYBRID : SMYRF_MODE_DENSE);
+            if (hybrid) tc_set(cfg, SMYRF_PARAM_BUDGET, 48);  /* expands below 160 keys */
+            tc_set(cfg, SMYRF_PARAM_THREADS, 2);
+            smyrf_plan *plan = tc_plan_from(cfg);
+            const int64_t H = in->s.heads, Nq = in->s.q_len, d = in->s.qk_dim, dv = in->s.v_dim;
+            float *out0 = tc_nan_floats(in->no_el), *lse0 = tc_nan_floats(in->nlse);
+            float *out1 = tc_nan_floats(in->no_el), *lse1 = tc_nan_floats(in->nlse);
+            tc_run(plan, in, out0, lse0);
+            for (int t = 0; t < 4; t++) {
+                const int64_t row = (int64_t)((size_t)(t + 1) * 7919 % in->nlse);  /* (b, h, i) */
+                for (int64_t e = 0; e < d; e++) in->q[row * d + e] = e % 2 ? junk[t] : -junk[t];
+                tc_run(plan, in, out1, lse1);
+                for (int64_t r = 0; r < (int64_t)in->nlse; r++) {
+                    if (r == row) continue;
+                    if (memcmp(out1 + r * dv, out0 + r * dv, (size_t)dv * sizeof(float)) ||
+                        memcmp(lse1 + r, lse0 + r, sizeof(float)))
+                        fail_msg("shape %zu, %s: changing query row %lld (b %lld, h %lld, i %lld) "
+                                 "changed row %lld", c, hybrid ? "HYBRID" : "DENSE",
+                                 (long long)row, (long long)(row / (H * Nq)),
+                                 (long long)(row / Nq % H), (long long)(row % Nq), (long long)r);
+                }
+                /* the control: the changed row itself moved (where it has an allowed key) */
+                if (isfinite(lse0[row]))
+                    assert_true(memcmp(out1 + row * dv, out0 + row * dv, (size_t)dv * sizeof(float)) ||
+                                memcmp(lse1 + row, lse0 + row, sizeof(float)));
+                memcpy(out0, out1, in->no_el * sizeof(float));
+                memcpy(lse0, lse1, in->nlse * sizeof(float));
+            }
+            smyrf_plan_destroy(plan);
+            free(out0), free(out1), free(lse0), free(lse1);
+            tc_inputs_destroy(in);
+        }
+}
+
 /* Output rows are convex combinations of value rows: all values equal to one vector
  * give that vector; random values keep every output inside their coordinate range. */
 static void outputs_are_convex_combinations(void **state) {
@@ -297,6 +341,7 @@ static void concurrent_executes_agree(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(padding_changes_nothing),
+        cmocka_unit_test(query_rows_are_independent),
         cmocka_unit_test(outputs_are_convex_combinations),
         cmocka_unit_test(lse_is_consistent),
         cmocka_unit_test(reproducible_across_runs_and_threads),
