@@ -204,8 +204,10 @@ std::vector<Summary> group_summaries(const Problem &P, const Groups &gr, int64_t
 // what is left of E, and the scan goes on (a later, smaller group may still fit). Every
 // valid member of a chosen group joins the exact keys (once), and its summary goes. The
 // other summaries keep their t_ig, m_ig and values: no member of a chosen group is in
-// another group.
-void expand_groups(const Groups &gr, int64_t expand, std::vector<int32_t> &exact,
+// another group. Returns whether logits within `tie` of each other could choose
+// otherwise in another order: a run of such logits holding chosen and unchosen groups
+// (all chosen, or none, stays so in any order of the run).
+bool expand_groups(const Groups &gr, int64_t expand, double tie, std::vector<int32_t> &exact,
                    std::vector<Summary> &sums) {
     std::vector<Summary> order = sums;  // built in increasing g: stable keeps ties lower g first
     std::stable_sort(order.begin(), order.end(),
@@ -217,6 +219,17 @@ void expand_groups(const Groups &gr, int64_t expand, std::vector<int32_t> &exact
         const int64_t n = gr.count[(size_t)g.group];
         if (n <= expand - used) chosen[(size_t)g.group] = true, used += n;
     }
+    bool unsure = false;
+    for (size_t x = 0; x < order.size();) {
+        size_t y = x + 1;
+        bool some = chosen[(size_t)order[x].group], all = some;
+        for (; y < order.size() && order[y - 1].t - order[y].t <= tie; y++) {
+            some |= chosen[(size_t)order[y].group];
+            all &= chosen[(size_t)order[y].group];
+        }
+        unsure |= some && !all;
+        x = y;
+    }
     for (size_t j = 0; j < gr.label.size(); j++)  // padded keys have label -1
         if (gr.label[j] >= 0 && chosen[(size_t)gr.label[j]]) exact.push_back((int32_t)j);
     std::sort(exact.begin(), exact.end());
@@ -225,6 +238,7 @@ void expand_groups(const Groups &gr, int64_t expand, std::vector<int32_t> &exact
     for (const Summary &g : sums)
         if (!chosen[(size_t)g.group]) kept.push_back(g);
     sums = kept;
+    return unsure;
 }
 
 // Step 5 for one query, in either form.
@@ -284,6 +298,13 @@ extern "C" int64_t smyrf_ref_hybrid_groups(const smyrf_ref_problem *p,
 
 extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                                  int one_pass, double *out, double *lse) {
+    smyrf_ref_hybrid_flagged(p, hp, one_pass, 0.0, out, lse, nullptr);
+}
+
+extern "C" void smyrf_ref_hybrid_flagged(const smyrf_ref_problem *p,
+                                         const smyrf_ref_hybrid_params *hp, int one_pass,
+                                         double tie, double *out, double *lse,
+                                         uint8_t *unsure) {
     const Problem P{*p, *hp};
     const int64_t expand = hp->expand;
     const int64_t group = p->heads / p->kv_heads, dv = p->v_dim;
@@ -302,6 +323,7 @@ extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hyb
             for (int64_t i = 0; i < p->q_len; i++) {
                 double *o = out + ((b * p->heads + h) * p->q_len + i) * dv;
                 double l = -kInf;
+                bool near_tie = false;
                 const int64_t limit = p->causal ? i + p->k_len - p->q_len : p->k_len - 1;
                 std::vector<int32_t> window;
                 std::vector<int32_t> exact = exact_keys(Pb, valid, i, limit, &window);
@@ -313,10 +335,11 @@ extern "C" void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hyb
                         dense ? std::vector<Summary>{}
                         : p->causal ? causal_summaries(Pb, b, h, i, valid, window, exact)
                                     : group_summaries(Pb, gr, b, h, i, exact);
-                    if (expands) expand_groups(gr, expand, exact, sums);
+                    if (expands) near_tie = expand_groups(gr, expand, tie, exact, sums);
                     combine(Pb, gr, b, h, i, exact, sums, one_pass, o, &l);
                 }
                 if (lse) lse[(b * p->heads + h) * p->q_len + i] = l;
+                if (unsure) unsure[(b * p->heads + h) * p->q_len + i] = near_tie;
             }
         }
     }

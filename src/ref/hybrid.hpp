@@ -28,6 +28,15 @@ typedef struct smyrf_ref_hybrid_params {
 void smyrf_ref_hybrid(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
                       int one_pass, double *out, double *lse);
 
+/* smyrf_ref_hybrid, and unsure [B, H, Nq]: 1 for the queries whose expansion choice
+ * summary logits within `tie` of each other decide (another order of those logits would
+ * choose other groups), 0 elsewhere. A float32 computation may order such logits
+ * otherwise, so those rows may legitimately differ from the library's, as SMYRF's rows
+ * next to an ambiguous cut do (smyrf_ref_smyrf). */
+void smyrf_ref_hybrid_flagged(const smyrf_ref_problem *p, const smyrf_ref_hybrid_params *hp,
+                              int one_pass, double tie, double *out, double *lse,
+                              uint8_t *unsure);
+
 /* The non-causal k-means groups of (batch b, kv head hk), centres in float64: labels [Nk]
  * (-1 for padded keys), counts [G], ksum [G][d], vsum [G][dv]. Returns
  * G = min(summaries, valid keys), or 0 in the dense limit (nothing written but labels). */
