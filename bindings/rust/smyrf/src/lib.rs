@@ -16,6 +16,9 @@
 //! # Ok::<(), smyrf::Error>(())
 //! ```
 //!
+//! [`Plan::backward`] computes the gradients of out with respect to q, k and v from a
+//! forward's inputs, out and lse.
+//!
 //! Every failure is an [`Error`] carrying the library's [`Status`] and its message naming
 //! the argument and the reason. The same seed gives the same numbers as the C library and
 //! every other binding: they all run the same code.
@@ -38,7 +41,7 @@ pub use element::{Bf16, Element, F16};
 pub use error::{Error, Result, Status};
 pub use kinds::{Backend, Dtype, Layout, Mode};
 pub use param::{Param, Strides};
-pub use plan::{Extras, Lengths, Plan};
+pub use plan::{BackwardExtras, Extras, Forward, Gradients, Lengths, Plan};
 
 /// The version of the loaded library, as `major * 10000 + minor * 100 + patch`.
 pub fn version_number() -> u32 {

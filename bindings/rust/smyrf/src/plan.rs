@@ -19,15 +19,16 @@ pub struct Plan {
     lengths: Lengths,
 }
 
-// SAFETY: the C library documents a plan as immutable after creation and smyrf_execute as
-// safe on one plan from several threads at once; it is freed only by `Drop`, which owns
-// it, so never while another thread executes it.
+// SAFETY: the C library documents a plan as immutable after creation and smyrf_execute
+// and smyrf_execute_backward as safe on one plan from several threads at once; it is freed
+// only by `Drop`, which owns it, so never while another thread executes it.
 unsafe impl Send for Plan {}
-// SAFETY: as above; `&Plan` only reads the plan or executes it.
+// SAFETY: as above; `&Plan` only reads the plan or executes it (forward or backward).
 unsafe impl Sync for Plan {}
 
-/// The slice lengths a plan's [`Plan::execute`] takes, in elements (bytes for the mask
-/// and the workspace).
+/// The slice lengths a plan's [`Plan::execute`] and [`Plan::backward`] take, in elements
+/// (bytes for the mask and the workspaces). The gradients dq, dk, dv take the lengths of
+/// q, k, v, and dout that of out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lengths {
     /// At least this many elements of q: one past its last element, with its strides.
@@ -44,6 +45,9 @@ pub struct Lengths {
     pub lse: usize,
     /// At least this many workspace bytes (`smyrf_plan_workspace_size`).
     pub workspace: usize,
+    /// At least this many workspace bytes for [`Plan::backward_with`]
+    /// (`smyrf_plan_backward_workspace_size`).
+    pub backward_workspace: usize,
 }
 
 /// The optional arguments of [`Plan::execute_with`].
@@ -56,6 +60,47 @@ pub struct Extras<'a> {
     pub lse: Option<&'a mut [f32]>,
     /// Scratch memory of at least [`Lengths::workspace`] bytes, so that the call allocates
     /// nothing. `None`: the call allocates its own.
+    pub workspace: Option<&'a mut [u8]>,
+}
+
+/// The forward pass [`Plan::backward`] differentiates: its inputs q, k, v and the out and
+/// lse that [`Plan::execute_with`] computed from them (with the same key mask).
+#[derive(Debug, Clone, Copy)]
+pub struct Forward<'a, T> {
+    /// The forward's queries.
+    pub q: &'a [T],
+    /// The forward's keys.
+    pub k: &'a [T],
+    /// The forward's values.
+    pub v: &'a [T],
+    /// The forward's output.
+    pub out: &'a [T],
+    /// The forward's log-sum-exp of each output row, `[B, H, Nq]` (required: ask the
+    /// forward for it with [`Extras::lse`]).
+    pub lse: &'a [f32],
+}
+
+/// The gradients [`Plan::backward`] writes, each completely, with the layout (strides) of
+/// q, k and v respectively.
+#[derive(Debug)]
+pub struct Gradients<'a, T> {
+    /// Receives the gradient with respect to q.
+    pub dq: &'a mut [T],
+    /// Receives the gradient with respect to k (summed over the query heads of each group
+    /// with grouped-query attention; zeros for padded keys).
+    pub dk: &'a mut [T],
+    /// Receives the gradient with respect to v (summed and zeroed as dk).
+    pub dv: &'a mut [T],
+}
+
+/// The optional arguments of [`Plan::backward_with`].
+#[derive(Debug, Default)]
+pub struct BackwardExtras<'a> {
+    /// The key-padding mask `[B, Nk]` the forward ran with (nonzero = a valid key). `None`:
+    /// every key is valid.
+    pub key_mask: Option<&'a [u8]>,
+    /// Scratch memory of at least [`Lengths::backward_workspace`] bytes, so that the call
+    /// allocates nothing. `None`: the call allocates its own.
     pub workspace: Option<&'a mut [u8]>,
 }
 
@@ -122,7 +167,15 @@ impl Plan {
         out: &mut [T],
         extras: Extras<'_>,
     ) -> Result<()> {
-        self.check_arguments::<T>(q, k, v, out, &extras)?;
+        self.check_host::<T>("execute")?;
+        let n = &self.lengths;
+        check_lengths(&[("q", q.len(), n.q), ("k", k.len(), n.k), ("v", v.len(), n.v)])?;
+        check_lengths(&[("out", out.len(), n.out)])?;
+        self.check_mask(extras.key_mask)?;
+        if let Some(lse) = &extras.lse {
+            check_lse(lse, n.lse)?;
+        }
+        check_workspace(extras.workspace.as_deref(), n.workspace)?;
         let Extras { key_mask, lse, workspace } = extras;
         let (workspace_ptr, workspace_bytes) = match workspace {
             Some(w) => (w.as_mut_ptr().cast::<c_void>(), w.len()),
@@ -148,22 +201,97 @@ impl Plan {
         })
     }
 
-    /// Refuses what the C library would read or write out of bounds, or could not run on
-    /// host slices.
-    fn check_arguments<T: Element>(
+    /// The gradients of out with respect to q, k and v, given `dout`, the gradient of a loss
+    /// with respect to out (`smyrf_execute_backward`). `forward` holds the inputs and the
+    /// outputs (out and lse) of a forward pass of this plan; `dout` has the layout of out.
+    /// The clusters (SMYRF) or groups (HYBRID) are recomputed from the seed and are
+    /// constants: no gradient flows through them. The gradients are written completely.
+    ///
+    /// ```
+    /// use smyrf::{Builder, Extras, Forward, Gradients, Mode};
+    ///
+    /// let plan = Builder::new().q_len(64).qk_dim(16).mode(Mode::Dense).plan()?;
+    /// let n = plan.lengths();
+    /// let q: Vec<f32> = (0..n.q).map(|i| (i % 7) as f32 * 0.1).collect();
+    /// let (k, v) = (q.clone(), q.clone());
+    /// let (mut out, mut lse) = (vec![0.0f32; n.out], vec![0.0f32; n.lse]);
+    /// let extras = Extras { lse: Some(&mut lse), ..Extras::default() };
+    /// plan.execute_with(&q, &k, &v, &mut out, extras)?;
+    ///
+    /// let dout = vec![1.0f32; n.out]; // the gradient of sum(out)
+    /// let (mut dq, mut dk, mut dv) = (vec![0.0f32; n.q], vec![0.0f32; n.k], vec![0.0f32; n.v]);
+    /// let forward = Forward { q: &q, k: &k, v: &v, out: &out, lse: &lse };
+    /// plan.backward(forward, &dout, Gradients { dq: &mut dq, dk: &mut dk, dv: &mut dv })?;
+    /// // Every softmax row sums to one, so the entries of dv add up to the size of out.
+    /// assert!(dv.iter().all(|x| x.is_finite()));
+    /// assert!((dv.iter().sum::<f32>() - (n.out as f32)).abs() < 1e-2);
+    /// # Ok::<(), smyrf::Error>(())
+    /// ```
+    pub fn backward<T: Element>(
         &self,
-        q: &[T],
-        k: &[T],
-        v: &[T],
-        out: &[T],
-        extras: &Extras<'_>,
+        forward: Forward<'_, T>,
+        dout: &[T],
+        grads: Gradients<'_, T>,
     ) -> Result<()> {
-        let invalid = |message: String| Err(Error::new(Status::InvalidArgument, message));
+        self.backward_with(forward, dout, grads, BackwardExtras::default())
+    }
+
+    /// [`Plan::backward`] with the forward's key mask or a caller workspace.
+    pub fn backward_with<T: Element>(
+        &self,
+        forward: Forward<'_, T>,
+        dout: &[T],
+        grads: Gradients<'_, T>,
+        extras: BackwardExtras<'_>,
+    ) -> Result<()> {
+        let Forward { q, k, v, out, lse } = forward;
+        let Gradients { dq, dk, dv } = grads;
+        self.check_host::<T>("backward")?;
+        let n = &self.lengths;
+        check_lengths(&[("q", q.len(), n.q), ("k", k.len(), n.k), ("v", v.len(), n.v)])?;
+        check_lengths(&[("out", out.len(), n.out), ("dout", dout.len(), n.out)])?;
+        check_lse(lse, n.lse)?;
+        check_lengths(&[("dq", dq.len(), n.q), ("dk", dk.len(), n.k), ("dv", dv.len(), n.v)])?;
+        self.check_mask(extras.key_mask)?;
+        check_workspace(extras.workspace.as_deref(), n.backward_workspace)?;
+        let BackwardExtras { key_mask, workspace } = extras;
+        let (workspace_ptr, workspace_bytes) = match workspace {
+            Some(w) => (w.as_mut_ptr().cast::<c_void>(), w.len()),
+            None => (ptr::null_mut(), 0),
+        };
+        // SAFETY: the plan is live and runs on the CPU, so it reads and writes host memory
+        // and returns only when done. Every slice holds at least the extent the plan
+        // reads or writes (checked above) in the plan's element type, lse its [B, H, Nq]
+        // values; dq, dk, dv and the workspace are exclusive borrows, so they overlap
+        // nothing else.
+        check(unsafe {
+            sys::smyrf_execute_backward(
+                self.raw.as_ptr(),
+                q.as_ptr().cast(),
+                k.as_ptr().cast(),
+                v.as_ptr().cast(),
+                key_mask.map_or(ptr::null(), <[u8]>::as_ptr),
+                out.as_ptr().cast(),
+                lse.as_ptr(),
+                dout.as_ptr().cast(),
+                dq.as_mut_ptr().cast(),
+                dk.as_mut_ptr().cast(),
+                dv.as_mut_ptr().cast(),
+                workspace_ptr,
+                workspace_bytes,
+                ptr::null_mut(),
+            )
+        })
+    }
+
+    /// Refuses a plan that could not run on host slices, and slices of another element
+    /// type than the plan's. `call` names the method in the message.
+    fn check_host<T: Element>(&self, call: &str) -> Result<()> {
         if self.backend_name() != "cpu" {
             return Err(Error::new(
                 Status::Unsupported,
                 format!(
-                    "the plan runs on the {} backend; Plan::execute takes host slices and needs the cpu backend",
+                    "the plan runs on the {} backend; Plan::{call} takes host slices and needs the cpu backend",
                     self.backend_name()
                 ),
             ));
@@ -175,47 +303,19 @@ impl Plan {
                 self.dtype
             ));
         }
-        let n = &self.lengths;
-        for (name, len, need) in [
-            ("q", q.len(), n.q),
-            ("k", k.len(), n.k),
-            ("v", v.len(), n.v),
-            ("out", out.len(), n.out),
-        ] {
-            if len < need {
-                return invalid(format!(
-                    "{name} has {len} elements; the plan needs at least {need}"
-                ));
-            }
-        }
-        if let Some(mask) = extras.key_mask {
-            if mask.len() != n.key_mask {
-                return invalid(format!(
-                    "key_mask has {} bytes; the plan needs [B, Nk] = {}",
-                    mask.len(),
-                    n.key_mask
-                ));
-            }
-        }
-        if let Some(lse) = &extras.lse {
-            if lse.len() != n.lse {
-                return invalid(format!(
-                    "lse has {} elements; the plan needs [B, H, Nq] = {}",
-                    lse.len(),
-                    n.lse
-                ));
-            }
-        }
-        if let Some(workspace) = &extras.workspace {
-            if workspace.len() < n.workspace {
-                return invalid(format!(
-                    "workspace has {} bytes; the plan needs at least {}",
-                    workspace.len(),
-                    n.workspace
-                ));
-            }
-        }
         Ok(())
+    }
+
+    /// Refuses a key mask that is not `[B, Nk]`.
+    fn check_mask(&self, key_mask: Option<&[u8]>) -> Result<()> {
+        match key_mask {
+            Some(mask) if mask.len() != self.lengths.key_mask => invalid(format!(
+                "key_mask has {} bytes; the plan needs [B, Nk] = {}",
+                mask.len(),
+                self.lengths.key_mask
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The slice lengths of the resolved shape and strides.
@@ -238,6 +338,9 @@ impl Plan {
         };
         // SAFETY: `raw` is a live plan.
         let workspace = unsafe { sys::smyrf_plan_workspace_size(self.raw.as_ptr()) };
+        // SAFETY: as above.
+        let backward_workspace =
+            unsafe { sys::smyrf_plan_backward_workspace_size(self.raw.as_ptr()) };
         Ok(Lengths {
             q: extent(Param::Q_STRIDES, heads, q_len, qk_dim)?,
             k: extent(Param::K_STRIDES, kv_heads, k_len, qk_dim)?,
@@ -246,7 +349,44 @@ impl Plan {
             key_mask: to_usize(batch.checked_mul(k_len))?,
             lse: to_usize(batch.checked_mul(heads).and_then(|n| n.checked_mul(q_len)))?,
             workspace,
+            backward_workspace,
         })
+    }
+}
+
+/// An `InvalidArgument` error with `message`.
+fn invalid(message: String) -> Result<()> {
+    Err(Error::new(Status::InvalidArgument, message))
+}
+
+/// Refuses a slice shorter than the plan reads or writes: (name, length, need) each.
+fn check_lengths(slices: &[(&str, usize, usize)]) -> Result<()> {
+    for &(name, len, need) in slices {
+        if len < need {
+            return invalid(format!("{name} has {len} elements; the plan needs at least {need}"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an lse slice that is not `[B, H, Nq]`.
+fn check_lse(lse: &[f32], need: usize) -> Result<()> {
+    if lse.len() != need {
+        return invalid(format!(
+            "lse has {} elements; the plan needs [B, H, Nq] = {need}",
+            lse.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a workspace smaller than `need` bytes.
+fn check_workspace(workspace: Option<&[u8]>, need: usize) -> Result<()> {
+    match workspace {
+        Some(w) if w.len() < need => {
+            invalid(format!("workspace has {} bytes; the plan needs at least {need}", w.len()))
+        }
+        _ => Ok(()),
     }
 }
 

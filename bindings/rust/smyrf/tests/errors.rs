@@ -2,24 +2,11 @@
 
 mod common;
 
-use common::{Shape, random};
-use smyrf::{Backend, Builder, Config, Error, Extras, F16, Mode, Param, Status, Strides};
+use common::{Shape, assert_error, random};
+use smyrf::{Backend, Builder, Config, Extras, F16, Mode, Param, Status, Strides};
 
 const SHAPE: Shape =
     Shape { batch: 2, heads: 2, kv_heads: 2, q_len: 32, k_len: 48, qk_dim: 8, v_dim: 8 };
-
-/// Asserts `result` failed with `status` and a message containing every one of `words`.
-fn assert_error<T: std::fmt::Debug>(result: smyrf::Result<T>, status: Status, words: &[&str]) {
-    let error: Error = result.expect_err("the call should fail");
-    eprintln!("{error}");
-    assert_eq!(error.status(), status, "{error}");
-    for word in words {
-        assert!(error.message().contains(word), "{word:?} not in {:?}", error.message());
-    }
-    assert_eq!(error.to_string(), format!("{}: {}", status.as_str(), error.message()));
-    let source: &dyn std::error::Error = &error;
-    assert!(source.source().is_none());
-}
 
 #[test]
 fn a_value_out_of_bounds_is_refused_by_name() {

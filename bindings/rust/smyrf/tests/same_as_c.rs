@@ -14,14 +14,8 @@ const SHAPE: Shape =
 
 /// The C parameters of the problem, as (param, value) pairs.
 fn c_params(mode: sys::smyrf_mode, dtype: sys::smyrf_dtype) -> Vec<(sys::smyrf_param, i64)> {
-    vec![
-        (sys::SMYRF_PARAM_BATCH, SHAPE.batch as i64),
-        (sys::SMYRF_PARAM_HEADS, SHAPE.heads as i64),
-        (sys::SMYRF_PARAM_KV_HEADS, SHAPE.kv_heads as i64),
-        (sys::SMYRF_PARAM_Q_LEN, SHAPE.q_len as i64),
-        (sys::SMYRF_PARAM_K_LEN, SHAPE.k_len as i64),
-        (sys::SMYRF_PARAM_QK_DIM, SHAPE.qk_dim as i64),
-        (sys::SMYRF_PARAM_V_DIM, SHAPE.v_dim as i64),
+    let mut params = SHAPE.c_params();
+    params.extend([
         (sys::SMYRF_PARAM_MODE, mode as i64),
         (sys::SMYRF_PARAM_N_HASHES, 3),
         (sys::SMYRF_PARAM_Q_CLUSTER_SIZE, 32),
@@ -30,7 +24,8 @@ fn c_params(mode: sys::smyrf_mode, dtype: sys::smyrf_dtype) -> Vec<(sys::smyrf_p
         (sys::SMYRF_PARAM_DTYPE, dtype as i64),
         (sys::SMYRF_PARAM_BACKEND, sys::SMYRF_BACKEND_CPU as i64),
         (sys::SMYRF_PARAM_BUDGET, 40),
-    ]
+    ]);
+    params
 }
 
 /// The same problem through the builder.

@@ -30,6 +30,19 @@ impl Shape {
         self.batch * self.heads * self.q_len
     }
 
+    /// The shape as C parameters, (param, value) pairs for `smyrf_config_set`.
+    pub fn c_params(&self) -> Vec<(smyrf_sys::smyrf_param, i64)> {
+        vec![
+            (smyrf_sys::SMYRF_PARAM_BATCH, self.batch as i64),
+            (smyrf_sys::SMYRF_PARAM_HEADS, self.heads as i64),
+            (smyrf_sys::SMYRF_PARAM_KV_HEADS, self.kv_heads as i64),
+            (smyrf_sys::SMYRF_PARAM_Q_LEN, self.q_len as i64),
+            (smyrf_sys::SMYRF_PARAM_K_LEN, self.k_len as i64),
+            (smyrf_sys::SMYRF_PARAM_QK_DIM, self.qk_dim as i64),
+            (smyrf_sys::SMYRF_PARAM_V_DIM, self.v_dim as i64),
+        ]
+    }
+
     /// A builder with this shape set.
     pub fn builder(&self) -> smyrf::Builder {
         smyrf::Builder::new()
@@ -115,4 +128,21 @@ pub fn naive_attention(
 pub fn max_diff(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max)
+}
+
+/// Asserts `result` failed with `status` and a message containing every one of `words`.
+pub fn assert_error<T: std::fmt::Debug>(
+    result: smyrf::Result<T>,
+    status: smyrf::Status,
+    words: &[&str],
+) {
+    let error: smyrf::Error = result.expect_err("the call should fail");
+    eprintln!("{error}");
+    assert_eq!(error.status(), status, "{error}");
+    for word in words {
+        assert!(error.message().contains(word), "{word:?} not in {:?}", error.message());
+    }
+    assert_eq!(error.to_string(), format!("{}: {}", status.as_str(), error.message()));
+    let source: &dyn std::error::Error = &error;
+    assert!(source.source().is_none());
 }
