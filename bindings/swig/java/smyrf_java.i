@@ -10,10 +10,11 @@
  *   successful status is not returned (the Java methods are void).
  * - Handles (smyrf_config *, smyrf_plan *) cross as long; handle and value outputs
  *   (smyrf_plan **plan, int64_t *value, double *scale, ...) are one-element arrays.
- * - Tensor arguments of smyrf_execute are java.nio direct buffers (null = NULL): the
- *   address of the buffer is passed as is, no copy. The stream is always NULL (host
- *   memory, CPU backend).
- * - smyrf_java_execute_arrays is the float[] / byte[] variant of smyrf_execute. */
+ * - Tensor arguments of smyrf_execute and smyrf_execute_backward are java.nio direct
+ *   buffers (null = NULL): the address of the buffer is passed as is, no copy. The stream
+ *   is always NULL (host memory, CPU backend).
+ * - smyrf_java_execute_arrays and smyrf_java_backward_arrays are the float[] / byte[]
+ *   variants of smyrf_execute and smyrf_execute_backward. */
 
 %javaconst(1);
 %pragma(java) moduleclassmodifiers = "final class"
@@ -189,11 +190,51 @@ SMYRF_JAVA_BUFFER(const uint8_t *, key_mask)
 SMYRF_JAVA_BUFFER(void *, out)
 SMYRF_JAVA_BUFFER(float *, lse)
 SMYRF_JAVA_BUFFER(void *, workspace)
+/* smyrf_execute_backward: out and lse are inputs there (const void *out, const float
+ * *lse: matched by the typemaps above), dout too; dq, dk, dv are its outputs. */
+SMYRF_JAVA_BUFFER(const void *, dout)
+SMYRF_JAVA_BUFFER(void *, dq)
+SMYRF_JAVA_BUFFER(void *, dk)
+SMYRF_JAVA_BUFFER(void *, dv)
 %typemap(in, numinputs=0) void *stream %{ $1 = NULL; %}
 
 /* ---------------------------------------------------------------- arrays */
 
 %typemap(in, numinputs=0) JNIEnv *jenv %{ $1 = jenv; %}
+%{
+/* Borrows the n arrays of a call (null ones are skipped; the one at index byte_index, if
+ * any, is a byte[], the others float[]). The JVM lends each as a copy. Returns 0 if one
+ * could not be borrowed: an exception (OutOfMemoryError) is then pending. */
+static int smyrf_java_borrow(JNIEnv *jenv, int n, const jarray *arrays, int byte_index,
+                             void **elems) {
+    int i;
+    for (i = 0; i < n; i++) elems[i] = NULL;
+    for (i = 0; i < n; i++) {
+        if (!arrays[i]) continue;
+        elems[i] = i == byte_index
+                       ? (void *)(*jenv)->GetByteArrayElements(jenv, (jbyteArray)arrays[i], NULL)
+                       : (void *)(*jenv)->GetFloatArrayElements(jenv, (jfloatArray)arrays[i], NULL);
+        if (!elems[i]) return 0;
+    }
+    return 1;
+}
+
+/* Returns what smyrf_java_borrow lent: arrays from first_output on are written back when
+ * commit is set (a successful call), every other one is released with JNI_ABORT (inputs,
+ * or after a failure: the caller's arrays are unchanged). */
+static void smyrf_java_give_back(JNIEnv *jenv, int n, const jarray *arrays, int byte_index,
+                                 void **elems, int first_output, int commit) {
+    int i;
+    for (i = 0; i < n; i++) {
+        jint mode = (i >= first_output && commit) ? 0 : JNI_ABORT;
+        if (!elems[i]) continue;
+        if (i == byte_index)
+            (*jenv)->ReleaseByteArrayElements(jenv, (jbyteArray)arrays[i], (jbyte *)elems[i], mode);
+        else
+            (*jenv)->ReleaseFloatArrayElements(jenv, (jfloatArray)arrays[i], (jfloat *)elems[i], mode);
+    }
+}
+%}
 %inline %{
 /* smyrf_execute on Java arrays (key_mask and lse may be null). The JVM lends each array
  * as a copy, released with JNI_ABORT (inputs, or after a failure: the caller's arrays are
@@ -201,28 +242,33 @@ SMYRF_JAVA_BUFFER(void *, workspace)
 void smyrf_java_execute_arrays(JNIEnv *jenv, const smyrf_plan *plan, jfloatArray q,
                                jfloatArray k, jfloatArray v, jbyteArray key_mask,
                                jfloatArray out, jfloatArray lse) {
-    jarray arrays[6] = {q, k, v, key_mask, out, lse};
-    void *elems[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    const jarray arrays[6] = {q, k, v, key_mask, out, lse};
+    void *elems[6];
     smyrf_status status = SMYRF_OK;
-    int acquired = 1, i;
-    for (i = 0; i < 6 && acquired; i++) {
-        if (!arrays[i]) continue;
-        elems[i] = arrays[i] == key_mask
-                       ? (void *)(*jenv)->GetByteArrayElements(jenv, key_mask, NULL)
-                       : (void *)(*jenv)->GetFloatArrayElements(jenv, (jfloatArray)arrays[i], NULL);
-        acquired = elems[i] != NULL;
-    }
+    int acquired = smyrf_java_borrow(jenv, 6, arrays, 3, elems);
     if (acquired)
         status = smyrf_execute(plan, elems[0], elems[1], elems[2], (const uint8_t *)elems[3],
                                elems[4], (float *)elems[5], NULL, 0, NULL);
-    for (i = 0; i < 6; i++) {
-        jint mode = (i >= 4 && acquired && status == SMYRF_OK) ? 0 : JNI_ABORT;
-        if (!elems[i]) continue;
-        if (arrays[i] == key_mask)
-            (*jenv)->ReleaseByteArrayElements(jenv, key_mask, (jbyte *)elems[i], mode);
-        else
-            (*jenv)->ReleaseFloatArrayElements(jenv, (jfloatArray)arrays[i], (jfloat *)elems[i], mode);
-    }
+    smyrf_java_give_back(jenv, 6, arrays, 3, elems, 4, acquired && status == SMYRF_OK);
+    if (status != SMYRF_OK) smyrf_java_throw(jenv, status);
+}
+
+/* smyrf_execute_backward on Java arrays (key_mask may be null), lent as by
+ * smyrf_java_execute_arrays: dq, dk and dv are written back after success only. */
+void smyrf_java_backward_arrays(JNIEnv *jenv, const smyrf_plan *plan, jfloatArray q,
+                                jfloatArray k, jfloatArray v, jbyteArray key_mask,
+                                jfloatArray out, jfloatArray lse, jfloatArray dout,
+                                jfloatArray dq, jfloatArray dk, jfloatArray dv) {
+    const jarray arrays[10] = {q, k, v, key_mask, out, lse, dout, dq, dk, dv};
+    void *elems[10];
+    smyrf_status status = SMYRF_OK;
+    int acquired = smyrf_java_borrow(jenv, 10, arrays, 3, elems);
+    if (acquired)
+        status = smyrf_execute_backward(plan, elems[0], elems[1], elems[2],
+                                        (const uint8_t *)elems[3], elems[4],
+                                        (const float *)elems[5], elems[6], elems[7], elems[8],
+                                        elems[9], NULL, 0, NULL);
+    smyrf_java_give_back(jenv, 10, arrays, 3, elems, 7, acquired && status == SMYRF_OK);
     if (status != SMYRF_OK) smyrf_java_throw(jenv, status);
 }
 %}

@@ -5,7 +5,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 
-/** The checks {@link Plan#execute} makes before handing memory to the library. */
+/**
+ * The checks {@link Plan#execute} and {@link Plan#backward} make before handing memory to
+ * the library.
+ */
 final class ArgumentChecks {
     private ArgumentChecks() {}
 

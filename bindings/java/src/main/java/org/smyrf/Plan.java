@@ -19,8 +19,12 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * dim]}, contiguous); a buffer's data starts at its position and its position is not moved.
  * The {@code *Length()} methods give the sizes a call needs.
  *
- * <p>Thread safety: {@code execute} may be called from several threads at once on one
- * plan, each call with its own {@code out}, {@code lse} and workspace. {@link #close()}
+ * <p>Gradients: {@code backward} gives dq, dk and dv of a loss from its gradient dout
+ * with respect to out, given the forward's inputs, out and lse.
+ *
+ * <p>Thread safety: {@code execute} and {@code backward} may be called from several
+ * threads at once on one plan, each call with its own outputs ({@code out} and {@code
+ * lse}, or {@code dq}, {@code dk} and {@code dv}) and workspace. {@link #close()}
  * waits for running calls; calls after it throw {@link IllegalStateException}. A plan
  * holds native memory until closed: there is no finalizer, so close it (try-with-resources).
  */
@@ -35,6 +39,7 @@ public final class Plan implements AutoCloseable {
     private final long lseLength;
     private final long keyMaskLength;
     private final long workspaceSize;
+    private final long backwardWorkspaceSize;
 
     /**
      * Checks the configuration and prepares the plan (slow: do it once per shape).
@@ -70,6 +75,7 @@ public final class Plan implements AutoCloseable {
         lseLength = batch * heads * qLen;
         keyMaskLength = batch * kLen;
         workspaceSize = SmyrfNative.smyrf_plan_workspace_size(handle);
+        backwardWorkspaceSize = SmyrfNative.smyrf_plan_backward_workspace_size(handle);
     }
 
     /** One past the largest element index of a [batch, heads, len, dim] strided tensor. */
@@ -139,6 +145,11 @@ public final class Plan implements AutoCloseable {
         return workspaceSize;
     }
 
+    /** Bytes of the workspace a backward call may be given (0: none is needed). */
+    public long backwardWorkspaceSize() {
+        return backwardWorkspaceSize;
+    }
+
     /**
      * Computes attention into {@code out}, reading and writing the buffers in place.
      *
@@ -169,16 +180,14 @@ public final class Plan implements AutoCloseable {
      */
     public void execute(FloatBuffer q, FloatBuffer k, FloatBuffer v, ByteBuffer keyMask,
                         FloatBuffer out, FloatBuffer lse, ByteBuffer workspace) {
-        FloatBuffer qv = ArgumentChecks.floats(q, "q", qLength, false, false);
-        FloatBuffer kv = ArgumentChecks.floats(k, "k", kLength, false, false);
-        FloatBuffer vv = ArgumentChecks.floats(v, "v", vLength, false, false);
-        ByteBuffer mv = ArgumentChecks.bytes(keyMask, "keyMask", keyMaskLength, false, true);
+        Inputs in = inputs(q, k, v, keyMask);
         FloatBuffer ov = ArgumentChecks.floats(out, "out", outLength, true, false);
         FloatBuffer lv = ArgumentChecks.floats(lse, "lse", lseLength, true, true);
         ByteBuffer wv = ArgumentChecks.bytes(workspace, "workspace", workspaceSize, true, true);
         long workspaceBytes = wv == null ? 0 : wv.remaining();
         try (Locked ignored = reading()) {
-            SmyrfNative.smyrf_execute(handle, qv, kv, vv, mv, ov, lv, wv, workspaceBytes);
+            SmyrfNative.smyrf_execute(handle, in.q, in.k, in.v, in.mask, ov, lv, wv,
+                    workspaceBytes);
         }
     }
 
@@ -200,11 +209,7 @@ public final class Plan implements AutoCloseable {
      */
     public void execute(float[] q, float[] k, float[] v, byte[] keyMask, float[] out,
                         float[] lse) {
-        ArgumentChecks.length(q, q == null ? 0 : q.length, "q", qLength, false);
-        ArgumentChecks.length(k, k == null ? 0 : k.length, "k", kLength, false);
-        ArgumentChecks.length(v, v == null ? 0 : v.length, "v", vLength, false);
-        ArgumentChecks.length(keyMask, keyMask == null ? 0 : keyMask.length, "keyMask",
-                keyMaskLength, true);
+        checkInputs(q, k, v, keyMask);
         ArgumentChecks.length(out, out == null ? 0 : out.length, "out", outLength, false);
         ArgumentChecks.length(lse, lse == null ? 0 : lse.length, "lse", lseLength, true);
         ArgumentChecks.distinct(out, "out", new Object[] {q, k, v}, new String[] {"q", "k", "v"});
@@ -212,6 +217,109 @@ public final class Plan implements AutoCloseable {
                 new String[] {"q", "k", "v", "out"});
         try (Locked ignored = reading()) {
             SmyrfNative.smyrf_java_execute_arrays(handle, q, k, v, keyMask, out, lse);
+        }
+    }
+
+    /**
+     * The gradients of a loss with respect to q, k and v, given its gradient {@code dout}
+     * with respect to out (smyrf_execute_backward), without a key mask. {@code q}, {@code
+     * k}, {@code v} are the forward's inputs, {@code out} and {@code lse} what
+     * {@link #execute(FloatBuffer, FloatBuffer, FloatBuffer, ByteBuffer, FloatBuffer,
+     * FloatBuffer)} wrote for them (lse is required here), {@code dout} has out's length
+     * and layout. {@code dq}, {@code dk}, {@code dv} (the lengths and layouts of q, k, v)
+     * are written completely; with grouped-query attention dk and dv sum over the query
+     * heads of each group. The clusters (SMYRF) or groups (HYBRID) are recomputed from the
+     * seed and are constants: no gradient flows through them. Buffers are used in place,
+     * as by execute; the outputs must not overlap any other buffer of the call.
+     *
+     * @throws NullPointerException if a buffer is null; the message names it
+     * @throws IllegalArgumentException if a buffer is not direct, not in native byte order,
+     *     read-only (dq, dk, dv) or too small; the message names it
+     * @throws SmyrfException if the library refuses the call (for example, overlapping
+     *     buffers)
+     */
+    public void backward(FloatBuffer q, FloatBuffer k, FloatBuffer v, FloatBuffer out,
+                         FloatBuffer lse, FloatBuffer dout, FloatBuffer dq, FloatBuffer dk,
+                         FloatBuffer dv) {
+        backward(q, k, v, null, out, lse, dout, dq, dk, dv, null);
+    }
+
+    /**
+     * As {@link #backward(FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer,
+     * FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer)}, with the forward's key mask
+     * ({@code [batch, kLen]} bytes, nonzero = valid key; null = all valid). Padded keys get
+     * zero gradients in dk and dv.
+     */
+    public void backward(FloatBuffer q, FloatBuffer k, FloatBuffer v, ByteBuffer keyMask,
+                         FloatBuffer out, FloatBuffer lse, FloatBuffer dout, FloatBuffer dq,
+                         FloatBuffer dk, FloatBuffer dv) {
+        backward(q, k, v, keyMask, out, lse, dout, dq, dk, dv, null);
+    }
+
+    /**
+     * As {@link #backward(FloatBuffer, FloatBuffer, FloatBuffer, ByteBuffer, FloatBuffer,
+     * FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer)}, with a
+     * caller-owned scratch buffer of at least {@link #backwardWorkspaceSize()} bytes (null
+     * = the call allocates its own). One workspace per concurrent call.
+     */
+    public void backward(FloatBuffer q, FloatBuffer k, FloatBuffer v, ByteBuffer keyMask,
+                         FloatBuffer out, FloatBuffer lse, FloatBuffer dout, FloatBuffer dq,
+                         FloatBuffer dk, FloatBuffer dv, ByteBuffer workspace) {
+        Inputs in = inputs(q, k, v, keyMask);
+        FloatBuffer ov = ArgumentChecks.floats(out, "out", outLength, false, false);
+        FloatBuffer lv = ArgumentChecks.floats(lse, "lse", lseLength, false, false);
+        FloatBuffer dov = ArgumentChecks.floats(dout, "dout", outLength, false, false);
+        FloatBuffer dqv = ArgumentChecks.floats(dq, "dq", qLength, true, false);
+        FloatBuffer dkv = ArgumentChecks.floats(dk, "dk", kLength, true, false);
+        FloatBuffer dvv = ArgumentChecks.floats(dv, "dv", vLength, true, false);
+        ByteBuffer wv = ArgumentChecks.bytes(workspace, "workspace", backwardWorkspaceSize,
+                true, true);
+        long workspaceBytes = wv == null ? 0 : wv.remaining();
+        try (Locked ignored = reading()) {
+            SmyrfNative.smyrf_execute_backward(handle, in.q, in.k, in.v, in.mask, ov, lv, dov,
+                    dqv, dkv, dvv, wv, workspaceBytes);
+        }
+    }
+
+    /**
+     * Convenience overload of {@link #backward(FloatBuffer, FloatBuffer, FloatBuffer,
+     * FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer)} on
+     * Java arrays (index 0 = first element), without a key mask. The JVM hands the library
+     * copies of the arrays: prefer direct buffers on hot paths.
+     */
+    public void backward(float[] q, float[] k, float[] v, float[] out, float[] lse,
+                         float[] dout, float[] dq, float[] dk, float[] dv) {
+        backward(q, k, v, null, out, lse, dout, dq, dk, dv);
+    }
+
+    /**
+     * Convenience overload on Java arrays, with the forward's key mask (null = all keys
+     * valid). On failure dq, dk and dv are left unchanged.
+     *
+     * @throws NullPointerException if an array other than keyMask is null; the message
+     *     names it
+     * @throws IllegalArgumentException if an array is too short, or dq, dk or dv is also
+     *     passed as another argument
+     * @throws SmyrfException if the library refuses the call
+     */
+    public void backward(float[] q, float[] k, float[] v, byte[] keyMask, float[] out,
+                         float[] lse, float[] dout, float[] dq, float[] dk, float[] dv) {
+        checkInputs(q, k, v, keyMask);
+        ArgumentChecks.length(out, out == null ? 0 : out.length, "out", outLength, false);
+        ArgumentChecks.length(lse, lse == null ? 0 : lse.length, "lse", lseLength, false);
+        ArgumentChecks.length(dout, dout == null ? 0 : dout.length, "dout", outLength, false);
+        ArgumentChecks.length(dq, dq == null ? 0 : dq.length, "dq", qLength, false);
+        ArgumentChecks.length(dk, dk == null ? 0 : dk.length, "dk", kLength, false);
+        ArgumentChecks.length(dv, dv == null ? 0 : dv.length, "dv", vLength, false);
+        ArgumentChecks.distinct(dq, "dq", new Object[] {q, k, v, out, lse, dout},
+                new String[] {"q", "k", "v", "out", "lse", "dout"});
+        ArgumentChecks.distinct(dk, "dk", new Object[] {q, k, v, out, lse, dout, dq},
+                new String[] {"q", "k", "v", "out", "lse", "dout", "dq"});
+        ArgumentChecks.distinct(dv, "dv", new Object[] {q, k, v, out, lse, dout, dq, dk},
+                new String[] {"q", "k", "v", "out", "lse", "dout", "dq", "dk"});
+        try (Locked ignored = reading()) {
+            SmyrfNative.smyrf_java_backward_arrays(handle, q, k, v, keyMask, out, lse, dout, dq,
+                    dk, dv);
         }
     }
 
@@ -242,5 +350,34 @@ public final class Plan implements AutoCloseable {
             throw new IllegalStateException("the plan is closed");
         }
         return read::unlock;
+    }
+
+    /** The checked views of a call's inputs (forward or backward). */
+    private static final class Inputs {
+        final FloatBuffer q, k, v;
+        final ByteBuffer mask;
+
+        Inputs(FloatBuffer q, FloatBuffer k, FloatBuffer v, ByteBuffer mask) {
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.mask = mask;
+        }
+    }
+
+    /** The array forms' inputs checked as {@link #inputs} checks buffers. */
+    private void checkInputs(float[] q, float[] k, float[] v, byte[] keyMask) {
+        ArgumentChecks.length(q, q == null ? 0 : q.length, "q", qLength, false);
+        ArgumentChecks.length(k, k == null ? 0 : k.length, "k", kLength, false);
+        ArgumentChecks.length(v, v == null ? 0 : v.length, "v", vLength, false);
+        ArgumentChecks.length(keyMask, keyMask == null ? 0 : keyMask.length, "keyMask",
+                keyMaskLength, true);
+    }
+
+    private Inputs inputs(FloatBuffer q, FloatBuffer k, FloatBuffer v, ByteBuffer keyMask) {
+        return new Inputs(ArgumentChecks.floats(q, "q", qLength, false, false),
+                ArgumentChecks.floats(k, "k", kLength, false, false),
+                ArgumentChecks.floats(v, "v", vLength, false, false),
+                ArgumentChecks.bytes(keyMask, "keyMask", keyMaskLength, false, true));
     }
 }

@@ -3,15 +3,9 @@ package org.smyrf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -50,26 +44,10 @@ class MatchesCLibraryTest {
 
     private static float[] runC(Plan plan, Mode mode, long seed, boolean masked)
             throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
-        command.add(System.getProperty("smyrf.test.reference"));
-        for (Param p : new Param[] {Param.BATCH, Param.HEADS, Param.KV_HEADS, Param.Q_LEN,
-                Param.K_LEN, Param.QK_DIM, Param.V_DIM, Param.MODE, Param.N_HASHES,
-                Param.Q_CLUSTER_SIZE, Param.SEED})
-            command.add(Long.toString(plan.get(p)));
-        command.add(Long.toString(DATA_SEED));
-        command.add(masked ? "1" : "0");
-        assertEquals(Long.toString(mode.swigValue()), command.get(8));
-        Process process = new ProcessBuilder(command)
-                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        byte[] bytes;
-        try (InputStream in = process.getInputStream()) {
-            ByteArrayOutputStream all = new ByteArrayOutputStream();
-            in.transferTo(all);
-            bytes = all.toByteArray();
-        }
-        assertEquals(0, process.waitFor(), "reference_attention failed");
-        float[] values = new float[bytes.length / 4];
-        ByteBuffer.wrap(bytes).order(ByteOrder.nativeOrder()).asFloatBuffer().get(values);
+        assertEquals(mode.swigValue(), plan.get(Param.MODE));
+        FloatBuffer c = TestData.reference(plan, DATA_SEED, masked);
+        float[] values = new float[c.remaining()];
+        c.get(values);
         return values;
     }
 }

@@ -1,8 +1,13 @@
 package org.smyrf;
 
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Inputs shared by the tests, made exactly as src/test/native/reference_attention.c does. */
 final class TestData {
@@ -67,6 +72,34 @@ final class TestData {
         float[] values = new float[buffer.remaining()];
         buffer.duplicate().get(values);
         return values;
+    }
+
+    /**
+     * The floats src/test/native/reference_attention.c writes for the plan's shape, mode,
+     * hash rounds, cluster size and seed, inputs from {@code dataSeed}, a key mask or not,
+     * and {@code extra} arguments after those; fails unless the program exits with 0.
+     */
+    static FloatBuffer reference(Plan plan, long dataSeed, boolean masked, String... extra)
+            throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>();
+        command.add(System.getProperty("smyrf.test.reference"));
+        for (Param p : new Param[] {Param.BATCH, Param.HEADS, Param.KV_HEADS, Param.Q_LEN,
+                Param.K_LEN, Param.QK_DIM, Param.V_DIM, Param.MODE, Param.N_HASHES,
+                Param.Q_CLUSTER_SIZE, Param.SEED})
+            command.add(Long.toString(plan.get(p)));
+        command.add(Long.toString(dataSeed));
+        command.add(masked ? "1" : "0");
+        command.addAll(List.of(extra));
+        Process process = new ProcessBuilder(command)
+                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        byte[] bytes;
+        try (InputStream in = process.getInputStream()) {
+            ByteArrayOutputStream all = new ByteArrayOutputStream();
+            in.transferTo(all);
+            bytes = all.toByteArray();
+        }
+        if (process.waitFor() != 0) throw new AssertionError("reference_attention failed");
+        return ByteBuffer.wrap(bytes).order(ByteOrder.nativeOrder()).asFloatBuffer();
     }
 
     /** The small GQA problem most tests use: B 2, H 4, KV 2, Nq 96, Nk 80, d 16, dv 8. */
