@@ -230,7 +230,8 @@ SMYRF_API smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, cons
 
 /* ---------------------------------------------------------------- gradients */
 
-/* Bytes of scratch memory smyrf_execute_backward needs when given a workspace. */
+/* Bytes of scratch memory smyrf_execute_backward needs when given a workspace (any
+ * alignment). */
 SMYRF_API size_t smyrf_plan_backward_workspace_size(const smyrf_plan *plan);
 
 /* The gradients of out with respect to q, k and v (docs/algorithm.md, "Backward"): the
@@ -240,8 +241,10 @@ SMYRF_API size_t smyrf_plan_backward_workspace_size(const smyrf_plan *plan);
  *   out, lse           the forward's outputs for those inputs (lse is required)
  *   dout               [B, H, Nq, dv], the gradient of the loss with respect to out
  *                      (out's layout and strides)
- *   dq, dk, dv         written completely, with the strides of q, k, v; with GQA, dk and
- *                      dv sum over the query heads of each group; padded keys get zeros.
+ *   dq, dk, dv         written completely, with the strides of q, k, v (gaps between
+ *                      strided rows are left as they are); with GQA, dk and dv sum over
+ *                      the query heads of each group; padded keys get zeros, and so do
+ *                      the dq rows of queries with no allowed key (lse = -inf).
  *                      They must not overlap any input or each other.
  *   workspace, workspace_bytes, stream: as for smyrf_execute (use
  *                      smyrf_plan_backward_workspace_size).

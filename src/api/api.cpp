@@ -43,10 +43,11 @@ Span span_bytes(const void *base, size_t bytes) {
 
 bool overlap(Span a, Span b) { return a.begin < b.end && b.begin < a.end; }
 
-void check_no_overlap(Span written, const char *wname, Span read, const char *rname) {
-    if (read.begin && overlap(written, read))
-        fail(SMYRF_ERR_INVALID_ARGUMENT, "%s overlaps %s: outputs must not alias inputs",
-             wname, rname);
+// `why`: the rule broken, for the message.
+void check_no_overlap(Span written, const char *wname, Span other, const char *oname,
+                      const char *why) {
+    if (other.begin && overlap(written, other))
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "%s overlaps %s: %s", wname, oname, why);
 }
 
 struct Named {
@@ -74,9 +75,12 @@ size_t lse_bytes(const smyrf::Desc &d) { return (size_t)(d.batch * d.heads * d.q
 void check_outputs(std::initializer_list<Named> written, std::initializer_list<Named> read) {
     for (const Named &w : written) {
         if (!w.span.begin) continue;
-        for (const Named &r : read) check_no_overlap(w.span, w.name, r.span, r.name);
+        for (const Named &r : read)
+            check_no_overlap(w.span, w.name, r.span, r.name, "outputs must not alias inputs");
         for (const Named &o : written)
-            if (&o < &w && o.span.begin) check_no_overlap(w.span, w.name, o.span, o.name);
+            if (&o < &w)
+                check_no_overlap(w.span, w.name, o.span, o.name,
+                                 "outputs must not overlap each other");
     }
 }
 

@@ -685,6 +685,7 @@ static void error_paths(void **state) {
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, (void *)dO, dv, NULL, 0, NULL), "dk");
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, (void *)lse, dv, NULL, 0, NULL), "dk");
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dk + 1, NULL, 0, NULL), "dv");
+    assert_non_null(strstr(smyrf_last_error_message(), "outputs must not overlap each other"));
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dv, dq, 1 << 20, NULL), "workspace");
     /* the positive control */
     assert_int_equal(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dv, NULL, 0, NULL), SMYRF_OK);
