@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::Arc;
 use std::thread;
 
-use common::{Shape, assert_error, random};
+use common::{Shape, assert_error, c_plan, random};
 use smyrf::{
     Backend, BackwardExtras, Bf16, Builder, Dtype, Element, Extras, F16, Forward, Gradients,
     Layout, Mode, Plan, Status,
@@ -154,14 +154,7 @@ fn raw_run<T: Value>(case: &Case, x: &Inputs<T>) -> Results<T> {
     // SAFETY: the C contract: live handles, buffers of the sizes of SHAPE (contiguous in
     // either layout), outputs distinct from the inputs.
     unsafe {
-        let mut cfg = ptr::null_mut();
-        assert_eq!(sys::smyrf_config_create(&mut cfg), sys::SMYRF_OK);
-        for (param, value) in case.c_params() {
-            assert_eq!(sys::smyrf_config_set(cfg, param, value), sys::SMYRF_OK);
-        }
-        let mut plan = ptr::null_mut();
-        assert_eq!(sys::smyrf_plan_create(&mut plan, cfg), sys::SMYRF_OK);
-        sys::smyrf_config_destroy(cfg);
+        let plan = c_plan(&case.c_params());
         let status = sys::smyrf_execute(
             plan,
             x.q.as_ptr().cast::<c_void>(),

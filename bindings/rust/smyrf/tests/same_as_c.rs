@@ -5,7 +5,7 @@ mod common;
 use std::ffi::c_void;
 use std::ptr;
 
-use common::{Shape, random};
+use common::{Shape, c_plan, random};
 use smyrf::{Bf16, Builder, Dtype, Extras, F16, Mode};
 use smyrf_sys as sys;
 
@@ -59,14 +59,7 @@ fn raw_run<T: Copy + Default>(
     let mut lse = vec![0.0f32; SHAPE.lse()];
     // SAFETY: the C contract: live handles, buffers of the sizes of SHAPE.
     unsafe {
-        let mut cfg = ptr::null_mut();
-        assert_eq!(sys::smyrf_config_create(&mut cfg), sys::SMYRF_OK);
-        for (param, value) in c_params(mode, dtype) {
-            assert_eq!(sys::smyrf_config_set(cfg, param, value), sys::SMYRF_OK);
-        }
-        let mut plan = ptr::null_mut();
-        assert_eq!(sys::smyrf_plan_create(&mut plan, cfg), sys::SMYRF_OK);
-        sys::smyrf_config_destroy(cfg);
+        let plan = c_plan(&c_params(mode, dtype));
         let status = sys::smyrf_execute(
             plan,
             q.as_ptr().cast::<c_void>(),

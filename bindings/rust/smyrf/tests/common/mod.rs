@@ -146,3 +146,20 @@ pub fn assert_error<T: std::fmt::Debug>(
     let source: &dyn std::error::Error = &error;
     assert!(source.source().is_none());
 }
+
+/// A plan made through the raw C calls from (param, value) pairs, each asserted to
+/// succeed; the caller destroys it with `smyrf_plan_destroy`.
+pub fn c_plan(params: &[(smyrf_sys::smyrf_param, i64)]) -> *mut smyrf_sys::smyrf_plan {
+    // SAFETY: the handles come from the library and go back to it as its header documents.
+    unsafe {
+        let mut cfg = std::ptr::null_mut();
+        assert_eq!(smyrf_sys::smyrf_config_create(&mut cfg), smyrf_sys::SMYRF_OK);
+        for &(param, value) in params {
+            assert_eq!(smyrf_sys::smyrf_config_set(cfg, param, value), smyrf_sys::SMYRF_OK);
+        }
+        let mut plan = std::ptr::null_mut();
+        assert_eq!(smyrf_sys::smyrf_plan_create(&mut plan, cfg), smyrf_sys::SMYRF_OK);
+        smyrf_sys::smyrf_config_destroy(cfg);
+        plan
+    }
+}
