@@ -177,10 +177,7 @@ impl Plan {
         }
         check_workspace(extras.workspace.as_deref(), n.workspace)?;
         let Extras { key_mask, lse, workspace } = extras;
-        let (workspace_ptr, workspace_bytes) = match workspace {
-            Some(w) => (w.as_mut_ptr().cast::<c_void>(), w.len()),
-            None => (ptr::null_mut(), 0),
-        };
+        let (workspace_ptr, workspace_bytes) = raw_workspace(workspace);
         // SAFETY: the plan is live and runs on the CPU, so it reads and writes host memory
         // and returns only when done. Every slice holds at least the extent the plan
         // reads or writes (checked above) in the plan's element type; out, lse and the
@@ -255,10 +252,7 @@ impl Plan {
         self.check_mask(extras.key_mask)?;
         check_workspace(extras.workspace.as_deref(), n.backward_workspace)?;
         let BackwardExtras { key_mask, workspace } = extras;
-        let (workspace_ptr, workspace_bytes) = match workspace {
-            Some(w) => (w.as_mut_ptr().cast::<c_void>(), w.len()),
-            None => (ptr::null_mut(), 0),
-        };
+        let (workspace_ptr, workspace_bytes) = raw_workspace(workspace);
         // SAFETY: the plan is live and runs on the CPU, so it reads and writes host memory
         // and returns only when done. Every slice holds at least the extent the plan
         // reads or writes (checked above) in the plan's element type, lse its [B, H, Nq]
@@ -351,6 +345,14 @@ impl Plan {
             workspace,
             backward_workspace,
         })
+    }
+}
+
+/// A workspace as the C calls take it: pointer and bytes, or null and 0.
+fn raw_workspace(workspace: Option<&mut [u8]>) -> (*mut c_void, usize) {
+    match workspace {
+        Some(w) => (w.as_mut_ptr().cast::<c_void>(), w.len()),
+        None => (ptr::null_mut(), 0),
     }
 }
 
