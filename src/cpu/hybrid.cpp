@@ -29,7 +29,6 @@ void take_pair(Arena &arena, const Desc &d, Pair *p) {
         t.label = arena.take<int32_t>(nk);
         t.gathered = arena.take<float>(nk * d.qk_dim);
         t.centres = arena.take<float>(g * d.qk_dim);
-        t.centres_t = arena.take<float>(g * d.qk_dim);
         t.cnorm = arena.take<float>(g);
         t.partial = arena.take<double>(kSumChunks * g * (d.qk_dim + d.v_dim));
         t.partial_n = arena.take<int32_t>(kSumChunks * g);
@@ -79,8 +78,9 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
     const size_t g = (size_t)max_groups(d), rows = (size_t)max_rows(d);
     const size_t tq = kAttendQueries, dim = d.qk_dim, dv = d.v_dim;
     Scratch s{};
-    s.dist = arena.take<float>(kKeyTile * g);
-    s.best = arena.take<float>(kKeyTile);
+    s.dist = arena.take<float>(g * kAttendQueries);
+    s.best = arena.take<float>(kAttendQueries);
+    s.crow = arena.take<const float *>(g);
     s.acc = arena.take<double>(dim + dv);
     s.krow = arena.take<const float *>(rows);
     s.vrow = arena.take<const float *>(rows);

@@ -11,7 +11,7 @@
 
 namespace smyrf::cpu::hybrid {
 
-constexpr int64_t kKeyTile = 256;     // keys per k-means assignment GEMM
+constexpr int64_t kKeyTile = 256;     // keys per k-means assignment task
 constexpr int64_t kSumChunks = 8;     // fixed key chunks of the sums by label
 
 // The groups and exact keys of one pair.
@@ -34,7 +34,6 @@ struct Pair {
     int64_t ldk;        // padding, else gathered (into `gathered`) by the first assignment
     float *gathered;    // [Nk][d]
     float *centres;    // [G][d]
-    float *centres_t;  // [d][G] the centres transposed, for the assignment GEMM
     float *cnorm;      // [G] |c_g|^2
     double *partial;   // [kSumChunks][G][d + dv] sums by label of each key chunk
     int32_t *partial_n;  // [kSumChunks][G]
@@ -49,7 +48,9 @@ struct Pair {
 
 // Per-thread scratch of every stage.
 struct Scratch {
-    float *dist, *best;   // k-means: [kKeyTile][G], [kKeyTile]
+    float *dist, *best;   // k-means: [G][kAttendQueries], [kAttendQueries] (also uses
+                          // krow, crow and qt: CentreProducts)
+    const float **crow;   // [G] the centres' rows
     double *acc;          // causal block sums: [d + dv]
     // attention, over the rows of a tile (max_rows: groups, sinks, band) and its queries
     const float **krow, **vrow;  // [rows] the rows, where they lie
@@ -98,7 +99,7 @@ struct Columns {
 Columns columns(const Desc &d, const Pair &p, const Range *r, int64_t n);
 
 // ---- k-means on the keys of a non-causal pair (hybrid_kmeans.cpp)
-// Picks the initial centres from the seed (and sets centres_t and cnorm, as kmeans_move).
+// Picks the initial centres from the seed (and sets cnorm, as kmeans_move).
 void kmeans_init(const Desc &d, const Args &a, const Pair &p);
 // Assigns valid keys [u0, u1) (at most kKeyTile) to their nearest centre; the first
 // assignment also gathers those keys when they are not in place.

@@ -59,16 +59,29 @@ struct BandWeights {
     int64_t first, rows;
 };
 
+// k-means' assignment product (hybrid_kmeans.cpp) for a block of at most kAttendQueries
+// keys: dist[g][u] = -2 c_g . k_u for the centres g in [0, groups) and the keys u in
+// [0, n), each one chain of FMAs over the dimensions in order, then doubled. The keys are
+// transposed into kt like a tile's queries, so the centres play the rows of a tile.
+struct CentreProducts {
+    const float *const *k;  // [n] key rows of dim floats
+    const float *const *c;  // [groups] centre rows of dim floats
+    float *kt;              // scratch [dim][kAttendQueries]
+    float *dist;            // [groups][kAttendQueries]
+    int64_t n, groups, dim;
+};
+
 // scores: st[r][i] = scale k_r . q_i for every row r and every query i of a block of
 // kQueryBlock queries of which one reads row r (the other entries are left as they were).
 // values: out_i = sum_r st[r][i] v_r over the rows query i reads and the band rows of
 // nearby queries, which must hold 0 for query i.
-// weights: BandWeights. grads: BandGrads.
+// weights: BandWeights. grads: BandGrads. distances: CentreProducts.
 struct BandKernels {
     void (*scores)(const BandTile &t);
     void (*weights)(const BandWeights &w);
     void (*values)(const BandTile &t);
     void (*grads)(const BandGrads &t);
+    void (*distances)(const CentreProducts &c);
 };
 
 // The kernels of the instruction set that cpu/tile.hpp's choice picked (AVX-512, AVX2
@@ -83,17 +96,20 @@ void band_scores(const hybrid::BandTile &t);
 void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
+void centre_distances(const hybrid::CentreProducts &c);
 }  // namespace avx512
 namespace avx2 {
 void band_scores(const hybrid::BandTile &t);
 void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
+void centre_distances(const hybrid::CentreProducts &c);
 }  // namespace avx2
 namespace portable {
 void band_scores(const hybrid::BandTile &t);
 void band_weights(const hybrid::BandWeights &w);
 void band_values(const hybrid::BandTile &t);
 void band_grads(const hybrid::BandGrads &t);
+void centre_distances(const hybrid::CentreProducts &c);
 }  // namespace portable
 }  // namespace smyrf::cpu

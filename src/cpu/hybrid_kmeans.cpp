@@ -1,9 +1,8 @@
 // HYBRID step 3, non-causal: k-means on the valid keys of a pair. Initial centres come
-// from a seeded hash of the key positions; each assignment is one GEMM per key tile
-// (|c|^2 - 2 k . c); the centre update reads the sums of fixed key chunks
+// from a seeded hash of the key positions; each assignment is a product per block of keys
+// (|c|^2 - 2 c . k, cpu/hybrid_kernel.hpp); the centre update reads the sums of fixed key chunks
 // (hybrid_groups.cpp), so results do not depend on how tasks are spread over threads.
 #include "core/random.hpp"
-#include "cpu/blas.hpp"
 #include "cpu/hybrid.hpp"
 #include "cpu/reduce.hpp"
 
@@ -14,34 +13,31 @@ namespace smyrf::cpu::hybrid {
 
 namespace {
 
-// What the assignments read of the centres: their norms, and the centres transposed, so
-// that the GEMM is keys x centres_t, a plain NN product that OpenBLAS runs with its
-// small-matrix kernel, unpacked (as keys x centres^T it packed both operands: 1.4x the
-// time).
+// What the assignments read of the centres besides their rows: their norms.
 void centres_set(const Desc &d, const Pair &p) {
-    const int64_t G = p.groups, dim = d.qk_dim;
-    for (int64_t g = 0; g < G; g++) {
-        const float *c = p.centres + g * dim;
-        p.cnorm[g] = dot_of(c, c, dim);
-        for (int64_t x = 0; x < dim; x++) p.centres_t[x * G + g] = c[x];
+    for (int64_t g = 0; g < p.groups; g++) {
+        const float *c = p.centres + g * d.qk_dim;
+        p.cnorm[g] = dot_of(c, c, d.qk_dim);
     }
 }
 
-// The label of each of n keys from dist [n][G] (-2 k . c_g): argmin_g of |c_g|^2 + dist,
-// the first minimum winning. Down each centre's column, several keys per vector; the
-// label is updated by a bit mask, which GCC does not turn into a masked store behind a
-// branch (as it did the select, at 1.5x the time).
+// The label of each of n keys (n <= kAttendQueries) from dist (CentreProducts:
+// -2 c_g . k_u): argmin_g of |c_g|^2 + dist, the first minimum winning. Along each
+// centre's row, a vector of keys at a time; the label is updated by a bit mask, which GCC
+// does not turn into a masked store behind a branch (as it did the select, at 1.5x the time).
 SMYRF_VECTOR_CLONES
 void nearest(const float *dist, const float *cnorm, int64_t G, int64_t n, float *best,
              int32_t *label) {
-    for (int64_t u = 0; u < n; u++) best[u] = cnorm[0] + dist[u * G], label[u] = 0;
-    for (int64_t g = 1; g < G; g++)
+    for (int64_t u = 0; u < n; u++) best[u] = cnorm[0] + dist[u], label[u] = 0;
+    for (int64_t g = 1; g < G; g++) {
+        const float *row = dist + g * kAttendQueries;
         for (int64_t u = 0; u < n; u++) {
-            const float dg = cnorm[g] + dist[u * G + g];
-            const int32_t nearer = -(int32_t)(dg < best[u]);  // all ones: g is nearer
+            const float x = cnorm[g] + row[u];
+            const int32_t nearer = -(int32_t)(x < best[u]);  // all ones: g is nearer
             label[u] = (label[u] & ~nearer) | ((int32_t)g & nearer);
-            best[u] = dg < best[u] ? dg : best[u];
+            best[u] = x < best[u] ? x : best[u];
         }
+    }
 }
 
 }  // namespace
@@ -76,11 +72,16 @@ void kmeans_init(const Desc &d, const Args &a, const Pair &p) {
 void kmeans_assign(const Desc &d, const Args &a, const Pair &p, int64_t u0, int64_t u1,
                    bool first, const Scratch &s) {
     const int64_t G = p.groups, dim = d.qk_dim;
-    if (first && p.keys == p.gathered)  // once, for every later GEMM and sum
+    if (first && p.keys == p.gathered)  // once, for every later product and sum
         for (int64_t u = u0; u < u1; u++)
             std::memcpy(p.gathered + u * dim, a.k.row(p.b, p.hk, p.valid[u]), (size_t)dim * sizeof(float));
-    gemm_nn(u1 - u0, G, dim, -2.0f, p.keys + u0 * p.ldk, p.ldk, p.centres_t, G, 0.0f, s.dist, G);
-    nearest(s.dist, p.cnorm, G, u1 - u0, s.best, p.label + u0);
+    for (int64_t g = 0; g < G; g++) s.crow[g] = p.centres + g * dim;
+    for (int64_t v0 = u0; v0 < u1; v0 += kAttendQueries) {
+        const int64_t n = std::min(kAttendQueries, u1 - v0);
+        for (int64_t u = 0; u < n; u++) s.krow[u] = p.keys + (v0 + u) * p.ldk;
+        band_kernels().distances({s.krow, s.crow, s.qt, s.dist, n, G, dim});
+        nearest(s.dist, p.cnorm, G, n, s.best, p.label + v0);
+    }
 }
 
 void kmeans_move(const Desc &d, const Pair &p) {

@@ -39,16 +39,19 @@ Choice choose() {
     const bool fma = __builtin_cpu_supports("fma");
     if (fma && __builtin_cpu_supports("avx512f") && allowed("avx512"))
         return {avx512::tile_attention, avx512::tile_backward,
-                {avx512::band_scores, avx512::band_weights, avx512::band_values, avx512::band_grads},
+                {avx512::band_scores, avx512::band_weights, avx512::band_values, avx512::band_grads,
+                 avx512::centre_distances},
                 avx2::project, "avx512"};
     if (fma && __builtin_cpu_supports("avx2") && allowed("avx2"))
         return {avx2::tile_attention, avx2::tile_backward,
-                {avx2::band_scores, avx2::band_weights, avx2::band_values, avx2::band_grads},
+                {avx2::band_scores, avx2::band_weights, avx2::band_values, avx2::band_grads,
+                 avx2::centre_distances},
                 avx2::project, "avx2"};
 #endif
     (void)allowed;
     return {portable::tile_attention, portable::tile_backward,
-            {portable::band_scores, portable::band_weights, portable::band_values, portable::band_grads},
+            {portable::band_scores, portable::band_weights, portable::band_values, portable::band_grads,
+             portable::centre_distances},
             portable::project, "portable"};
 }
 
