@@ -3,6 +3,7 @@
 // The library's headers come first: cmocka.h (via common.h) defines a fail() macro.
 #include "core/directions.hpp"
 #include "cpu/convert.hpp"
+#include "cpu/hybrid_kernel.hpp"
 #include "cpu/project_kernel.hpp"
 #include "cpu/reduce.hpp"
 #include "cpu/smyrf_clusters.hpp"
@@ -515,6 +516,49 @@ static void attention_case(tc_rng &r, const Kernels &kernels, const tc_shape &s,
     tc_inputs_destroy(in);
 }
 
+// HYBRID's k-means distances (cpu/hybrid_kernel.hpp, CentreProducts): on every runnable
+// kernel, dist[g][u] is -2 times one chain over the dimensions in order, an FMA chain for
+// the AVX-512 and AVX2 kernels (so they agree bit for bit), a multiply-then-add chain for
+// the portable one; centres past a panel of 64 and key blocks short of one are covered.
+// Values span 2^-10..2^10, so that any other order of the sums would show.
+static void centre_distances_are_ordered_chains(void **) {
+    tc_rng r = tc_rng_make(23);
+    using Kernel = void (*)(const smyrf::cpu::hybrid::CentreProducts &);
+    const auto kernels = runnable<Kernel>(X86_KERNEL(smyrf::cpu::avx512::centre_distances),
+                                          X86_KERNEL(smyrf::cpu::avx2::centre_distances),
+                                          smyrf::cpu::portable::centre_distances);
+    const int64_t lanes = smyrf::cpu::hybrid::kAttendQueries;
+    for (const int64_t dim : {1, 7, 16, 64, 65})
+        for (const int64_t n : {int64_t(1), int64_t(5), int64_t(16), int64_t(17), lanes})
+            for (const int64_t groups : {int64_t(1), int64_t(5), int64_t(26), lanes, lanes + 1, int64_t(100)}) {
+                const int64_t stride = dim + 3;  // rows not back to back
+                std::vector<float> keys(n * stride), centres(groups * stride);
+                for (float &v : keys) v = (float)std::ldexp(tc_normal(&r), (int)(tc_next(&r) % 21) - 10);
+                for (float &v : centres) v = (float)std::ldexp(tc_normal(&r), (int)(tc_next(&r) % 21) - 10);
+                std::vector<const float *> krow(n), crow(groups);
+                for (int64_t u = 0; u < n; u++) krow[u] = keys.data() + u * stride;
+                for (int64_t g = 0; g < groups; g++) crow[g] = centres.data() + g * stride;
+                for (const auto &[name, kernel] : kernels) {
+                    const bool fused = std::string(name) != "portable";
+                    Buffer kt = aligned_floats(dim * lanes * sizeof(float));
+                    Buffer dist = aligned_floats(groups * lanes * sizeof(float));
+                    kernel({krow.data(), crow.data(), kt.get(), dist.get(), n, groups, dim});
+                    for (int64_t g = 0; g < groups; g++)
+                        for (int64_t u = 0; u < n; u++) {
+                            float acc = 0.0f;
+                            for (int64_t x = 0; x < dim; x++)
+                                acc = fused ? std::fmaf(crow[g][x], krow[u][x], acc)
+                                            : acc + crow[g][x] * krow[u][x];
+                            const float want = -2.0f * acc, got = dist.get()[g * lanes + u];
+                            if (std::memcmp(&want, &got, sizeof(float)) != 0)
+                                fail_msg("%s: dim %lld, n %lld, groups %lld: dist[%lld][%lld] = %.9g, want %.9g",
+                                         name, (long long)dim, (long long)n, (long long)groups,
+                                         (long long)g, (long long)u, got, want);
+                        }
+                }
+            }
+}
+
 // attention (+ its fused merge): arbitrary query and key subsets (in any order), causal
 // mask included, one tile into a fresh state: out / l is the reference's normalised row,
 // m + log(l) its lse; a query with no allowed key keeps the empty state (zero row). Every
@@ -740,6 +784,7 @@ int main() {
         cmocka_unit_test(cluster_cut_is_balanced),
         cmocka_unit_test(loading_ahead_walks_every_row_once),
         cmocka_unit_test(cluster_claims_hand_out_every_cluster_once),
+        cmocka_unit_test(centre_distances_are_ordered_chains),
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(attention_backward_matches_reference),
         cmocka_unit_test(combine_matches_reference),
