@@ -1,8 +1,11 @@
-# OpenBLAS (sgemm for the in-cluster and dense tiles), OpenMP (threads).
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+# OpenMP (threads). The library computes every product with its own kernels; only the
+# tools measure OpenBLAS sgemm, as the machine's peak (tools/attention_peak.cpp).
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
+if(SMYRF_BUILD_TOOLS)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+endif()
 
 
 # CUDA (optional): SMYRF_WITH_CUDA is ON by default when nvcc is found. The build machines

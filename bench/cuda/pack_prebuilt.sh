@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CUDA backend here (no GPU needed) and packs what the GPU checks run into one
-# folder, for a device machine that has the CUDA driver but neither OpenBLAS nor CMocka:
-# libsmyrf, the CUDA test programs and the shared libraries they need (OpenBLAS xz-packed
-# to fit the device tool's transfer limit), and the Python package with SWIG's generated
-# wrapper source (python/), which the device compiles for its own Python.
+# folder, for a device machine that has the CUDA driver but not CMocka: libsmyrf, the
+# CUDA test programs and the shared libraries they need, and the Python package with
+# SWIG's generated wrapper source (python/), which the device compiles for its own Python.
 # run_gpu_checks.sh --prebuilt DIR runs them.
 #   bench/cuda/pack_prebuilt.sh [DIR] [ARCHS]     (defaults: .device-prebuilt, 90)
 set -euo pipefail
@@ -21,7 +20,6 @@ cp -L build-gpu/src/libsmyrf.so.0 "$dir/lib/"  # a file: links may not travel
 ldd "$dir/test_cuda_vs_cpu" "$dir"/lib/libsmyrf.so.0 | awk '/=> \//{print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s)\.so' |
   while read -r lib; do cp -L "$lib" "$dir/lib/$(basename "$lib")"; done
-xz -T0 -6 "$dir"/lib/libopenblas.so.0
 # The Python package without its compiled module, and the wrapper source it is built from
 # (SWIG's output is the same C for every Python 3 version).
 mkdir -p "$dir/python/smyrf"

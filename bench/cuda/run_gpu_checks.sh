@@ -4,7 +4,7 @@
 # benchmark. Logs and JSON go to ${OUT:-gpu-checks}; a short summary is printed last.
 #   bench/cuda/run_gpu_checks.sh [--prebuilt DIR] [--no-bench] [--quick-bench] [--memcheck-only]
 # --prebuilt DIR: run what bench/cuda/pack_prebuilt.sh packed (for a machine without
-# OpenBLAS or CMocka); otherwise build here first. Every step has its own time limit, so
+# CMocka or OpenBLAS); otherwise build here first. Every step has its own time limit, so
 # one hang cannot eat the lease.
 set -u
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,6 @@ nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 export PATH=/usr/local/cuda/bin:$PATH
 
 if [ -n "$prebuilt" ]; then
-  [ -f "$prebuilt/lib/libopenblas.so.0.xz" ] && xz -dkf "$prebuilt/lib/libopenblas.so.0.xz"
   export LD_LIBRARY_PATH="$PWD/$prebuilt/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   bin=$prebuilt; lib=$prebuilt/lib/libsmyrf.so.0
 else

@@ -279,7 +279,7 @@ bool run_case(const Case &c) {
     const Inputs in = make_inputs(c);
     std::vector<uint8_t> want_out;
     std::vector<float> want_lse;
-    // Two dry runs: the first lets OpenBLAS and the C library make their one-time
+    // Two dry runs: the first lets libgomp and the C library make their one-time
     // allocations, the second gives the count and the heap baseline.
     if (!life(c, in, 0, want_out, want_lse)) return false;
     const size_t heap0 = heap_in_use();
