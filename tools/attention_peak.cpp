@@ -101,9 +101,12 @@ int main(int argc, char **argv) {
         if (rep > 0) gemm_best = std::min(gemm_best, t);
     }
     const double attention = flops / best * 1e-9, peak = 2.0 * g * g * (double)g / gemm_best * 1e-9;
+    // The core OpenBLAS picked: an old OpenBLAS falls back to generic kernels (Prescott)
+    // on a CPU it does not know, and the "peak" is then no peak (OPENBLAS_CORETYPE fixes it).
     std::printf("{\"threads\": %lld, \"kernel\": \"%s\", \"in_cluster_ms\": %.3f, "
-                "\"in_cluster_gflops\": %.1f, \"sgemm_2048_gflops\": %.1f, \"share_of_peak\": %.3f}\n",
+                "\"in_cluster_gflops\": %.1f, \"sgemm_2048_gflops\": %.1f, \"share_of_peak\": %.3f, "
+                "\"openblas_core\": \"%s\"}\n",
                 (long long)threads, smyrf::cpu::tile_kernel_name(), best * 1e3, attention, peak,
-                attention / peak);
+                attention / peak, openblas_get_corename());
     return 0;
 }
