@@ -1,9 +1,10 @@
-# OpenMP (threads). The library computes every product with its own kernels; only the
-# tools measure OpenBLAS sgemm, as the machine's peak (tools/attention_peak.cpp).
+# OpenMP (threads); pkg-config (the test suites find CMocka with it). The library computes
+# every product with its own kernels; only the tools measure OpenBLAS sgemm, as the
+# machine's peak (tools/attention_peak.cpp).
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
 if(SMYRF_BUILD_TOOLS)
-  find_package(PkgConfig REQUIRED)
   pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 endif()
 

@@ -81,7 +81,7 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
         fail(SMYRF_ERR_INVALID_ARGUMENT,
              "%s strides: set all three of %s, %s, %s or none of them", tensor,
              kParams[first].name, kParams[first + 1].name, kParams[first + 2].name);
-    // Rows are handed to BLAS with the token stride as leading dimension.
+    // Rows of one tensor must not overlap: the kernels read and write whole rows.
     if (sn < dim)
         fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %lld is below the row length %lld",
              kParams[first + 2].name, (long long)sn, (long long)dim);
