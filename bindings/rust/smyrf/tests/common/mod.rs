@@ -163,3 +163,14 @@ pub fn c_plan(params: &[(smyrf_sys::smyrf_param, i64)]) -> *mut smyrf_sys::smyrf
         plan
     }
 }
+
+/// Whether the kernel refuses an impossible allocation outright (overcommit mode 0 or 2),
+/// so that a test can expect OUT_OF_MEMORY; where it could grant it, says so on stderr.
+pub fn huge_allocations_refused() -> bool {
+    let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    let refused = matches!(mode.trim(), "0" | "2");
+    if !refused {
+        eprintln!("skipped: overcommit mode {:?} could grant the allocation", mode.trim());
+    }
+    refused
+}
