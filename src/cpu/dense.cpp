@@ -1,6 +1,11 @@
 // DENSE mode: exact attention tile by tile. Each task is a tile of consecutive queries
 // that meets its allowed valid keys through attend_tiled (key tiles merged online), so no
 // Nq x Nk matrix ever exists.
+//
+// Decoder steps under grouped-query attention (a few queries, heads sharing a kv head)
+// run one task per kv head instead: the queries of all the group's heads form one tile,
+// so the group's keys and values are read once, not once per head. The kernel never
+// mixes rows, so every row gets the same bits either way (tests/c/test_dense.c).
 #include "cpu/modes.hpp"
 #include "cpu/parallel.hpp"
 #include "cpu/stages.hpp"
@@ -10,21 +15,55 @@
 namespace smyrf::cpu {
 namespace {
 
+// Heads per kv head whose queries share a tile: the group, when all of them fit one
+// tile; else 1 (a tile per head).
+int64_t heads_per_tile(const Desc &d) {
+    const int64_t group = d.heads / d.kv_heads;
+    return group > 1 && group * d.q_len <= kQueryTile ? group : 1;
+}
+
 struct Buffers {
     DenseKeys keys;  // positions 0..Nq-1, valid keys per batch
-    float *m, *l;                  // [threads][Nq], indexed by query position
+    int32_t *rows;   // grouped tiles: row g * Nq + i holds position i, its state at g Nq + i
+    float *m, *l;                  // [threads][rows of a task], the tasks' running state
     AttentionScratch *attention;   // [threads]
 };
 
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
-    const size_t T = d.threads;
+    const size_t T = d.threads, state = heads_per_tile(d) * d.q_len;
     bf.keys = dense_keys_layout(arena, d);
-    bf.m = arena.take<float>(T * d.q_len);
-    bf.l = arena.take<float>(T * d.q_len);
+    bf.rows = arena.take<int32_t>(2 * state);
+    bf.m = arena.take<float>(T * state);
+    bf.l = arena.take<float>(T * state);
     bf.attention = per_thread<AttentionScratch>(arena, T,
         [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
+}
+
+// The valid keys that queries up to position `last` may see (causal: none after the
+// last query's limit).
+int64_t keys_for(const Desc &d, const int32_t *valid, int64_t n_valid, int64_t last) {
+    if (!d.causal) return n_valid;
+    return std::upper_bound(valid, valid + n_valid, last + d.causal_offset()) - valid;
+}
+
+// The queries of heads h0 .. h0 + G of batch b (all Nq of each) as one tile of G Nq rows
+// against the keys kj[0..nk) of their kv head, key tile after key tile.
+void attend_group(const Desc &d, const Args &a, int64_t b, int64_t h0, const int32_t *rows,
+                  const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m,
+                  float *l) {
+    static const TileKernel kernel = tile_kernel();
+    const int64_t nq = d.q_len, n = heads_per_tile(d) * nq;
+    for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile) {
+        Tile t = tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, m, l);
+        for (int64_t r = 0; r < n; r++) {  // each row from its own head
+            ws.q[r] = a.q.row(b, h0 + r / nq, rows[r]);
+            ws.out[r] = a.out.row(b, h0 + r / nq, rows[r]);
+        }
+        t.si = rows + n;
+        kernel(t);
+    }
 }
 
 }  // namespace
@@ -34,9 +73,25 @@ size_t dense_workspace(const Desc &d) { return layout_bytes(layout, d); }
 void dense_run(const Desc &d, const Args &a, void *workspace) {
     Arena arena(workspace);
     const Buffers bf = layout(arena, d);
-    const int64_t nq = d.q_len, nk = d.k_len;
+    const int64_t nq = d.q_len, nk = d.k_len, group = heads_per_tile(d);
     dense_keys_fill(bf.keys, d, a.key_mask);
 
+    if (group > 1) {
+        const int64_t n = group * nq;
+        for (int64_t r = 0; r < n; r++) bf.rows[r] = (int32_t)(r % nq), bf.rows[n + r] = (int32_t)r;
+        parallel_for(d.batch * d.kv_heads, d.threads, [&](int64_t task, int thread) {
+            const int64_t b = task / d.kv_heads, h0 = task % d.kv_heads * group;
+            float *m = bf.m + thread * n, *l = bf.l + thread * n;
+            const int32_t *valid = bf.keys.valid + b * nk;
+            const int64_t n_valid = bf.keys.n_valid[b];
+            combine_init(0, n, m, l);
+            attend_group(d, a, b, h0, bf.rows, valid, keys_for(d, valid, n_valid, nq - 1),
+                         bf.attention[thread], m, l);
+            for (int64_t g = 0; g < group; g++)
+                combine_finish(d, a, b, h0 + g, 0, nq, valid, n_valid, m + g * nq, l + g * nq);
+        });
+        return;
+    }
     const int64_t q_tiles = (nq + kQueryTile - 1) / kQueryTile;
     parallel_for(d.batch * d.heads * q_tiles, d.threads, [&](int64_t task, int thread) {
         const int64_t p = task / q_tiles, b = p / d.heads, h = p % d.heads;
@@ -44,15 +99,9 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
         float *m = bf.m + thread * nq, *l = bf.l + thread * nq;
         const int32_t *valid = bf.keys.valid + b * nk;
         const int64_t n_valid = bf.keys.n_valid[b];
-        // Causal: keys after the tile's last query's limit are never allowed; skip them.
-        int64_t n_keys = n_valid;
-        if (d.causal) {
-            const int64_t limit = i1 - 1 + d.causal_offset();
-            n_keys = std::upper_bound(valid, valid + n_valid, limit) - valid;
-        }
         combine_init(i0, i1, m, l);
-        attend_tiled(d, a, b, h, bf.keys.positions + i0, i1 - i0, valid, n_keys,
-                     bf.attention[thread], m, l);
+        attend_tiled(d, a, b, h, bf.keys.positions + i0, i1 - i0, valid,
+                     keys_for(d, valid, n_valid, i1 - 1), bf.attention[thread], m, l);
         combine_finish(d, a, b, h, i0, i1, valid, n_valid, m, l);
     });
 }

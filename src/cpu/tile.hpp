@@ -1,8 +1,9 @@
 // The in-cluster attention of one tile (stages 4 and 5), fused: S^T = scale K Q^T, the
 // softmax down each query's column, O = P V merged into the out rows. Rows are read in
 // place through row pointers, so rows in hash order need no gather; only the tile's
-// queries are transposed. Compiled once per instruction set (cpu/kernels/), picked once
-// at run time.
+// queries are transposed (with at most 4 queries, a decoder's step, the keys are, a
+// vector at a time in registers: same bits). Compiled once per instruction set
+// (cpu/kernels/), picked once at run time.
 //
 // With cpu/tile_backward.hpp and cpu/hybrid_kernel.hpp, this header is the whole
 // interface of those files: none includes anything that defines code, so no inline
@@ -50,11 +51,14 @@ struct Tile {
     const float *const *v;  // [nk] value rows of v_dim floats
     float *const *out;      // [nq] the queries' out rows: the running accumulators
     const int32_t *qi, *kj; // positions of the queries and keys
+    // Where each query's running state sits in m and l: si[r] (nullptr: at its position
+    // qi[r]). A tile of several heads' queries (dense.cpp) repeats positions.
+    const int32_t *si = nullptr;
     int64_t nq, nk, qk_dim, v_dim;
     float scale;
     bool causal;
     int64_t causal_offset;  // key j is allowed for query i iff j <= i + causal_offset
-    float *m, *l;           // running state, indexed by query position (cpu/stages.hpp)
+    float *m, *l;           // running state (cpu/stages.hpp), indexed as si says
     float *qt;              // scratch [qk_dim][kTileQueries]: the queries, transposed
     float *st;              // scratch [nk][kTileQueries]: logits, then weights
     float *mx, *sum, *keep, *add;  // scratch [kTileQueries]: the tile's row maximum and

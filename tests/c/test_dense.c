@@ -94,11 +94,64 @@ static void dense_honours_scale(void **state) {
     tc_inputs_destroy(in);
 }
 
+/* A query's DENSE result does not depend on the other queries of its call, bit for bit:
+ * calls with the last 1 to 5 queries of a 40-query call (a decoder's steps; up to 4 rows
+ * take the kernel's few-queries product, keys in the vector lanes; under GQA the small
+ * calls put a group's heads in one tile, the 40-query ones do not) give exactly those
+ * rows of the 40-query call, lse too. The last queries, so that causal calls keep their
+ * bottom-right aligned limits. The small calls read q in place through strides. */
+static void dense_few_queries_are_bitwise_the_same(void **state) {
+    (void)state;
+    static const struct {
+        tc_shape s;
+        double mask_keep;
+    } few_cases[] = {
+        {{1, 1, 0, 40, 37, 21, 0, 0}, 0},     /* d past a vector, keys not a multiple of one */
+        {{2, 4, 2, 40, 300, 64, 24, 1}, 0.7}, /* GQA, causal, masked, dv != d, 2 key tiles */
+        {{1, 8, 2, 40, 70, 16, 0, 1}, 0},     /* groups of 4 heads: 4 to 20 rows a tile */
+        {{1, 2, 0, 40, 5, 8, 0, 0}, 0},       /* d under one AVX-512 vector */
+        {{1, 1, 0, 40, 1, 1, 0, 1}, 0},
+    };
+    for (size_t c = 0; c < sizeof few_cases / sizeof few_cases[0]; c++) {
+        tc_inputs *in = tc_inputs_create(&few_cases[c].s, 300 + c, few_cases[c].mask_keep);
+        const tc_shape *s = &in->s;
+        const int64_t nq = s->q_len, d = s->qk_dim, dv = s->v_dim, bh = s->batch * s->heads;
+        smyrf_plan *plan = tc_dense_plan(s);
+        float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
+        tc_run(plan, in, out, lse);
+        smyrf_plan_destroy(plan);
+        for (int64_t n = 1; n <= 5; n++) {
+            tc_shape few = *s;
+            few.q_len = n;
+            smyrf_config *cfg = tc_config(&few, SMYRF_MODE_DENSE);
+            tc_set(cfg, SMYRF_PARAM_Q_STRIDE_BATCH, s->heads * nq * d);
+            tc_set(cfg, SMYRF_PARAM_Q_STRIDE_HEAD, nq * d);
+            tc_set(cfg, SMYRF_PARAM_Q_STRIDE_TOKEN, d);
+            smyrf_plan *small = tc_plan_from(cfg);
+            float *got = tc_nan_floats((size_t)(bh * n * dv)), *got_lse = tc_nan_floats((size_t)(bh * n));
+            assert_int_equal(smyrf_execute(small, in->q + (nq - n) * d, in->k, in->v, in->mask,
+                                           got, got_lse, NULL, 0, NULL),
+                             SMYRF_OK);
+            for (int64_t p = 0; p < bh; p++) {
+                tc_assert_same_bits(got + p * n * dv, out + (p * nq + nq - n) * dv,
+                                    (size_t)(n * dv) * sizeof(float), "few queries: out");
+                tc_assert_same_bits(got_lse + p * n, lse + p * nq + nq - n,
+                                    (size_t)n * sizeof(float), "few queries: lse");
+            }
+            smyrf_plan_destroy(small);
+            free(got), free(got_lse);
+        }
+        free(out), free(lse);
+        tc_inputs_destroy(in);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dense_matches_reference),
         cmocka_unit_test(dense_survives_large_logits),
         cmocka_unit_test(dense_honours_scale),
+        cmocka_unit_test(dense_few_queries_are_bitwise_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

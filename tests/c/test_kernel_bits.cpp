@@ -28,6 +28,7 @@ const Case kCases[] = {
     {"smyrf gqa masked", {2, 4, 2, 300, 257, 64, 0, 0}, SMYRF_MODE_SMYRF, 0.8, 2, false},
     {"smyrf causal d21", {1, 2, 0, 200, 200, 21, 0, 1}, SMYRF_MODE_SMYRF, 0, 1, true},
     {"dense causal cross", {1, 2, 0, 130, 190, 64, 0, 1}, SMYRF_MODE_DENSE, 0, 0, false},
+    {"dense decoder step", {2, 8, 2, 1, 700, 64, 0, 1}, SMYRF_MODE_DENSE, 0.8, 0, false},
     {"hybrid gqa masked", {1, 4, 2, 700, 700, 64, 0, 0}, SMYRF_MODE_HYBRID, 0.85, 64, false},
     {"hybrid expanding", {1, 2, 0, 1000, 1000, 32, 48, 0}, SMYRF_MODE_HYBRID, 0, 128, true},
     {"hybrid causal", {1, 2, 0, 500, 500, 64, 0, 1}, SMYRF_MODE_HYBRID, 0, 48, false},
