@@ -60,7 +60,8 @@ struct Tile {
     int64_t causal_offset;  // key j is allowed for query i iff j <= i + causal_offset
     float *m, *l;           // running state (cpu/stages.hpp), indexed as si says
     float *qt;              // scratch [qk_dim][kTileQueries]: the queries, transposed
-    float *st;              // scratch [nk][kTileQueries]: logits, then weights
+    float *st;              // scratch [nk][kTileQueries]: logits, then weights (rows of
+                            // one vector's lanes when nq <= 4)
     float *mx, *sum, *keep, *add;  // scratch [kTileQueries]: the tile's row maximum and
                                    // sum, and the merge factors of old and new
     // When this tile is its queries' last block (SMYRF's last round): done, indexed by
