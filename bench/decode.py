@@ -42,13 +42,20 @@ def attention_steps(reps):
         q = torch.randn(1, h, nq, d)
         k, v = torch.randn(1, hkv, nk, d), torch.randn(1, hkv, nk, d)
         # A cache's new queries are its last positions: causal for several, none for one.
+        mask = None if nq == 1 else torch.ones(nq, nk, dtype=torch.bool).tril(nk - nq)
         with torch.no_grad():
-            ours = median_ms(lambda: smyrf.torch.attention(q, k, v, mode="dense",
-                                                           causal=nq > 1), reps)
-            sdpa = median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, enable_gqa=True,
-                attn_mask=None if nq == 1 else torch.ones(nq, nk, dtype=torch.bool).tril(nk - nq)),
-                reps)
+            def ours_fn():
+                return smyrf.torch.attention(q, k, v, mode="dense", causal=nq > 1)
+
+            def sdpa_fn():
+                return torch.nn.functional.scaled_dot_product_attention(
+                    q, k, v, enable_gqa=True, attn_mask=mask)
+
+            # Both compute exact attention: compare before timing.
+            gap = (ours_fn() - sdpa_fn()).abs().max().item()
+            if gap > 1e-4:
+                raise SystemExit(f"libsmyrf and SDPA differ by {gap} at {h}/{hkv}, {nk} keys")
+            ours, sdpa = median_ms(ours_fn, reps), median_ms(sdpa_fn, reps)
         print(f"{h:>5}/{hkv:<3} {nk:>6} {d:>5} {nq:>8} {ours:>10.3f} {sdpa:>10.3f} {sdpa / ours:>11.2f}")
 
 

@@ -1,6 +1,7 @@
 """bench/'s Python helpers still run: each PyTorch contender of compare.py on a small
-problem, the reasons it gives where an outside checkout is missing, and the fixture
-reader of fixture_compare.py against this suite's own (test_fixture.py)."""
+problem, the reasons it gives where an outside checkout is missing, the fixture
+reader of fixture_compare.py against this suite's own (test_fixture.py), and
+decode.py, whose libsmyrf and SDPA results must agree before it times them."""
 
 import json
 import os
@@ -57,3 +58,14 @@ def test_fixture_reader_matches_the_suites():
         for got, want in zip(qkv, blocks[(n, layer)]):
             assert got.dtype == np.float32 and got.shape == want.shape
             np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_decode_steps_agree_with_sdpa_and_are_timed():
+    pytest.importorskip("torch")
+    out = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "decode.py"), "--reps", "1", "--threads", "1"],
+        check=True, capture_output=True, text=True, timeout=600).stdout
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert len(rows) == 4, out
+    for row in rows:
+        assert float(row[-3]) > 0 and float(row[-2]) > 0, out
