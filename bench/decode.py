@@ -19,21 +19,11 @@ import time
 import torch
 
 import smyrf.torch  # noqa: F401  (registers torch.ops.smyrf)
+from torch_contenders import time_ms  # bench/, this script's folder
 
 # (query heads, kv heads, cached keys, head dim, new queries)
 SHAPES = [(12, 12, 512, 64, 1), (32, 32, 4096, 128, 1), (32, 8, 16384, 128, 1),
           (32, 8, 4096, 128, 4)]
-
-
-def median_ms(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2] * 1e3
 
 
 def attention_steps(reps):
@@ -55,7 +45,7 @@ def attention_steps(reps):
             gap = (ours_fn() - sdpa_fn()).abs().max().item()
             if gap > 1e-4:
                 raise SystemExit(f"libsmyrf and SDPA differ by {gap} at {h}/{hkv}, {nk} keys")
-            ours, sdpa = median_ms(ours_fn, reps), median_ms(sdpa_fn, reps)
+            ours, sdpa = time_ms(ours_fn, reps)[0], time_ms(sdpa_fn, reps)[0]
         print(f"{h:>5}/{hkv:<3} {nk:>6} {d:>5} {nq:>8} {ours:>10.3f} {sdpa:>10.3f} {sdpa / ours:>11.2f}")
 
 
