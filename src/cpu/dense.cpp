@@ -31,9 +31,9 @@ struct Buffers {
 
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
-    const size_t T = d.threads, state = heads_per_tile(d) * d.q_len;
+    const size_t T = d.threads, group = heads_per_tile(d), state = group * d.q_len;
     bf.keys = dense_keys_layout(arena, d);
-    bf.rows = arena.take<int32_t>(2 * state);
+    bf.rows = arena.take<int32_t>(group > 1 ? 2 * state : 0);
     bf.m = arena.take<float>(T * state);
     bf.l = arena.take<float>(T * state);
     bf.attention = per_thread<AttentionScratch>(arena, T,
@@ -48,13 +48,13 @@ int64_t keys_for(const Desc &d, const int32_t *valid, int64_t n_valid, int64_t l
     return std::upper_bound(valid, valid + n_valid, last + d.causal_offset()) - valid;
 }
 
-// The queries of heads h0 .. h0 + G of batch b (all Nq of each) as one tile of G Nq rows
-// against the keys kj[0..nk) of their kv head, key tile after key tile.
+// The queries of heads h0, h0 + 1, ... of batch b (all Nq of each) as one tile of n rows
+// (Buffers::rows) against the keys kj[0..nk) of their kv head, key tile after key tile.
 void attend_group(const Desc &d, const Args &a, int64_t b, int64_t h0, const int32_t *rows,
-                  const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m,
-                  float *l) {
+                  int64_t n, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
+                  float *m, float *l) {
     static const TileKernel kernel = tile_kernel();
-    const int64_t nq = d.q_len, n = heads_per_tile(d) * nq;
+    const int64_t nq = d.q_len;
     for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile) {
         Tile t = tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, m, l);
         for (int64_t r = 0; r < n; r++) {  // each row from its own head
@@ -85,7 +85,7 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
             const int32_t *valid = bf.keys.valid + b * nk;
             const int64_t n_valid = bf.keys.n_valid[b];
             combine_init(0, n, m, l);
-            attend_group(d, a, b, h0, bf.rows, valid, keys_for(d, valid, n_valid, nq - 1),
+            attend_group(d, a, b, h0, bf.rows, n, valid, keys_for(d, valid, n_valid, nq - 1),
                          bf.attention[thread], m, l);
             for (int64_t g = 0; g < group; g++)
                 combine_finish(d, a, b, h0 + g, 0, nq, valid, n_valid, m + g * nq, l + g * nq);
