@@ -26,15 +26,19 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
 
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
              const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
-             uint8_t *done) {
+             uint8_t *done, int64_t per_head) {
     // Rows as base + position * step, from locals: the stores below could alias a's fields.
     const int64_t hk = d.kv_head_of(h);
-    const float *q = a.q.row(b, h, 0), *k = a.k.row(b, hk, 0), *v = a.v.row(b, hk, 0);
-    float *out = a.out.row(b, h, 0);
+    const float *k = a.k.row(b, hk, 0), *v = a.v.row(b, hk, 0);
     const int64_t qs = a.q.s.token, ks = a.k.s.token, vs = a.v.s.token, os = a.out.s.token;
-    for (int64_t t = 0; t < nq; t++) {
-        ws.q[t] = q + qi[t] * qs;
-        ws.out[t] = out + qi[t] * os;
+    const int64_t rows = per_head > 0 ? per_head : nq;  // of each head
+    for (int64_t t0 = 0, g = 0; t0 < nq; t0 += rows, g++) {
+        const float *q = a.q.row(b, h + g, 0);
+        float *out = a.out.row(b, h + g, 0);
+        for (int64_t t = t0; t < std::min(nq, t0 + rows); t++) {
+            ws.q[t] = q + qi[t] * qs;
+            ws.out[t] = out + qi[t] * os;
+        }
     }
     for (int64_t u = 0; u < nk; u++) {
         ws.k[u] = k + kj[u] * ks;
@@ -48,6 +52,7 @@ Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *
     t.causal = d.causal;
     t.causal_offset = d.causal ? d.causal_offset() : 0;
     t.m = m, t.l = l;
+    t.state_by_row = per_head > 0;
     t.qt = ws.qt, t.st = ws.st;
     t.mx = ws.mx, t.sum = ws.sum, t.keep = ws.keep, t.add = ws.add;
     t.done = done, t.inv = ws.inv;

@@ -24,7 +24,7 @@ int64_t heads_per_tile(const Desc &d) {
 
 struct Buffers {
     DenseKeys keys;  // positions 0..Nq-1, valid keys per batch
-    int32_t *rows;   // grouped tiles: row g * Nq + i holds position i, its state at g Nq + i
+    int32_t *rows;   // grouped tiles: row g * Nq + i is position i (of head h0 + g)
     float *m, *l;                  // [threads][rows of a task], the tasks' running state
     AttentionScratch *attention;   // [threads]
 };
@@ -33,7 +33,7 @@ Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
     const size_t T = d.threads, group = heads_per_tile(d), state = group * d.q_len;
     bf.keys = dense_keys_layout(arena, d);
-    bf.rows = arena.take<int32_t>(group > 1 ? 2 * state : 0);
+    bf.rows = arena.take<int32_t>(group > 1 ? state : 0);
     bf.m = arena.take<float>(T * state);
     bf.l = arena.take<float>(T * state);
     bf.attention = per_thread<AttentionScratch>(arena, T,
@@ -54,16 +54,9 @@ void attend_group(const Desc &d, const Args &a, int64_t b, int64_t h0, const int
                   int64_t n, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
                   float *m, float *l) {
     static const TileKernel kernel = tile_kernel();
-    const int64_t nq = d.q_len;
-    for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile) {
-        Tile t = tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, m, l);
-        for (int64_t r = 0; r < n; r++) {  // each row from its own head
-            ws.q[r] = a.q.row(b, h0 + r / nq, rows[r]);
-            ws.out[r] = a.out.row(b, h0 + r / nq, rows[r]);
-        }
-        t.si = rows + n;
-        kernel(t);
-    }
+    for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile)
+        kernel(tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, m, l,
+                       nullptr, d.q_len));
 }
 
 }  // namespace
@@ -78,7 +71,7 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
 
     if (group > 1) {
         const int64_t n = group * nq;
-        for (int64_t r = 0; r < n; r++) bf.rows[r] = (int32_t)(r % nq), bf.rows[n + r] = (int32_t)r;
+        for (int64_t r = 0; r < n; r++) bf.rows[r] = (int32_t)(r % nq);
         parallel_for(d.batch * d.kv_heads, d.threads, [&](int64_t task, int thread) {
             const int64_t b = task / d.kv_heads, h0 = task % d.kv_heads * group;
             float *m = bf.m + thread * n, *l = bf.l + thread * n;

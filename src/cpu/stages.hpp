@@ -50,10 +50,13 @@ struct AttentionScratch {
     float *mx, *sum, *keep, *add, *inv;
 };
 AttentionScratch attention_scratch(Arena &arena, const Desc &d);
-// The kernel's description of one such tile (its row pointers filled in ws).
+// The kernel's description of one such tile (its row pointers filled in ws). With
+// per_head > 0 the queries are those of heads h, h + 1, ... of one kv head's group,
+// per_head rows each (DENSE decoder steps, dense.cpp), and their state is indexed by row:
+// m[r], l[r] (Tile::state_by_row).
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
              const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
-             uint8_t *done = nullptr);
+             uint8_t *done = nullptr, int64_t per_head = 0);
 // With ahead, the tile also starts loading the next ahead_rows rows of ahead
 // (cpu/tile.hpp, Ahead) while it computes.
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,

@@ -51,14 +51,14 @@ struct Tile {
     const float *const *v;  // [nk] value rows of v_dim floats
     float *const *out;      // [nq] the queries' out rows: the running accumulators
     const int32_t *qi, *kj; // positions of the queries and keys
-    // Where each query's running state sits in m and l: si[r] (nullptr: at its position
-    // qi[r]). A tile of several heads' queries (dense.cpp) repeats positions.
-    const int32_t *si = nullptr;
+    // m and l indexed by row r, not by position qi[r]: a tile of several heads' queries
+    // (cpu/stages.hpp, tile_of) repeats positions.
+    bool state_by_row = false;
     int64_t nq, nk, qk_dim, v_dim;
     float scale;
     bool causal;
     int64_t causal_offset;  // key j is allowed for query i iff j <= i + causal_offset
-    float *m, *l;           // running state (cpu/stages.hpp), indexed as si says
+    float *m, *l;           // running state (cpu/stages.hpp), indexed as state_by_row says
     float *qt;              // scratch [qk_dim][kTileQueries]: the queries, transposed
     float *st;              // scratch [nk][kTileQueries]: logits, then weights (rows of
                             // one vector's lanes when nq <= 4)
