@@ -1,7 +1,6 @@
-# OpenMP (threads); pkg-config (the test suites find CMocka with it). The library computes
-# every product with its own kernels; only the tools measure OpenBLAS sgemm, as the
-# machine's peak (tools/attention_peak.cpp).
-find_package(OpenMP REQUIRED COMPONENTS CXX)
+# Threads (the library's own pool, cpu/thread_pool.hpp); pkg-config (the test suites find
+# CMocka with it). The library computes every product with its own kernels; only the
+# tools measure OpenBLAS sgemm, as the machine's peak (tools/attention_peak.cpp).
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 if(SMYRF_BUILD_TOOLS)

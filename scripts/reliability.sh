@@ -29,9 +29,6 @@ start=$SECONDS
 failed=()
 step_begin() { echo; echo "==== reliability: $1 ($((SECONDS - start)) s)"; }
 want() { [[ " $steps " == *" $1 "* ]]; }
-# The OpenMP pool stays small on 2 cores, and its idle threads sleep instead of spinning
-# (ctest -j runs several multi-threaded tests at once); the tests set THREADS themselves.
-export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 common=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1"
         -DSMYRF_WITH_CUDA=OFF -DSMYRF_BUILD_TOOLS=OFF)
 
@@ -61,7 +58,7 @@ if want tsan; then
   cmake --build build-rel-tsan -j "$jobs" --target test_stress_threads >/dev/null
   # setarch -R: ThreadSanitizer of gcc 12 refuses the high-entropy address layouts of
   # newer kernels ("unexpected memory mapping"); without randomisation it always runs.
-  if ! TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1" OMP_NUM_THREADS=1 \
+  if ! TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1" \
        setarch "$(uname -m)" -R build-rel-tsan/tests/reliability/test_stress_threads; then
     failed+=(tsan)
   fi
@@ -86,7 +83,7 @@ if want valgrind; then
   run_vg() {
     local name=$1; shift
     echo "valgrind: $name"
-    if ! OMP_NUM_THREADS=1 "${vg[@]}" "$@" >"build-rel-abi/valgrind-$name.log" 2>&1; then
+    if ! "${vg[@]}" "$@" >"build-rel-abi/valgrind-$name.log" 2>&1; then
       cat "build-rel-abi/valgrind-$name.log"
       failed+=("valgrind:$name")
     fi
@@ -123,7 +120,7 @@ if want fuzz; then
     # allocator_may_return_null: a failed malloc returns NULL (libsmyrf reports it)
     # rather than ending the run; -rss_limit_mb keeps a runaway allocation a finding.
     ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 OMP_NUM_THREADS=2 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       build-rel-fuzz/tests/reliability/fuzz/"$t" -max_total_time="$fuzz_seconds" -timeout=30 \
       -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="build-rel-fuzz/findings/$t-" "$fz/$t" tests/fuzz/regressions/"$t" \

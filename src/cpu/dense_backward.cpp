@@ -10,8 +10,6 @@
 #include "cpu/modes.hpp"
 #include "cpu/parallel.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -80,28 +78,6 @@ void chain_done(void *ctx, int64_t q0) {
     __atomic_store_n(c.mine, step + 1, __ATOMIC_RELEASE);
 }
 
-// Runs body(task, thread) for task in [0, n) on up to `threads` threads, handing the
-// tasks out strictly in order: a task that waits for an earlier one (Chain) waits for a
-// task already running, so the pipeline cannot deadlock. The bodies do not throw.
-template <class Body>
-void for_in_order(int64_t n, int64_t threads, const Body &body) {
-    const int t = (int)std::min<int64_t>(threads, n);
-    if (t <= 1) {
-        for (int64_t i = 0; i < n; i++) body(i, 0);
-        return;
-    }
-    int64_t next = 0;
-#pragma omp parallel num_threads(t)
-    {
-        const int thread = omp_get_thread_num();
-        for (;;) {
-            const int64_t i = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
-            if (i >= n) break;
-            body(i, thread);
-        }
-    }
-}
-
 }  // namespace
 
 size_t dense_backward_workspace(const Desc &d) { return layout_bytes(layout, d); }
@@ -133,7 +109,10 @@ void dense_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
         }
     });
 
-    for_in_order(d.batch * d.kv_heads * k_tiles, T, [&](int64_t task, int thread) {
+    // parallel_for hands the tasks out in order, and a task taken runs to its end: a
+    // task that waits (Chain) waits for one already running, so the pipeline cannot
+    // deadlock.
+    parallel_for(d.batch * d.kv_heads * k_tiles, T, [&](int64_t task, int thread) {
         const int64_t p = task / k_tiles, kt = task % k_tiles;
         const int64_t b = p / d.kv_heads, hk = p % d.kv_heads;
         Chain chain{bf.progress + task, kt > 0 ? bf.progress + task - 1 : nullptr, 0};

@@ -1,8 +1,8 @@
 // Test-only allocation hook (test_oom): the test executable interposes every variant of
 // operator new / new[] / delete / delete[] and aligned_alloc, so that it sees each
 // allocation libsmyrf (linked statically) makes. Allocations are counted only inside a
-// window opened around one smyrf_* call on the calling thread (so libgomp and libc
-// internals are never failed), and the k-th counted one can be made to fail.
+// window opened around one smyrf_* call on the calling thread (so other threads' and
+// libc's internals are never failed), and the k-th counted one can be made to fail.
 #pragma once
 
 #include <cstddef>

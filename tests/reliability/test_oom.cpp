@@ -16,8 +16,8 @@
 // AddressSanitizer build.
 //
 // Plans use SMYRF_PARAM_THREADS = 1: the calls then run on the calling thread only (the
-// counting window is per thread) and OpenMP stays out (libgomp aborts on its own
-// allocation failures, which are not libsmyrf's to handle).
+// counting window is per thread). The worker pool's own allocations are failed one by one
+// at the end (pool_under_failures).
 #include <smyrf/smyrf.h>
 
 #include "alloc_hook.hpp"
@@ -31,6 +31,8 @@
 #include <vector>
 
 #include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define OOM_ASAN 1
@@ -279,7 +281,7 @@ bool run_case(const Case &c) {
     const Inputs in = make_inputs(c);
     std::vector<uint8_t> want_out;
     std::vector<float> want_lse;
-    // Two dry runs: the first lets libgomp and the C library make their one-time
+    // Two dry runs: the first lets the C and C++ libraries make their one-time
     // allocations, the second gives the count and the heap baseline.
     if (!life(c, in, 0, want_out, want_lse)) return false;
     const size_t heap0 = heap_in_use();
@@ -296,6 +298,58 @@ bool run_case(const Case &c) {
         if (!leak_check(c.name)) return false;
     }
     std::printf("%-28s %ld allocations per life, each failed once: ok\n", c.name, n);
+    return true;
+}
+
+// The worker pool starts at a process's first multi-threaded call and allocates then (the
+// pool, its threads' records). Each of those allocations is failed in turn, in a forked
+// child that has no pool yet (this process makes no multi-threaded call), in a call with a
+// caller workspace (which allocates nothing else): the call must still succeed, on fewer
+// threads, with the single-threaded bits.
+bool pool_under_failures(const Case &c) {
+    const Inputs in = make_inputs(c);
+    auto plan_with = [&](int64_t threads) {
+        smyrf_config *cfg = nullptr;
+        smyrf_plan *plan = nullptr;
+        if (smyrf_config_create(&cfg) != SMYRF_OK) return plan;
+        for (auto &p : c.params)
+            smyrf_config_set(cfg, p.first, p.first == SMYRF_PARAM_THREADS ? threads : p.second);
+        smyrf_plan_create(&plan, cfg);
+        smyrf_config_destroy(cfg);
+        return plan;
+    };
+    smyrf_plan *serial = plan_with(1), *parallel = plan_with(2);
+    CHECK(serial && parallel, "%s: plan_create: %s", c.name, smyrf_last_error_message());
+    std::vector<uint8_t> want(in.out_bytes), out(in.out_bytes);
+    std::vector<uint8_t> ws(smyrf_plan_workspace_size(parallel));
+    CHECK(smyrf_execute(serial, in.q.data(), in.k.data(), in.v.data(), nullptr, want.data(),
+                        nullptr, nullptr, 0, nullptr) == SMYRF_OK,
+          "%s: %s", c.name, smyrf_last_error_message());
+    enum { kFailedOne = 0, kNoneFailed = 1, kError = 2, kOtherBits = 3 };
+    long k = 1;
+    for (int code = kFailedOne; code == kFailedOne; k++) {
+        const pid_t pid = fork();
+        CHECK(pid >= 0, "fork failed");
+        if (pid == 0) {
+            alloc_hook::reset(k);
+            alloc_hook::begin_window();
+            const smyrf_status st = smyrf_execute(parallel, in.q.data(), in.k.data(),
+                                                  in.v.data(), nullptr, out.data(), nullptr,
+                                                  ws.data(), ws.size(), nullptr);
+            alloc_hook::end_window();
+            _exit(st != SMYRF_OK ? kError : out != want ? kOtherBits
+                  : alloc_hook::injected() ? kFailedOne : kNoneFailed);
+        }
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "%s k=%ld: the child died",
+              c.name, k);
+        code = WEXITSTATUS(status);
+        CHECK(code != kError, "%s k=%ld: the call failed", c.name, k);
+        CHECK(code != kOtherBits, "%s k=%ld: not the single-threaded bits", c.name, k);
+    }
+    smyrf_plan_destroy(serial), smyrf_plan_destroy(parallel);
+    CHECK(k > 2, "%s: the pool's start made no allocation through the hook", c.name);
+    std::printf("%-28s the pool's %ld start allocations, each failed once: ok\n", c.name, k - 2);
     return true;
 }
 
@@ -330,6 +384,7 @@ int main() {
          0.0, false},
     };
     for (const Case &c : cases) run_case(c);
+    pool_under_failures(cases[0]);
     if (g_failures) {
         std::fprintf(stderr, "test_oom: %d failure(s)\n", g_failures);
         return 1;

@@ -1,0 +1,219 @@
+// The process-wide pool of cpu/thread_pool.hpp.
+//
+// A call asks workers 0 .. helpers - 1 to join it through their `slot`; each slot holds
+// the number of the call it was last asked to, four values per call: invited, taken by
+// the worker, or withdrawn by the caller (whichever of the two changes it first wins).
+// The caller works on the tasks too, and when none is left it withdraws the invitations
+// no worker has taken yet, so a call never waits for a sleeping worker to wake up just
+// to find nothing left to do. It then waits for the workers that took theirs.
+#include "cpu/thread_pool.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace smyrf::cpu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long an idle worker (and a caller waiting for one) spins before it sleeps (yields):
+// long enough to bridge the gaps between the parallel loops of one call, short enough
+// not to take much of a core that other work shares.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+// Slot values of call c: 4c + kInvited, kTaken or kWithdrawn; kStop ends a worker.
+constexpr uint64_t kInvited = 0, kTaken = 1, kWithdrawn = 2;
+constexpr uint64_t kStop = ~(uint64_t)0;
+
+class Pool {
+public:
+    // Runs the call on this pool, or returns false (nothing run) when the pool is busy
+    // or has no thread to offer.
+    bool run(int64_t n, int threads, TaskFn fn, const void *ctx);
+    int size() const { return size_.load(); }
+    ~Pool();
+
+private:
+    struct Worker {
+        std::atomic<uint64_t> slot{kWithdrawn};
+        std::thread thread;
+    };
+    int grow(int want);
+    void work(int thread);
+    void serve(Worker &w, int thread);
+
+    // Set by the caller of the call in flight (a flag, not a mutex: a task's nested call
+    // tests it on the thread that set it).
+    std::atomic<bool> busy_{false};
+    std::vector<std::unique_ptr<Worker>> workers_;  // touched by the busy caller only
+    std::atomic<int> size_{0};                      // workers_.size(), for any thread
+    uint64_t calls_ = 0;
+    // The call in flight: written by its caller before it invites, read by the workers
+    // that take the invitation.
+    TaskFn fn_ = nullptr;
+    const void *ctx_ = nullptr;
+    int64_t n_ = 0;
+    std::atomic<int64_t> next_{0};    // the next task to take
+    std::atomic<int> remaining_{0};   // invitations neither finished nor withdrawn
+    // Sleeping workers.
+    std::mutex sleep_;
+    std::condition_variable wake_;
+    std::atomic<int> sleepers_{0};
+};
+
+// Workers that can be asked now, starting threads up to `want`; fewer if the system
+// refuses a thread (or the memory for one).
+int Pool::grow(int want) {
+    while ((int)workers_.size() < want) {
+        try {
+            workers_.reserve(workers_.size() + 1);
+            auto w = std::make_unique<Worker>();
+            const int thread = (int)workers_.size() + 1;
+            Worker *self = w.get();
+            w->thread = std::thread([this, self, thread] { serve(*self, thread); });
+            workers_.push_back(std::move(w));
+            size_.store((int)workers_.size());
+        } catch (...) {
+            break;
+        }
+    }
+    return std::min(want, (int)workers_.size());
+}
+
+void Pool::work(int thread) {
+    for (int64_t task; (task = next_.fetch_add(1, std::memory_order_relaxed)) < n_;)
+        fn_(ctx_, task, thread);
+}
+
+void Pool::serve(Worker &w, int thread) {
+    uint64_t seen = kWithdrawn;
+    for (;;) {
+        uint64_t s = w.slot.load(std::memory_order_acquire);
+        const Clock::time_point until = Clock::now() + kSpin;
+        for (int i = 1; s == seen; i++, s = w.slot.load(std::memory_order_acquire)) {
+            if (i % 64 || Clock::now() < until) {
+                relax();
+                continue;
+            }
+            std::unique_lock<std::mutex> lock(sleep_);
+            sleepers_.fetch_add(1);  // before the check below (pairs with run's read)
+            wake_.wait(lock, [&] { return w.slot.load() != seen; });
+            sleepers_.fetch_sub(1);
+        }
+        if (s == kStop) return;
+        seen = s;
+        if (s % 4 != kInvited) continue;  // withdrawn before this worker got to it
+        if (!w.slot.compare_exchange_strong(s, s - kInvited + kTaken)) {
+            seen = s;  // withdrawn meanwhile
+            continue;
+        }
+        seen = s - kInvited + kTaken;
+        work(thread);
+        remaining_.fetch_sub(1, std::memory_order_release);
+    }
+}
+
+bool Pool::run(int64_t n, int threads, TaskFn fn, const void *ctx) {
+    if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    const int helpers = grow(threads - 1);
+    if (helpers == 0) {
+        busy_.store(false, std::memory_order_release);
+        return false;
+    }
+    fn_ = fn, ctx_ = ctx, n_ = n;
+    next_.store(0, std::memory_order_relaxed);
+    remaining_.store(helpers, std::memory_order_relaxed);
+    const uint64_t invited = 4 * ++calls_ + kInvited;
+    for (int w = 0; w < helpers; w++) workers_[w]->slot.store(invited);
+    if (sleepers_.load() > 0) {
+        { std::lock_guard<std::mutex> g(sleep_); }  // a worker is in wait() or sees the slot
+        wake_.notify_all();
+    }
+    work(0);
+    for (int w = 0; w < helpers; w++) {
+        uint64_t s = invited;
+        if (workers_[w]->slot.compare_exchange_strong(s, invited - kInvited + kWithdrawn))
+            remaining_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    const Clock::time_point until = Clock::now() + kSpin;
+    for (int i = 1; remaining_.load(std::memory_order_acquire) > 0; i++) {
+        if (i % 64 || Clock::now() < until) relax();
+        else std::this_thread::yield();
+    }
+    busy_.store(false, std::memory_order_release);
+    return true;
+}
+
+Pool::~Pool() {
+    while (busy_.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
+    for (auto &w : workers_) w->slot.store(kStop);
+    { std::lock_guard<std::mutex> g(sleep_); }
+    wake_.notify_all();
+    for (auto &w : workers_) w->thread.join();
+}
+
+// The pool of this process. A forked child has none of its parent's threads: it forgets
+// the parent's pool (leaked, never touched again) and starts its own when it needs one.
+std::atomic<Pool *> g_pool{nullptr};
+std::atomic<bool> g_closed{false}, g_fork_handler{false};
+
+void forget_pool_in_child() { g_pool.store(nullptr); }
+
+Pool *the_pool() {
+    Pool *p = g_pool.load(std::memory_order_acquire);
+    if (p || g_closed.load()) return p;
+    if (!g_fork_handler.exchange(true) && pthread_atfork(nullptr, nullptr, forget_pool_in_child)) {
+        g_fork_handler.store(false);  // no pool without the handler: a child would hang
+        return nullptr;
+    }
+    Pool *fresh = new (std::nothrow) Pool;
+    if (!fresh) return nullptr;
+    if (!g_pool.compare_exchange_strong(p, fresh)) {
+        delete fresh;
+        return p;
+    }
+    return fresh;
+}
+
+// Stops and joins the workers when the library is unloaded or the process exits, so no
+// thread is left running this library's code after it is gone.
+struct PoolCloser {
+    ~PoolCloser() {
+        g_closed.store(true);
+        delete g_pool.exchange(nullptr);
+    }
+} g_closer;
+
+}  // namespace
+
+void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx) {
+    Pool *pool = threads > 1 && n > 1 ? the_pool() : nullptr;
+    if (pool && pool->run(n, (int)std::min<int64_t>(threads, n), run, ctx)) return;
+    for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
+}
+
+int pool_threads() {
+    Pool *pool = g_pool.load();
+    return pool ? pool->size() : 0;
+}
+
+}  // namespace smyrf::cpu
