@@ -105,6 +105,9 @@ void Pool::work(int thread) {
 }
 
 void Pool::serve(Worker &w, int thread) {
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "smyrf-worker");  // as top and debuggers show it
+#endif
     uint64_t seen = kWithdrawn;
     for (;;) {
         uint64_t s = w.slot.load(std::memory_order_acquire);

@@ -46,13 +46,14 @@ def clear_plan_cache():
         _plans.clear()
 
 
-def _cached_plan(key, settings):
+def _cached_plan(key, settings_of):
+    """The plan cached under key, or a new one, Plan(**settings_of())."""
     with _plans_lock:
         plan = _plans.get(key)
         if plan is not None:
             _plans.move_to_end(key)
             return plan
-    plan = Plan(**settings)
+    plan = Plan(**settings_of())
     with _plans_lock:
         _plans[key] = plan
         while len(_plans) > PLAN_CACHE_SIZE:
@@ -138,19 +139,25 @@ def _uint8_mask(key_padding_mask):
 def _plan_for(q, v, strides, causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size,
               seed, budget, threads, expand=-1):
     """The cached plan for these shapes, strides (q, k, v, out) and settings."""
-    b, h, nq, d = q.shape
-    _, hkv, nk, dv = v.shape
     device = q.device
-    settings = dict(
-        batch=b, heads=h, kv_heads=hkv, q_len=nq, k_len=nk, qk_dim=d, v_dim=dv,
-        dtype=_DTYPES[q.dtype], mode=mode, n_hashes=n_hashes, q_cluster_size=q_cluster_size,
-        k_cluster_size=k_cluster_size or None, causal=causal, scale=scale or None, seed=seed,
-        budget=(budget or None) if mode == "hybrid" else None,
-        expand=(expand if expand >= 0 else None) if mode == "hybrid" else None,
-        backend=device.type, device=device.index or 0, threads=threads, strides=strides)
-    key = (device.type, device.index,
-           tuple((k, tuple(sorted(v.items())) if k == "strides" else v)
-                 for k, v in sorted(settings.items())))
+    # The key is the call's own values, cheap to build on every call (a decoder step is
+    # short); the settings are worked out only for a new plan.
+    key = (device.type, device.index, q.shape, v.shape, q.dtype, strides["q"], strides["k"],
+           strides["v"], strides["out"], causal, scale, mode, n_hashes, q_cluster_size,
+           k_cluster_size, seed, budget, threads, expand)
+
+    def settings():
+        b, h, nq, d = q.shape
+        _, hkv, nk, dv = v.shape
+        return dict(
+            batch=b, heads=h, kv_heads=hkv, q_len=nq, k_len=nk, qk_dim=d, v_dim=dv,
+            dtype=_DTYPES[q.dtype], mode=mode, n_hashes=n_hashes,
+            q_cluster_size=q_cluster_size, k_cluster_size=k_cluster_size or None,
+            causal=causal, scale=scale or None, seed=seed,
+            budget=(budget or None) if mode == "hybrid" else None,
+            expand=(expand if expand >= 0 else None) if mode == "hybrid" else None,
+            backend=device.type, device=device.index or 0, threads=threads, strides=strides)
+
     return _cached_plan(key, settings)
 
 
