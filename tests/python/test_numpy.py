@@ -233,6 +233,24 @@ def test_plan_from_several_threads(rng):
         np.testing.assert_array_equal(r, want)
 
 
+def _attention_in_child(args):
+    q, k, v = args
+    return smyrf.attention(q, k, v, q_cluster_size=32, threads=2)
+
+
+def test_forked_workers_compute_after_the_parent(rng):
+    # multiprocessing's fork start method (data loaders, worker pools): children of a
+    # process that has already computed with several threads must not hang, and get the
+    # parent's bits. (With OpenMP threads the children hung.)
+    import multiprocessing
+    q, k, v = qkv(rng, b=1, h=4, nq=512, d=32)
+    want = smyrf.attention(q, k, v, q_cluster_size=32, threads=2)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map_async(_attention_in_child, [(q, k, v)] * 4).get(timeout=120)
+    for r in results:
+        np.testing.assert_array_equal(r, want)
+
+
 def test_execute_releases_the_gil(rng):
     # While one thread is inside execute, another keeps running Python: its longest
     # pause is far below the length of the call (with the GIL held it would span it).
