@@ -1,4 +1,6 @@
-// The process-wide pool of cpu/thread_pool.hpp.
+// The pools of cpu/thread_pool.hpp: each thread that makes a multi-threaded call owns
+// one, as each thread that starts an OpenMP region gets its own team, so that callers on
+// several threads compute in parallel side by side.
 //
 // A call asks workers 0 .. helpers - 1 to join it through their `slot`; each slot holds
 // the number of the call it was last asked to, four values per call: invited, taken by
@@ -44,10 +46,14 @@ void relax() {
 constexpr uint64_t kInvited = 0, kTaken = 1, kWithdrawn = 2;
 constexpr uint64_t kStop = ~(uint64_t)0;
 
+// Tasks of a call run with this set, on the caller and on the workers: a call made from
+// inside a task runs on its own thread (no nested pools).
+thread_local bool t_in_task = false;
+
 class Pool {
 public:
-    // Runs the call on this pool, or returns false (nothing run) when the pool is busy
-    // or has no thread to offer.
+    // Runs the call on this pool, or returns false (nothing run) when it has no thread
+    // to offer. Only the thread that owns the pool calls this.
     bool run(int64_t n, int threads, TaskFn fn, const void *ctx);
     int size() const { return size_.load(); }
     ~Pool();
@@ -61,10 +67,7 @@ private:
     void work(int thread);
     void serve(Worker &w, int thread);
 
-    // Set by the caller of the call in flight (a flag, not a mutex: a task's nested call
-    // tests it on the thread that set it).
-    std::atomic<bool> busy_{false};
-    std::vector<std::unique_ptr<Worker>> workers_;  // touched by the busy caller only
+    std::vector<std::unique_ptr<Worker>> workers_;  // touched by the owner only
     std::atomic<int> size_{0};                      // workers_.size(), for any thread
     uint64_t calls_ = 0;
     // The call in flight: written by its caller before it invites, read by the workers
@@ -108,6 +111,7 @@ void Pool::serve(Worker &w, int thread) {
 #ifdef __linux__
     pthread_setname_np(pthread_self(), "smyrf-worker");  // as top and debuggers show it
 #endif
+    t_in_task = true;
     uint64_t seen = kWithdrawn;
     for (;;) {
         uint64_t s = w.slot.load(std::memory_order_acquire);
@@ -136,12 +140,8 @@ void Pool::serve(Worker &w, int thread) {
 }
 
 bool Pool::run(int64_t n, int threads, TaskFn fn, const void *ctx) {
-    if (busy_.exchange(true, std::memory_order_acquire)) return false;
     const int helpers = grow(threads - 1);
-    if (helpers == 0) {
-        busy_.store(false, std::memory_order_release);
-        return false;
-    }
+    if (helpers == 0) return false;
     fn_ = fn, ctx_ = ctx, n_ = n;
     next_.store(0, std::memory_order_relaxed);
     remaining_.store(helpers, std::memory_order_relaxed);
@@ -162,61 +162,59 @@ bool Pool::run(int64_t n, int threads, TaskFn fn, const void *ctx) {
         if (i % 64 || Clock::now() < until) relax();
         else std::this_thread::yield();
     }
-    busy_.store(false, std::memory_order_release);
     return true;
 }
 
 Pool::~Pool() {
-    while (busy_.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
     for (auto &w : workers_) w->slot.store(kStop);
     { std::lock_guard<std::mutex> g(sleep_); }
     wake_.notify_all();
     for (auto &w : workers_) w->thread.join();
 }
 
-// The pool of this process. A forked child has none of its parent's threads: it forgets
-// the parent's pool (leaked, never touched again) and starts its own when it needs one.
-std::atomic<Pool *> g_pool{nullptr};
-std::atomic<bool> g_closed{false}, g_fork_handler{false};
+// This thread's pool, made at its first multi-threaded call; its workers are joined when
+// the thread ends (the main thread: at exit), so none is left running this library's
+// code after it is gone. Calls made after that (from a later destructor) run alone.
+struct Owner {
+    Pool *pool = nullptr;
+    bool ended = false;
+    ~Owner() {
+        ended = true;
+        delete pool;
+        pool = nullptr;
+    }
+};
+thread_local Owner t_owner;
+std::atomic<bool> g_fork_handler{false};
 
-void forget_pool_in_child() { g_pool.store(nullptr); }
+// A forked child has only the thread that forked, and none of the workers: it forgets
+// that thread's pool (leaked, never touched again) and makes a new one when it needs one.
+void forget_pool_in_child() { t_owner.pool = nullptr; }
 
-Pool *the_pool() {
-    Pool *p = g_pool.load(std::memory_order_acquire);
-    if (p || g_closed.load()) return p;
+Pool *own_pool() {
+    if (t_owner.pool || t_owner.ended) return t_owner.pool;
     if (!g_fork_handler.exchange(true) && pthread_atfork(nullptr, nullptr, forget_pool_in_child)) {
         g_fork_handler.store(false);  // no pool without the handler: a child would hang
         return nullptr;
     }
-    Pool *fresh = new (std::nothrow) Pool;
-    if (!fresh) return nullptr;
-    if (!g_pool.compare_exchange_strong(p, fresh)) {
-        delete fresh;
-        return p;
-    }
-    return fresh;
+    t_owner.pool = new (std::nothrow) Pool;
+    return t_owner.pool;
 }
-
-// Stops and joins the workers when the library is unloaded or the process exits, so no
-// thread is left running this library's code after it is gone.
-struct PoolCloser {
-    ~PoolCloser() {
-        g_closed.store(true);
-        delete g_pool.exchange(nullptr);
-    }
-} g_closer;
 
 }  // namespace
 
 void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx) {
-    Pool *pool = threads > 1 && n > 1 ? the_pool() : nullptr;
-    if (pool && pool->run(n, (int)std::min<int64_t>(threads, n), run, ctx)) return;
-    for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
+    if (t_in_task) {  // nested: this thread's pool, if any, is in the call around it
+        for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
+        return;
+    }
+    t_in_task = true;
+    Pool *pool = threads > 1 && n > 1 ? own_pool() : nullptr;
+    if (!pool || !pool->run(n, (int)std::min<int64_t>(threads, n), run, ctx))
+        for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
+    t_in_task = false;
 }
 
-int pool_threads() {
-    Pool *pool = g_pool.load();
-    return pool ? pool->size() : 0;
-}
+int pool_threads() { return t_owner.pool ? t_owner.pool->size() : 0; }
 
 }  // namespace smyrf::cpu

@@ -1,13 +1,14 @@
-// The worker pool (src/cpu/thread_pool.hpp) on its own: every task runs exactly once, on
-// a thread number below the count asked for; tasks are handed out in order, so a task
-// may wait for the one before it; a call made inside a task, or while another thread's
-// call holds the pool, runs on its caller alone and still runs every task.
+// The worker pools (src/cpu/thread_pool.hpp) on their own: every task runs exactly once,
+// on a thread number below the count asked for; tasks are handed out in order, so a task
+// may wait for the one before it; a call made inside a task runs on its caller alone;
+// callers on several threads each compute on workers of their own.
 #include "cpu/parallel.hpp"
 #include "cpu/thread_pool.hpp"
 
 #include "common.h"
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -66,9 +67,10 @@ void nested_calls_run_inline(void **) {
     assert_int_equal(inner_not_caller.load(), 0);
 }
 
-// Callers on several threads at once: each call runs every task of its own.
+// Callers on several threads at once: each call runs every task of its own, and each
+// caller has workers of its own (tasks of 1 ms leave them time to join).
 void concurrent_callers(void **) {
-    std::atomic<int> failures{0};
+    std::atomic<int> failures{0}, unhelped{0}, pool_size_wrong{0};
     std::vector<std::thread> callers;
     for (int c = 0; c < 4; c++)
         callers.emplace_back([&] {
@@ -78,9 +80,18 @@ void concurrent_callers(void **) {
                 for (int r : runs)
                     if (r != 1) failures.fetch_add(1);
             }
+            std::atomic<int> by_workers{0};
+            parallel_for(20, 3, [&](int64_t, int thread) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                if (thread > 0) by_workers.fetch_add(1);
+            });
+            if (by_workers.load() == 0) unhelped.fetch_add(1);
+            if (smyrf::cpu::pool_threads() != 2) pool_size_wrong.fetch_add(1);
         });
     for (auto &t : callers) t.join();
     assert_int_equal(failures.load(), 0);
+    assert_int_equal(unhelped.load(), 0);
+    assert_int_equal(pool_size_wrong.load(), 0);
 }
 
 void first_exception_is_rethrown(void **) {

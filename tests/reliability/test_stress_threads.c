@@ -6,9 +6,9 @@
  *
  * In the normal build this checks the thread-safety contract of smyrf.h functionally;
  * scripts/reliability.sh also builds it with -fsanitize=thread, where any data race in
- * libsmyrf is a report (and a failure). Plans use SMYRF_PARAM_THREADS = 3, so the callers
- * also contend for the library's worker pool (cpu/thread_pool.hpp): one call at a time
- * runs on it, the others on their own thread, and all must give the same bits. */
+ * libsmyrf is a report (and a failure). Plans use SMYRF_PARAM_THREADS = 3, so each caller
+ * also runs its calls on worker threads of its own (cpu/thread_pool.hpp), and all must
+ * give the same bits. */
 #include <smyrf/smyrf.h>
 
 #include <pthread.h>
