@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 
 namespace smyrf::cpu {
 namespace {
@@ -49,21 +48,11 @@ struct Chain {
     int64_t first_step;     // the step of the query tile at q0 = 0 of the current call
 };
 
-// The wait for a predecessor is short (part of one tile) unless its thread lost the
-// CPU: spin for about 100 us first, then give the CPU away between looks.
-void relax(int64_t spins) {
-    if (spins < 4096) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-    } else {
-        std::this_thread::yield();
-    }
-}
-
+// The wait for a predecessor is short (part of one tile) unless its thread lost the CPU.
 void wait_past(const int64_t *progress, int64_t step) {
     if (!progress) return;
-    for (int64_t n = 0; __atomic_load_n(progress, __ATOMIC_ACQUIRE) <= step; n++) relax(n);
+    for (int64_t n = 0; __atomic_load_n(progress, __ATOMIC_ACQUIRE) <= step; n++)
+        wait_a_little(n);
 }
 
 void chain_wait(void *ctx, int64_t q0) {

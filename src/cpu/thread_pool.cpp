@@ -31,8 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How long an idle worker (and a caller waiting for one) spins before it sleeps (yields):
-// long enough to bridge the gaps between the parallel loops of one call, short enough
+// How long an idle worker spins before it sleeps: long enough to bridge the gaps between the parallel loops of one call, short enough
 // not to take much of a core that other work shares.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
@@ -55,7 +54,7 @@ public:
     // Runs the call on this pool, or returns false (nothing run) when it has no thread
     // to offer. Only the thread that owns the pool calls this.
     bool run(int64_t n, int threads, TaskFn fn, const void *ctx);
-    int size() const { return size_.load(); }
+    int size() const { return (int)workers_.size(); }
     ~Pool();
 
 private:
@@ -68,7 +67,6 @@ private:
     void serve(Worker &w, int thread);
 
     std::vector<std::unique_ptr<Worker>> workers_;  // touched by the owner only
-    std::atomic<int> size_{0};                      // workers_.size(), for any thread
     uint64_t calls_ = 0;
     // The call in flight: written by its caller before it invites, read by the workers
     // that take the invitation.
@@ -94,7 +92,6 @@ int Pool::grow(int want) {
             Worker *self = w.get();
             w->thread = std::thread([this, self, thread] { serve(*self, thread); });
             workers_.push_back(std::move(w));
-            size_.store((int)workers_.size());
         } catch (...) {
             break;
         }
@@ -157,11 +154,8 @@ bool Pool::run(int64_t n, int threads, TaskFn fn, const void *ctx) {
         if (workers_[w]->slot.compare_exchange_strong(s, invited - kInvited + kWithdrawn))
             remaining_.fetch_sub(1, std::memory_order_relaxed);
     }
-    const Clock::time_point until = Clock::now() + kSpin;
-    for (int i = 1; remaining_.load(std::memory_order_acquire) > 0; i++) {
-        if (i % 64 || Clock::now() < until) relax();
-        else std::this_thread::yield();
-    }
+    for (int64_t tries = 0; remaining_.load(std::memory_order_acquire) > 0; tries++)
+        wait_a_little(tries);
     return true;
 }
 
@@ -203,16 +197,19 @@ Pool *own_pool() {
 
 }  // namespace
 
+void wait_a_little(int64_t tries) {
+    if (tries < 4096) relax();
+    else std::this_thread::yield();
+}
+
 void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx) {
-    if (t_in_task) {  // nested: this thread's pool, if any, is in the call around it
-        for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
-        return;
-    }
+    // A nested call runs on its thread: this thread's pool, if any, is in the call around it.
+    const bool outer = !t_in_task;
     t_in_task = true;
-    Pool *pool = threads > 1 && n > 1 ? own_pool() : nullptr;
+    Pool *pool = outer && threads > 1 && n > 1 ? own_pool() : nullptr;
     if (!pool || !pool->run(n, (int)std::min<int64_t>(threads, n), run, ctx))
         for (int64_t task = 0; task < n; task++) run(ctx, task, 0);
-    t_in_task = false;
+    if (outer) t_in_task = false;
 }
 
 int pool_threads() { return t_owner.pool ? t_owner.pool->size() : 0; }

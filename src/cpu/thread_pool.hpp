@@ -23,6 +23,10 @@ using TaskFn = void (*)(const void *ctx, int64_t task, int thread);
 // same bits. run must not throw.
 void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx);
 
+// One look of a wait for another thread's progress, the tries-th: the first few thousand
+// (about 100 us) spin, the rest give the CPU away, in case that thread lost it.
+void wait_a_little(int64_t tries);
+
 // Threads the calling thread's pool holds now (for tests): 0 before its first parallel
 // call, and in a forked child until it makes one.
 int pool_threads();

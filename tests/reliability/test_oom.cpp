@@ -332,11 +332,10 @@ bool pool_under_failures(const Case &c) {
         CHECK(pid >= 0, "fork failed");
         if (pid == 0) {
             alloc_hook::reset(k);
-            alloc_hook::begin_window();
-            const smyrf_status st = smyrf_execute(parallel, in.q.data(), in.k.data(),
-                                                  in.v.data(), nullptr, out.data(), nullptr,
-                                                  ws.data(), ws.size(), nullptr);
-            alloc_hook::end_window();
+            const smyrf_status st = call([&] {
+                return smyrf_execute(parallel, in.q.data(), in.k.data(), in.v.data(), nullptr,
+                                     out.data(), nullptr, ws.data(), ws.size(), nullptr);
+            });
             _exit(st != SMYRF_OK ? kError : out != want ? kOtherBits
                   : alloc_hook::injected() ? kFailedOne : kNoneFailed);
         }
