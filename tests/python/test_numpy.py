@@ -16,7 +16,7 @@ F16 = dict(rtol=1e-2, atol=3e-3)
 
 def qkv(rng, b=2, h=4, hkv=None, nq=37, nk=None, d=16, dv=None, dtype=np.float32,
         layout="bhnd"):
-    hkv, nk, dv = hkv or h, nk or nq, dv or d
+    hkv, nk, dv = (h if hkv is None else hkv), (nq if nk is None else nk), (dv or d)
     shape = (lambda bb, hh, nn, dd: (bb, hh, nn, dd) if layout == "bhnd" else (bb, nn, hh, dd))
     return (randn(rng, *shape(b, h, nq, d), dtype=dtype),
             randn(rng, *shape(b, hkv, nk, d), dtype=dtype),
@@ -105,6 +105,25 @@ def test_every_key_padded_gives_zeros(rng):
     out, lse = smyrf.attention(q, k, v, key_padding_mask=mask, return_lse=True)
     assert np.all(out[0] == 0) and np.all(np.isneginf(lse[0]))
     assert np.all(np.isfinite(out[1]))
+
+
+@pytest.mark.parametrize("layout", ["bhnd", "bnhd"])
+@pytest.mark.parametrize("b, h, hkv, nq, nk", [(0, 4, 2, 5, 7), (2, 0, 0, 5, 7),
+                                               (2, 4, 2, 0, 7), (2, 4, 2, 5, 0)])
+def test_empty_problems_answer_as_sdpa(rng, layout, b, h, hkv, nq, nk):
+    # The C ABI refuses zero sizes; the binding answers without it: no rows, or rows
+    # without keys (zeros, lse -inf, as a row whose every key is padded).
+    q, k, v = qkv(rng, b=b, h=h, hkv=hkv, nq=nq, nk=nk, dv=24, dtype=np.float16, layout=layout)
+    mask = np.ones((b, nk), dtype=bool)
+    out, lse = smyrf.attention(q, k, v, key_padding_mask=mask, layout=layout, causal=True,
+                               return_lse=True)
+    want = (b, h, nq, 24) if layout == "bhnd" else (b, nq, h, 24)
+    assert out.shape == want and out.dtype == np.float16 and lse.shape == (b, h, nq)
+    assert np.all(out == 0) and np.all(np.isneginf(lse))
+    with pytest.raises(ValueError, match="key_padding_mask has shape"):
+        smyrf.attention(q, k, v, key_padding_mask=np.ones((b, nk + 1), dtype=bool), layout=layout)
+    with pytest.raises(ValueError, match="must be one of"):
+        smyrf.attention(q, k, v, mode="approximate", layout=layout)
 
 
 # ---------------------------------------------------------------- zero-copy views

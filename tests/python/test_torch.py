@@ -13,7 +13,7 @@ F32 = dict(rtol=2e-4, atol=2e-5)
 
 def qkv(b=2, h=4, hkv=None, nq=40, nk=None, d=16, dv=None, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    hkv, nk, dv = hkv or h, nk or nq, dv or d
+    hkv, nk, dv = (h if hkv is None else hkv), (nq if nk is None else nk), (dv or d)
     return (torch.randn(b, h, nq, d, generator=g).to(dtype),
             torch.randn(b, hkv, nk, d, generator=g).to(dtype),
             torch.randn(b, hkv, nk, dv, generator=g).to(dtype))
@@ -124,6 +124,27 @@ def test_errors():
         st.attention(q, k.to("meta"), v)
     with pytest.raises(ValueError, match="on the device of q"):
         st.attention(q, k, v, key_padding_mask=torch.ones(2, 40, dtype=torch.bool, device="meta"))
+
+
+@pytest.mark.parametrize("b, h, hkv, nq, nk", [(0, 4, 2, 5, 7), (2, 0, 0, 5, 7),
+                                               (2, 4, 2, 0, 7), (2, 4, 2, 5, 0)])
+def test_empty_problems_answer_as_sdpa(b, h, hkv, nq, nk):
+    # The library refuses zero sizes; the op answers as SDPA does, gradients included.
+    q, k, v = (t.requires_grad_() for t in qkv(b=b, h=h, hkv=hkv, nq=nq, nk=nk, dv=24))
+    out, lse = st.attention(q, k, v, causal=True, return_lse=True,
+                            key_padding_mask=torch.ones(b, nk, dtype=torch.bool))
+    sdpa = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(h // hkv if hkv else 1, 1),
+        v.repeat_interleave(h // hkv if hkv else 1, 1))
+    assert out.shape == sdpa.shape == (b, h, nq, 24) and torch.equal(out, sdpa.detach())
+    assert lse.shape == (b, h, nq) and bool(torch.isneginf(lse).all())
+    (out.sum() + (q.sum() + k.sum() + v.sum()) * 0).backward()
+    for t in (q, k, v):
+        assert t.grad.shape == t.shape and not t.grad.any()
+    bnhd = st.attention(*(t.detach().transpose(1, 2) for t in (q, k, v)), layout="bnhd")
+    assert bnhd.shape == (b, nq, h, 24) and not bnhd.any()
+    with pytest.raises(ValueError, match="key_padding_mask has shape"):
+        st.attention(q, k, v, key_padding_mask=torch.ones(b, nk + 1, dtype=torch.bool))
 
 
 def test_broadcast_views_are_copied_not_misread():

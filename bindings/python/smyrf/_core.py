@@ -404,14 +404,17 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     those keys join the window). NumPy
     arrays always run on the CPU backend (backend "auto" or "cpu").
     Returns out (shape of q with dv as last dimension, contiguous in `layout`), or
-    (out, lse) with return_lse=True; lse is [B, H, Nq] float32.
+    (out, lse) with return_lse=True; lse is [B, H, Nq] float32. With no batch, head,
+    query or key, out is zeros and lse -inf, as SDPA answers (the library is not called).
     """
     dtype = _dtype_name((q, k, v))
     choice("layout", layout, LAYOUTS)
     if choice("backend", backend, BACKENDS) == capi.SMYRF_BACKEND_CUDA:
         raise ValueError("NumPy arrays live in host memory: use backend='cpu' (or "
                          "smyrf.torch for CUDA tensors)")
-    sq, sk, sv = (array_strides(n, a, layout) for n, a in (("q", q), ("k", k), ("v", v)))
+    for name, arr in (("q", q), ("k", k), ("v", v)):
+        if arr.ndim != 4:
+            raise ValueError(f"{name} must have 4 dimensions ({layout}); got shape {arr.shape}")
     order = (0, 1, 2, 3) if layout == "bhnd" else (0, 2, 1, 3)
     b, h, nq, d = (q.shape[i] for i in order)
     bk, hkv, nk, dk = (k.shape[i] for i in order)
@@ -423,8 +426,19 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     if (hv, nv) != (hkv, nk):
         raise ValueError(f"k and v must have the same heads and length; got k {k.shape}, "
                          f"v {v.shape} ({layout})")
-    if h % hkv:
+    if h % hkv if hkv else h:
         raise ValueError(f"k's {hkv} heads must divide q's {h} heads (grouped-query attention)")
+    if 0 in (b, h, nq, nk):
+        # The library refuses zero sizes; the answer is SDPA's (a query without keys gets
+        # zeros and lse -inf, the library's rule for a row with no allowed key).
+        choice("mode", mode, MODES)
+        if key_padding_mask is not None and np.shape(key_padding_mask) != (b, nk):
+            raise ValueError(f"key_padding_mask has shape {np.shape(key_padding_mask)}; "
+                             f"expected {(b, nk)}")
+        out = np.zeros(logical_shape(layout, b, h, nq, dv), dtype=q.dtype)
+        lse = np.full((b, h, nq), -np.inf, dtype=np.float32)
+        return (out, lse) if return_lse else out
+    sq, sk, sv = (array_strides(n, a, layout) for n, a in (("q", q), ("k", k), ("v", v)))
     strides = {}
     for name, arr, st in (("q", q, sq), ("k", k, sk), ("v", v, sv)):
         n_tokens = nq if name == "q" else nk

@@ -82,7 +82,7 @@ def _check_inputs(q, k, v, key_padding_mask):
     if k.shape[1:3] != v.shape[1:3]:
         raise ValueError(f"k and v must have the same heads and length; got k {tuple(k.shape)}, "
                          f"v {tuple(v.shape)}")
-    if h % k.shape[1]:
+    if h % k.shape[1] if k.shape[1] else h:
         raise ValueError(f"k's {k.shape[1]} heads must divide q's {h} heads (grouped-query attention)")
     if key_padding_mask is not None:
         if tuple(key_padding_mask.shape) != (b, k.shape[2]):
@@ -108,6 +108,13 @@ def _element_strides(t):
         else:
             result.append(t.stride(axis))
     return tuple(result)
+
+
+def _no_work(q, k):
+    """No query or no key: the library refuses zero sizes, so such a call is answered
+    here, as SDPA answers it (a query without keys gets zeros and lse -inf, the library's
+    rule for a row with no allowed key)."""
+    return 0 in (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
 
 
 def _empty_out(q, v, out_layout):
@@ -178,9 +185,12 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     spent expanding the heaviest summaries; -1 = derived from the budget (the default),
     0 = none."""
     _check_inputs(q, k, v, key_padding_mask)
+    b, h, nq, _ = q.shape
+    if _no_work(q, k):
+        return (_empty_out(q, v, out_layout).zero_(),
+                q.new_full((b, h, nq), float("-inf"), dtype=torch.float32))
     (q, sq), (k, sk), (v, sv) = _usable(q), _usable(k), _usable(v)
     out = _empty_out(q, v, out_layout)
-    b, h, nq, _ = q.shape
     lse = q.new_empty((b, h, nq), dtype=torch.float32)
     mask = _uint8_mask(key_padding_mask)
     plan = _plan_for(q, v, {"q": sq, "k": sk, "v": sv, "out": _element_strides(out)},
@@ -236,6 +246,8 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     dout, the gradient with respect to out (smyrf_execute_backward). The settings are the
     forward's; the clusters are recomputed from the seed."""
     _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout)
+    if _no_work(q, k):  # out does not depend on q, k, v
+        return tuple(_grad_buffer(t).zero_() for t in (q, k, v))
     grads, tensors, strides = [], {}, {}
     for name, t in (("q", q), ("k", k), ("v", v)):
         g = _grad_buffer(t)
@@ -304,7 +316,8 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     the arguments. layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
     new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32 (not
     differentiable). Differentiable with respect to q, k and v (the clusters are
-    constants of the forward)."""
+    constants of the forward). With no batch, head, query or key, out is zeros and lse
+    -inf, as SDPA answers (the library is not called)."""
     choice("mode", mode, MODES)
     choice("layout", layout, LAYOUTS)
     for name, value in (("budget", budget), ("expand", expand)):
