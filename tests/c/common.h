@@ -96,6 +96,8 @@ void tc_assert_all_finite(const float *x, size_t n, const char *what);
 /* Relative Frobenius error ||got - want|| / ||want|| over n elements. */
 double tc_rel_fro(const float *got, const double *want, size_t n);
 double tc_max_abs(const double *x, size_t n);
+/* The same over the rows (row_len entries each) not flagged in skip_rows (NULL: none). */
+double tc_max_abs_rows(const double *x, size_t n, size_t row_len, const uint8_t *skip_rows);
 
 /* ---- allocation and small utilities */
 void *tc_alloc(size_t bytes);     /* calloc that asserts */

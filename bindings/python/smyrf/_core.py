@@ -331,33 +331,41 @@ class Plan:
                              "and a contiguous last dimension")
 
     def _mask_array(self, mask):
-        if mask is None:
-            return None
-        if not isinstance(mask, np.ndarray):
-            raise TypeError(f"key_padding_mask must be a numpy.ndarray; got {type(mask).__name__}")
         b, _, nk, _ = self.dims["k"]
-        if mask.shape != (b, nk):
-            raise ValueError(f"key_padding_mask has shape {mask.shape}; expected {(b, nk)}")
-        if mask.dtype not in (np.bool_, np.uint8):
-            raise TypeError(f"key_padding_mask must be bool or uint8; got {mask.dtype}")
-        return np.ascontiguousarray(mask)
+        return mask_array(mask, b, nk)
+
+
+def mask_array(mask, b, nk):
+    """A key-padding mask [b, nk] as the library reads it (None stays None), or the
+    error saying what is wrong with it."""
+    if mask is None:
+        return None
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"key_padding_mask must be a numpy.ndarray; got {type(mask).__name__}")
+    if mask.shape != (b, nk):
+        raise ValueError(f"key_padding_mask has shape {mask.shape}; expected {(b, nk)}")
+    if mask.dtype not in (np.bool_, np.uint8):
+        raise TypeError(f"key_padding_mask must be bool or uint8; got {mask.dtype}")
+    return np.ascontiguousarray(mask)
 
 
 def array_strides(name, arr, layout):
     """(batch, head, token) element strides of a 4-d array, or a ValueError saying why the
     library cannot address it. Strides of length-1 dimensions are never used, so they are
-    reported as the contiguous layout's."""
+    reported as the contiguous layout's, and so are an empty array's (nothing is read)."""
     if arr.ndim != 4:
         raise ValueError(f"{name} must have 4 dimensions ({layout}); got shape {arr.shape}")
+    order = (0, 1, 2) if layout == "bhnd" else (0, 2, 1)
+    b, h, n, d = (arr.shape[i] for i in order + (3,))
+    fallback = default_strides(layout, b, h, n, d)
+    if arr.size == 0:
+        return fallback
     size = arr.itemsize
     if arr.shape[3] > 1 and arr.strides[3] != size:
         raise ValueError(f"{name} must be contiguous in its last dimension; "
                          "use numpy.ascontiguousarray")
     if not arr.flags.aligned:
         raise ValueError(f"{name} is not aligned to its element size")
-    order = (0, 1, 2) if layout == "bhnd" else (0, 2, 1)
-    b, h, n, d = (arr.shape[i] for i in order + (3,))
-    fallback = default_strides(layout, b, h, n, d)
     result = []
     for axis, default in zip(order, fallback):
         stride = arr.strides[axis]
@@ -412,9 +420,7 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     if choice("backend", backend, BACKENDS) == capi.SMYRF_BACKEND_CUDA:
         raise ValueError("NumPy arrays live in host memory: use backend='cpu' (or "
                          "smyrf.torch for CUDA tensors)")
-    for name, arr in (("q", q), ("k", k), ("v", v)):
-        if arr.ndim != 4:
-            raise ValueError(f"{name} must have 4 dimensions ({layout}); got shape {arr.shape}")
+    sq, sk, sv = (array_strides(n, a, layout) for n, a in (("q", q), ("k", k), ("v", v)))
     order = (0, 1, 2, 3) if layout == "bhnd" else (0, 2, 1, 3)
     b, h, nq, d = (q.shape[i] for i in order)
     bk, hkv, nk, dk = (k.shape[i] for i in order)
@@ -432,13 +438,10 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
         # The library refuses zero sizes; the answer is SDPA's (a query without keys gets
         # zeros and lse -inf, the library's rule for a row with no allowed key).
         choice("mode", mode, MODES)
-        if key_padding_mask is not None and np.shape(key_padding_mask) != (b, nk):
-            raise ValueError(f"key_padding_mask has shape {np.shape(key_padding_mask)}; "
-                             f"expected {(b, nk)}")
+        mask_array(key_padding_mask, b, nk)
         out = np.zeros(logical_shape(layout, b, h, nq, dv), dtype=q.dtype)
         lse = np.full((b, h, nq), -np.inf, dtype=np.float32)
         return (out, lse) if return_lse else out
-    sq, sk, sv = (array_strides(n, a, layout) for n, a in (("q", q), ("k", k), ("v", v)))
     strides = {}
     for name, arr, st in (("q", q, sq), ("k", k, sk), ("v", v, sv)):
         n_tokens = nq if name == "q" else nk
