@@ -3,10 +3,13 @@
 #   FIXTURE_ERRORS=table|json: the real-attention sweep (demo's table, or bench --fixture
 #   --json) must show, at 32, 64 and 128 keys per query, HYBRID's mean error below both
 #   SMYRF's and the sliding window's.
+#   EMULATOR: the command line that runs the tool (a cross build's emulator), or empty.
 # Usage: cmake -DTOOL=... "-DARGS=demo --n 300" -DEXPECT_RC=0 [-DEXPECT=regex]
-#              [-DJSON_LINES=ON] [-DFIXTURE_ERRORS=table|json] -P check_cli.cmake
+#              [-DJSON_LINES=ON] [-DFIXTURE_ERRORS=table|json] [-DEMULATOR=...]
+#              -P check_cli.cmake
 separate_arguments(ARGS UNIX_COMMAND "${ARGS}")
-execute_process(COMMAND "${TOOL}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+separate_arguments(EMULATOR UNIX_COMMAND "${EMULATOR}")
+execute_process(COMMAND ${EMULATOR} "${TOOL}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out
                 ERROR_VARIABLE err)
 message("stdout:\n${out}\nstderr:\n${err}")
 if(NOT rc EQUAL EXPECT_RC)

@@ -8,12 +8,13 @@
 #include <cstdint>
 
 // Hot elementwise loops are also compiled for AVX2 and AVX-512 and picked at load time
-// (an ifunc). ThreadSanitizer cannot run an ifunc resolver before its runtime starts, so
-// its builds keep the portable version only.
-#if defined(__SANITIZE_THREAD__)
-#define SMYRF_VECTOR_CLONES
-#else
+// (an ifunc), on x86-64 only; other CPUs get the one version for their baseline.
+// ThreadSanitizer cannot run an ifunc resolver before its runtime starts, so its builds
+// keep the portable version only.
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define SMYRF_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SMYRF_VECTOR_CLONES
 #endif
 
 namespace smyrf::cpu {

@@ -35,9 +35,12 @@ using Clock = std::chrono::steady_clock;
 // not to take much of a core that other work shares.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
+// A spinning core's hint that it waits (frees the pipeline for its SMT sibling).
 void relax() {
 #if defined(__x86_64__) || defined(__i386__)
     _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
 }
 

@@ -651,6 +651,13 @@ static void out_of_memory_leaves_plan_usable(void **state) {
     if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < tight.rlim_cur) skip();
     memset(out, 0x5a, 4 * 2);
     assert_int_equal(setrlimit(RLIMIT_AS, &tight), 0);
+    /* Where the limit is not enforced (qemu-user ignores RLIMIT_AS) there is nothing to test. */
+    void *probe = malloc((size_t)32 << 20);
+    if (probe) {
+        free(probe);
+        assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+        skip();
+    }
     const smyrf_status st = smyrf_execute(plan, q, k, v, NULL, out, &lse, NULL, 0, NULL);
     char message[256];
     snprintf(message, sizeof message, "%s", smyrf_last_error_message());
