@@ -6,6 +6,7 @@
 #include "cpu/modes.hpp"
 #include "cpu/parallel.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -39,7 +40,7 @@ public:
             convert(t, copy, [&](float *row, int64_t b, int64_t h, int64_t n) {
                 const uint16_t *src =
                     (const uint16_t *)p + b * t.s.batch + h * t.s.head + n * t.s.token;
-                for (int64_t c = 0; c < t.dim; c++) row[c] = to_f32(src[c]);
+                to_f32_row(d_.dtype, src, row, t.dim);
             });
         return {copy, contiguous(t)};
     }
@@ -58,7 +59,7 @@ public:
                 convert(o.t, o.copy, [&](float *row, int64_t b, int64_t h, int64_t n) {
                     uint16_t *dst = (uint16_t *)o.caller + b * o.t.s.batch + h * o.t.s.head +
                                     n * o.t.s.token;
-                    for (int64_t c = 0; c < o.t.dim; c++) dst[c] = from_f32(row[c]);
+                    from_f32_row(d_.dtype, row, dst, o.t.dim);
                 });
         }
     }
@@ -76,18 +77,16 @@ private:
     float *take(const Tensor &t) {
         return arena_.take<float>((size_t)(d_.batch * t.heads * t.len * t.dim));
     }
-    float to_f32(uint16_t x) const {
-        return d_.dtype == SMYRF_DTYPE_BF16 ? bf16_to_f32(x) : f16_to_f32(x);
-    }
-    uint16_t from_f32(float x) const {
-        return d_.dtype == SMYRF_DTYPE_BF16 ? f32_to_bf16(x) : f32_to_f16(x);
-    }
-    // row(the copy's fp32 row, b, h, n) for every row, in parallel over (b, h).
+    // row(the copy's fp32 row, b, h, n) for every row, in parallel over (b, h) and blocks
+    // of rows (one head is a whole call's tensor in many models).
     template <class Row>
     void convert(const Tensor &t, float *copy, const Row &row) const {
-        parallel_for(d_.batch * t.heads, d_.threads, [&](int64_t p, int) {
+        constexpr int64_t kRows = 512;
+        const int64_t blocks = (t.len + kRows - 1) / kRows;
+        parallel_for(d_.batch * t.heads * blocks, d_.threads, [&](int64_t task, int) {
+            const int64_t p = task / blocks, n0 = task % blocks * kRows;
             const int64_t b = p / t.heads, h = p % t.heads;
-            for (int64_t n = 0; n < t.len; n++)
+            for (int64_t n = n0; n < std::min(t.len, n0 + kRows); n++)
                 row(copy + ((b * t.heads + h) * t.len + n) * t.dim, b, h, n);
         });
     }

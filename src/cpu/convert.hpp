@@ -1,26 +1,18 @@
-// fp16 / bf16 <-> fp32. The CPU backend computes in fp32 and converts at the edges.
+// fp16 / bf16 <-> fp32. The CPU backend computes in fp32 and converts at the edges, a
+// row at a time: loops without branches (selects), so that the compiler vectorises them.
+// Exact both ways: fp32 holds every fp16 and bf16 value, and the way back rounds to
+// nearest even, overflows to inf and keeps NaN a NaN (of the same sign).
 #pragma once
 
+#include "smyrf/smyrf.h"
+
 #include <cstdint>
-#include <cstring>
 
 namespace smyrf::cpu {
 
-inline float bf16_to_f32(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-inline uint16_t f32_to_bf16(float f) {  // round to nearest even; NaN stays NaN
-    uint32_t u;
-    std::memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf, NaN stays NaN
+// dst[i] = src[i] (dtype F16 or BF16) as fp32, for i < n.
+void to_f32_row(smyrf_dtype dtype, const uint16_t *src, float *dst, int64_t n);
+// dst[i] = src[i] rounded to the dtype (F16 or BF16), for i < n.
+void from_f32_row(smyrf_dtype dtype, const float *src, uint16_t *dst, int64_t n);
 
 }  // namespace smyrf::cpu
