@@ -201,6 +201,31 @@ static void layouts_strides_dtypes(void **state) {
         }
 }
 
+/* fp16 and bf16 tensors are staged (converted to fp32 and back) in parallel blocks of
+ * rows (cpu/backend.cpp): lengths that span several blocks, strided, in both layouts. */
+static void half_precision_long_rows(void **state) {
+    (void)state;
+    const view_spec views[] = {
+        {"BNHD f16, fused QKV", SMYRF_DTYPE_F16, SMYRF_LAYOUT_BNHD, 1, 0},
+        {"BHND bf16, padded out rows", SMYRF_DTYPE_BF16, SMYRF_LAYOUT_BHND, 0, 3},
+    };
+    char what[160];
+    for (size_t v = 0; v < sizeof views / sizeof views[0]; v++) {
+        const int fused = views[v].fused_qkv;
+        const tc_shape s = {1, 2, fused ? 0 : 1, 1100, fused ? 1100 : 1300, 8, 0, 0};
+        tc_inputs *in = tc_inputs_create(&s, 2250 + v, fused ? 0 : 0.9);
+        tc_round_to(in->q, in->nq_el, views[v].dt);
+        tc_round_to(in->k, in->nk_el, views[v].dt);
+        tc_round_to(in->v, in->nv_el, views[v].dt);
+        tc_inputs_sync(in);
+        for (int dense = 0; dense < 2; dense++) {
+            snprintf(what, sizeof what, "%s, %s, long rows", views[v].name, dense ? "dense" : "smyrf");
+            check(in, dense, &views[v], 11, what);
+        }
+        tc_inputs_destroy(in);
+    }
+}
+
 /* GQA with explicit strides on k and v only (a KV cache view with room for more tokens). */
 static void gqa_kv_cache_view(void **state) {
     (void)state;
@@ -233,6 +258,7 @@ int main(void) {
         cmocka_unit_test(awkward_shapes),
         cmocka_unit_test(cross_lengths),
         cmocka_unit_test(layouts_strides_dtypes),
+        cmocka_unit_test(half_precision_long_rows),
         cmocka_unit_test(gqa_kv_cache_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
