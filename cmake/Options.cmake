@@ -14,4 +14,12 @@ if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
   set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)
 endif()
 
+# x86-64 targets get the AVX2 / AVX-512 kernels and vector clones (src/), their test
+# reruns (tests/c) and the CUDA simulator, whose fiber switch is x86-64 assembly (tests/cuda).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(SMYRF_X86_64 ON)
+else()
+  set(SMYRF_X86_64 OFF)
+endif()
+
 set(SMYRF_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)

@@ -1,22 +1,11 @@
 #include "cpu/convert.hpp"
 #include "cpu/cpu.hpp"
 
-#include <cstring>
-
 namespace smyrf::cpu {
 namespace {
 
-uint32_t bits_of(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-float float_of(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-}
+uint32_t bits_of(float f) { return __builtin_bit_cast(uint32_t, f); }
+float float_of(uint32_t u) { return __builtin_bit_cast(float, u); }
 
 }  // namespace
 
