@@ -12,6 +12,8 @@
 #     SMYRF_FUZZ_SECONDS (default 60) seconds from the committed seed corpus, two at a time;
 #     a finding fails, and its input is left in build-rel-fuzz/findings/ to be committed to
 #     tests/fuzz/regressions/<target>/ once fixed (it then runs in every normal build).
+#     First, clang's code is checked for AVX-512 instructions outside the AVX-512-only
+#     functions (tests/reliability/check_isa.sh; the normal builds check gcc's code).
 #  5. ABI gate: abi/check.sh (abidiff against abi/libsmyrf.abi).
 # About 10-12 minutes on 2 cores from nothing; build folders are reused when present.
 # SMYRF_RELIABILITY_STEPS (default "asan tsan valgrind fuzz abi") picks steps.
@@ -111,6 +113,9 @@ if want fuzz; then
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
   targets=(fuzz_plan fuzz_execute fuzz_dense fuzz_hybrid)
   cmake --build build-rel-fuzz -j "$jobs" --target "${targets[@]}" >/dev/null
+  if ! tests/reliability/check_isa.sh "${targets[@]/#/build-rel-fuzz/tests/reliability/fuzz/}"; then
+    failed+=(isa:clang)
+  fi
   fz=build-rel-fuzz/fuzz-run
   rm -rf "$fz" && mkdir -p "$fz" build-rel-fuzz/findings
   fuzz_one() {

@@ -7,10 +7,9 @@ namespace {
 uint32_t bits_of(float f) { return __builtin_bit_cast(uint32_t, f); }
 float float_of(uint32_t u) { return __builtin_bit_cast(float, u); }
 
-}  // namespace
-
+// The clones are functions of this file alone (cpu.hpp); the *_row names forward to them.
 SMYRF_VECTOR_CLONES
-void to_f32_row(smyrf_dtype dtype, const uint16_t *src, float *dst, int64_t n) {
+void to_f32(smyrf_dtype dtype, const uint16_t *src, float *dst, int64_t n) {
     if (dtype == SMYRF_DTYPE_BF16) {  // the top half of an fp32
         for (int64_t i = 0; i < n; i++) dst[i] = float_of((uint32_t)src[i] << 16);
         return;
@@ -28,7 +27,7 @@ void to_f32_row(smyrf_dtype dtype, const uint16_t *src, float *dst, int64_t n) {
 }
 
 SMYRF_VECTOR_CLONES
-void from_f32_row(smyrf_dtype dtype, const float *src, uint16_t *dst, int64_t n) {
+void from_f32(smyrf_dtype dtype, const float *src, uint16_t *dst, int64_t n) {
     if (dtype == SMYRF_DTYPE_BF16) {
         for (int64_t i = 0; i < n; i++) {
             const uint32_t u = bits_of(src[i]);
@@ -52,6 +51,16 @@ void from_f32_row(smyrf_dtype dtype, const float *src, uint16_t *dst, int64_t n)
                                               : tiny;
         dst[i] = (uint16_t)(((u >> 16) & 0x8000u) | m);
     }
+}
+
+}  // namespace
+
+void to_f32_row(smyrf_dtype dtype, const uint16_t *src, float *dst, int64_t n) {
+    to_f32(dtype, src, dst, n);
+}
+
+void from_f32_row(smyrf_dtype dtype, const float *src, uint16_t *dst, int64_t n) {
+    from_f32(dtype, src, dst, n);
 }
 
 }  // namespace smyrf::cpu

@@ -9,6 +9,11 @@
 
 // Hot elementwise loops are also compiled for AVX2 and AVX-512 and picked at load time
 // (an ifunc), on x86-64 only; other CPUs get the one version for their baseline.
+// Only on functions of one file (an anonymous namespace) declared nowhere else; other
+// files call a plain function that forwards to it. clang 14 compiles a function that a
+// header declared without the attribute once, for the first target (AVX-512), under its
+// plain name: an illegal instruction on every other CPU (the fuzzer's clang build found
+// it in HYBRID on an AVX2 machine); tests/reliability/check_isa.sh now looks for that.
 // ThreadSanitizer cannot run an ifunc resolver before its runtime starts, so its builds
 // keep the portable version only.
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)

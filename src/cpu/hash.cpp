@@ -6,10 +6,11 @@
 #include <cmath>
 
 namespace smyrf::cpu {
+namespace {
 
-SMYRF_VECTOR_CLONES
-void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
-                 bool is_query, const float *dirs, int64_t rounds, int64_t round, float *out) {
+SMYRF_VECTOR_CLONES  // of this file alone (cpu.hpp)
+void extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2, bool is_query,
+            const float *dirs, int64_t rounds, int64_t round, float *out) {
     // The extra coordinate: index dim for keys, dim + 1 for queries.
     const float a = dirs[round * (dim + 2) + (is_query ? dim + 1 : dim)];
     // The square roots a block at a time, apart from the strided adds, so that they
@@ -24,6 +25,13 @@ void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float 
         }
         for (int64_t j = 0; j < n; j++) out[(b0 + j) * rounds + round] += a * coord[j];
     }
+}
+
+}  // namespace
+
+void hash_extend(int64_t i0, int64_t i1, int64_t dim, const float *norms, float m2,
+                 bool is_query, const float *dirs, int64_t rounds, int64_t round, float *out) {
+    extend(i0, i1, dim, norms, m2, is_query, dirs, rounds, round, out);
 }
 
 }  // namespace smyrf::cpu

@@ -10,14 +10,15 @@
 #include <cmath>
 
 namespace smyrf::cpu::hybrid {
+namespace {
 
 // The greedy walk of every query at once, a step per group taken or passed over: each
 // step finds each query's best unseen summary (the largest t, the lower g on ties; NaN
 // and -inf never win), which the query takes when its whole group fits what it has
 // left. A group that does not fit now never will, so this is the walk down the sorted
 // summaries, without a sort per query.
-SMYRF_VECTOR_CLONES
-void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
+SMYRF_VECTOR_CLONES  // of this file alone (cpu.hpp)
+void walk(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
     constexpr int64_t L = kAttendQueries;
     const int64_t G = p.groups;
     std::fill(s.chosen, s.chosen + G * L, 0.0f);
@@ -56,8 +57,6 @@ void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
         bt.st[x] = s.chosen[x] != 0.0f ? -INFINITY : bt.st[x];
 }
 
-namespace {
-
 // Every group some query of the tile chose: its queries (rows of the band tile) into
 // s.xq, then queries(nq); its members (valid-key indices), at most `keys` at a time,
 // their positions into s.xk and their k, v rows into k_rows, v_rows, then
@@ -88,6 +87,10 @@ void each_chosen(const View &k, const View &v, const Pair &p, int64_t live, int6
 }
 
 }  // namespace
+
+void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
+    walk(p, bt, live, s);
+}
 
 void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
             const Scratch &s) {

@@ -5,9 +5,10 @@
 #include <algorithm>
 
 namespace smyrf::cpu::hybrid {
+namespace {
 
-SMYRF_VECTOR_CLONES
-void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values) {
+SMYRF_VECTOR_CLONES  // of this file alone (cpu.hpp)
+void sums_of_chunk(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values) {
     const int64_t G = p.groups, dim = d.qk_dim, dv = d.v_dim, width = dim + dv;
     double *part = p.partial + c * G * width;
     int32_t *part_n = p.partial_n + c * G;
@@ -24,6 +25,12 @@ void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool val
         const float *v = a.v.row(p.b, p.hk, p.valid[u]);
         for (int64_t x = 0; x < dv; x++) acc[dim + x] += v[x];
     }
+}
+
+}  // namespace
+
+void chunk_sums(const Desc &d, const Args &a, const Pair &p, int64_t c, bool values) {
+    sums_of_chunk(d, a, p, c, values);
 }
 
 double chunk_total(const Desc &d, const Pair &p, int64_t g, int64_t x) {
