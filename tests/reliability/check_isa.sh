@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# AVX-512 only where the CPU is known to have it: fails when a function of the given
-# binaries (libraries, executables, objects) uses zmm registers, mask registers or
-# xmm16-31 / ymm16-31 and is neither in the AVX-512 kernels (namespace avx512) nor the
-# AVX-512 clone of a SMYRF_VECTOR_CLONES function ("[clone .avx512f...]"). Such code
-# runs on every x86-64 CPU and dies with an illegal instruction on the ones without
-# AVX-512 (src/cpu/cpu.hpp says how clang 14 made one).
+# Vector instructions only where the CPU is known to have them. Fails when a function of
+# the given binaries (libraries, executables, objects)
+#  - uses AVX-512 (zmm registers, mask registers, xmm16-31 / ymm16-31) and is neither in
+#    the AVX-512 kernels (namespace avx512) nor an AVX-512 clone of a SMYRF_VECTOR_CLONES
+#    function ("[clone .avx512f...]"), or
+#  - uses AVX at all (a VEX or EVEX instruction, v..., or a ymm register) and is none of
+#    those nor in the AVX2 kernels (namespace avx2) nor an AVX2 clone ("[clone .avx2...]").
+# Anything else runs on every x86-64 CPU, and such code would die there with an illegal
+# instruction on the CPUs without the extension (src/cpu/cpu.hpp says how clang 14 made
+# some).
 #   check_isa.sh [--objdump PATH] BINARY...
 set -euo pipefail
 objdump=objdump
@@ -16,12 +20,15 @@ for bin in "$@"; do
   "$objdump" -d --no-show-raw-insn -C "$bin" | awk -v bin="$bin" '
     /^[0-9a-f]+ <.*>:$/ {
       fn = $0; sub(/^[0-9a-f]+ </, "", fn); sub(/>:$/, "", fn)
-      allowed = fn ~ /avx512::/ || fn ~ /\[clone \.avx512f/
+      avx512 = fn ~ /avx512::/ || fn ~ /\[clone \.avx512f/
+      avx = avx512 || fn ~ /avx2::/ || fn ~ /\[clone \.avx2/
       next
     }
-    !allowed && /%zmm|%k[1-7]|%[xy]mm(1[6-9]|2[0-9]|3[01])/ { bad[fn]++ }
+    !avx512 && /%zmm|%k[1-7]|%[xy]mm(1[6-9]|2[0-9]|3[01])/ { bad512[fn]++ }
+    !avx && ($2 ~ /^v/ || /%ymm/) { badavx[fn]++ }
     END {
-      for (f in bad) { printf "%s: %d AVX-512 instructions in %s\n", bin, bad[f], f; n++ }
+      for (f in bad512) { printf "%s: %d AVX-512 instructions in %s\n", bin, bad512[f], f; n++ }
+      for (f in badavx) { printf "%s: %d AVX instructions in %s\n", bin, badavx[f], f; n++ }
       exit n > 0
     }' || status=1
 done
