@@ -29,6 +29,12 @@ void walk(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
     alignas(64) int32_t left[L], arg[L];
     alignas(64) float best[L];
     for (int64_t i = 0; i < L; i++) left[i] = i >= live && i < bt.nq ? (int32_t)p.expand : 0;
+    // Rows outside [live, nq) hold no logits (never computed): -inf keeps the compares
+    // below on defined values (valgrind) without a mask per step.
+    for (int64_t g = 0; g < G; g++) {
+        std::fill(bt.st + g * L, bt.st + g * L + live, -INFINITY);
+        std::fill(bt.st + g * L + bt.nq, bt.st + (g + 1) * L, -INFINITY);
+    }
     for (int64_t step = 0; step < G; step++) {
         for (int64_t i = 0; i < L; i++) best[i] = -INFINITY, arg[i] = -1;
         for (int32_t g = 0; g < G; g++) {
