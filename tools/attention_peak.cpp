@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     const int64_t R = d.n_hashes, C = d.n_clusters();
     std::mt19937 rng(7);
     std::normal_distribution<float> normal;
-    smyrf_cli::Tensor q(n * dim), k(n * dim), v(n * dim), out(n * dim), m(n), l(n);
+    smyrf_cli::Tensor q(n * dim), k(n * dim), v(n * dim), out(n * dim);
+    std::vector<smyrf::cpu::RowState> state(n);
     for (auto *x : {&q, &k, &v})
         for (float &e : *x) e = normal(rng);
     std::vector<std::vector<int32_t>> order(2 * R, std::vector<int32_t>(n));
@@ -70,7 +71,7 @@ int main(int argc, char **argv) {
 
     double best = 1e30;
     for (int rep = 0; rep <= reps; rep++) {  // rep 0 warms up
-        smyrf::cpu::combine_init(0, n, m.data(), l.data());
+        smyrf::cpu::combine_init(0, n, state.data());
         const auto t0 = std::chrono::steady_clock::now();
         for (int64_t r = 0; r < R; r++)
             smyrf::cpu::parallel_for(C, threads, [&](int64_t c, int thread) {
@@ -82,7 +83,7 @@ int main(int argc, char **argv) {
                 smyrf::cpu::load_ahead(own, own.rows);
                 smyrf::cpu::attend_tiled(d, a, 0, 0, order[2 * r].data() + q0, q1 - q0,
                                          order[2 * r + 1].data() + q0, q1 - q0,
-                                         scratch[thread], m.data(), l.data());
+                                         scratch[thread], state.data());
             });
         const double t = seconds_since(t0);
         if (rep > 0) best = std::min(best, t);

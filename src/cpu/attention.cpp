@@ -25,8 +25,8 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d) {
 }
 
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
-             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
-             uint8_t *done, int64_t per_head) {
+             const int32_t *kj, int64_t nk, const AttentionScratch &ws, RowState *state,
+             bool normalise, int64_t per_head) {
     // Rows as base + position * step, from locals: the stores below could alias a's fields.
     const int64_t hk = d.kv_head_of(h);
     const float *k = a.k.row(b, hk, 0), *v = a.v.row(b, hk, 0);
@@ -51,19 +51,19 @@ Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *
     t.scale = (float)d.scale;
     t.causal = d.causal;
     t.causal_offset = d.causal ? d.causal_offset() : 0;
-    t.m = m, t.l = l;
+    t.state = state;
     t.state_by_row = per_head > 0;
     t.qt = ws.qt, t.st = ws.st;
     t.mx = ws.mx, t.sum = ws.sum, t.keep = ws.keep, t.add = ws.add;
-    t.done = done, t.inv = ws.inv;
+    t.normalise = normalise, t.inv = ws.inv;
     return t;
 }
 
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *m, float *l, uint8_t *done, Ahead *ahead, int64_t ahead_rows) {
+                       RowState *state, bool normalise, Ahead *ahead, int64_t ahead_rows) {
     static const TileKernel kernel = tile_kernel();
-    Tile t = tile_of(d, a, b, h, qi, nq, kj, nk, ws, m, l, done);
+    Tile t = tile_of(d, a, b, h, qi, nq, kj, nk, ws, state, normalise);
     t.ahead = ahead, t.ahead_rows = ahead_rows;
     kernel(t);
 }
@@ -99,7 +99,7 @@ Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t
 
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l, uint8_t *done, Ahead *ahead) {
+                  RowState *state, bool normalise, Ahead *ahead) {
     const int64_t key_tiles = (nk + kKeyTile - 1) / kKeyTile;
     int64_t tiles = (nq + kQueryTile - 1) / kQueryTile * key_tiles;
     for (int64_t q0 = 0; q0 < nq; q0 += kQueryTile) {
@@ -107,7 +107,7 @@ void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int3
         for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile, tiles--) {
             const bool last = k0 + kKeyTile >= nk;
             cluster_attention(d, a, b, h, qi + q0, tq, kj + k0, std::min(kKeyTile, nk - k0), ws,
-                              m, l, last ? done : nullptr, ahead, ahead_share(ahead, tiles));
+                              state, normalise && last, ahead, ahead_share(ahead, tiles));
         }
     }
 }

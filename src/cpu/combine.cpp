@@ -11,32 +11,28 @@
 
 namespace smyrf::cpu {
 
-void combine_init(int64_t i0, int64_t i1, float *m, float *l, uint8_t *done) {
+void combine_init(int64_t i0, int64_t i1, RowState *state) {
     // The out rows are not cleared: a query's first block stores its row (keep < 0 in the
     // kernel), and combine_finish writes the rows of queries that met no key.
     const float neg_inf = -std::numeric_limits<float>::infinity();
-    for (int64_t i = i0; i < i1; i++) {
-        m[i] = neg_inf;
-        l[i] = 0.0f;
-    }
-    if (done) std::memset(done + i0, 0, (size_t)(i1 - i0));
+    for (int64_t i = i0; i < i1; i++) state[i] = {neg_inf, 0.0f};
 }
 
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                    const int32_t *valid, int64_t n_valid, const float *m, const float *l,
-                    const uint8_t *done) {
+                    const int32_t *valid, int64_t n_valid, const RowState *state) {
     const int64_t dv = d.v_dim, hk = d.kv_head_of(h);
     for (int64_t i = i0; i < i1; i++) {
-        const bool normalised = done && done[i];  // by the last round's kernel
+        const bool normalised = state[i].l < 0.0f;  // by the last round's kernel
         if (normalised && !a.lse) continue;
         float *row = a.out.row(b, h, i);
+        const float l = normalised ? -state[i].l : state[i].l;
         float lse;
-        if (l[i] != 0.0f) {
+        if (l != 0.0f) {
             if (!normalised) {
-                const float inv = 1.0f / l[i];
+                const float inv = 1.0f / l;
                 for (int64_t c = 0; c < dv; c++) row[c] *= inv;
             }
-            lse = m[i] + std::log(l[i]);
+            lse = state[i].m + std::log(l);
         } else {
             // Every block missed this query: attend its latest allowed valid key alone.
             const int64_t limit = d.causal ? i + d.causal_offset() : d.k_len - 1;

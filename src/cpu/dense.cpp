@@ -25,17 +25,16 @@ int64_t heads_per_tile(const Desc &d) {
 struct Buffers {
     DenseKeys keys;  // positions 0..Nq-1, valid keys per batch
     int32_t *rows;   // grouped tiles: row g * Nq + i is position i (of head h0 + g)
-    float *m, *l;                  // [threads][rows of a task], the tasks' running state
+    RowState *state;               // [threads][rows of a task], the tasks' running state
     AttentionScratch *attention;   // [threads]
 };
 
 Buffers layout(Arena &arena, const Desc &d) {
     Buffers bf;
-    const size_t T = d.threads, group = heads_per_tile(d), state = group * d.q_len;
+    const size_t T = d.threads, group = heads_per_tile(d), per_task = group * d.q_len;
     bf.keys = dense_keys_layout(arena, d);
-    bf.rows = arena.take<int32_t>(group > 1 ? state : 0);
-    bf.m = arena.take<float>(T * state);
-    bf.l = arena.take<float>(T * state);
+    bf.rows = arena.take<int32_t>(group > 1 ? per_task : 0);
+    bf.state = arena.take<RowState>(T * per_task);
     bf.attention = per_thread<AttentionScratch>(arena, T,
         [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
@@ -52,11 +51,11 @@ int64_t keys_for(const Desc &d, const int32_t *valid, int64_t n_valid, int64_t l
 // (Buffers::rows) against the keys kj[0..nk) of their kv head, key tile after key tile.
 void attend_group(const Desc &d, const Args &a, int64_t b, int64_t h0, const int32_t *rows,
                   int64_t n, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l) {
+                  RowState *state) {
     static const TileKernel kernel = tile_kernel();
     for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile)
-        kernel(tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, m, l,
-                       nullptr, d.q_len));
+        kernel(tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, state,
+                       false, d.q_len));
 }
 
 }  // namespace
@@ -74,14 +73,14 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
         for (int64_t r = 0; r < n; r++) bf.rows[r] = (int32_t)(r % nq);
         parallel_for(d.batch * d.kv_heads, d.threads, [&](int64_t task, int thread) {
             const int64_t b = task / d.kv_heads, h0 = task % d.kv_heads * group;
-            float *m = bf.m + thread * n, *l = bf.l + thread * n;
+            RowState *state = bf.state + thread * n;
             const int32_t *valid = bf.keys.valid + b * nk;
             const int64_t n_valid = bf.keys.n_valid[b];
-            combine_init(0, n, m, l);
+            combine_init(0, n, state);
             attend_group(d, a, b, h0, bf.rows, n, valid, keys_for(d, valid, n_valid, nq - 1),
-                         bf.attention[thread], m, l);
+                         bf.attention[thread], state);
             for (int64_t g = 0; g < group; g++)
-                combine_finish(d, a, b, h0 + g, 0, nq, valid, n_valid, m + g * nq, l + g * nq);
+                combine_finish(d, a, b, h0 + g, 0, nq, valid, n_valid, state + g * nq);
         });
         return;
     }
@@ -89,13 +88,13 @@ void dense_run(const Desc &d, const Args &a, void *workspace) {
     parallel_for(d.batch * d.heads * q_tiles, d.threads, [&](int64_t task, int thread) {
         const int64_t p = task / q_tiles, b = p / d.heads, h = p % d.heads;
         const int64_t i0 = (task % q_tiles) * kQueryTile, i1 = std::min(nq, i0 + kQueryTile);
-        float *m = bf.m + thread * nq, *l = bf.l + thread * nq;
+        RowState *state = bf.state + thread * nq;
         const int32_t *valid = bf.keys.valid + b * nk;
         const int64_t n_valid = bf.keys.n_valid[b];
-        combine_init(i0, i1, m, l);
+        combine_init(i0, i1, state);
         attend_tiled(d, a, b, h, bf.keys.positions + i0, i1 - i0, valid,
-                     keys_for(d, valid, n_valid, i1 - 1), bf.attention[thread], m, l);
-        combine_finish(d, a, b, h, i0, i1, valid, n_valid, m, l);
+                     keys_for(d, valid, n_valid, i1 - 1), bf.attention[thread], state);
+        combine_finish(d, a, b, h, i0, i1, valid, n_valid, state);
     });
 }
 

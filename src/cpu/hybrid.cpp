@@ -106,6 +106,7 @@ Scratch scratch_layout(Arena &arena, const Desc &d) {
         s.x = attention_scratch(arena, d);
         s.xq = arena.take<int32_t>(kQueryTile);
         s.xk = arena.take<int32_t>(kKeyTile);
+        s.xs = arena.take<RowState>(tq);
     }
     return s;
 }

@@ -71,6 +71,7 @@ struct Scratch {
     float *seen;          // [G][kAttendQueries] 1: the walk of choose passed group g
     AttentionScratch x;   // one expanded group's tile (cpu/tile.hpp)
     int32_t *xq, *xk;     // [kQueryTile], [kKeyTile] its queries (band tile rows), keys
+    RowState *xs;         // [kAttendQueries] (mx, l) of those rows, as the kernel keeps them
 };
 
 // The widest summary set; the widest band of a tile (a tile is split where its queries'

@@ -107,17 +107,23 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
             for (int64_t r = 0; r < nq; r++) x.q[r] = s.qrow[s.xq[r]], x.out[r] = s.out[s.xq[r]];
         },
         [&](int64_t nq, const int32_t *, int64_t nk) {
+            // the rows' state as the kernel keeps it (the band's loops keep mx and l apart)
+            for (int64_t r = 0; r < nq; r++) s.xs[s.xq[r]] = {s.mx[s.xq[r]], s.l[s.xq[r]]};
             Tile t;
             t.q = x.q, t.k = x.k, t.v = x.v, t.out = x.out;
-            t.qi = s.xq, t.kj = s.xk;  // m and l below are indexed by the band tile's rows
+            t.qi = s.xq, t.kj = s.xk;  // the state below is indexed by the band tile's rows
             t.nq = nq, t.nk = nk, t.qk_dim = d.qk_dim, t.v_dim = d.v_dim;
             t.scale = (float)d.scale;
             t.causal = false, t.causal_offset = 0;
-            t.m = s.mx, t.l = s.l;
+            t.state = s.xs;
             t.qt = x.qt, t.st = x.st;
             t.mx = x.mx, t.sum = x.sum, t.keep = x.keep, t.add = x.add;
-            t.done = nullptr, t.inv = x.inv;
+            t.inv = x.inv;
             kernel(t);
+            for (int64_t r = 0; r < nq; r++) {
+                const RowState &now = s.xs[s.xq[r]];
+                s.mx[s.xq[r]] = now.m, s.l[s.xq[r]] = now.l;
+            }
         });
 }
 

@@ -13,8 +13,7 @@ namespace {
 // The clusters of the problems in flight, the combine state and per-thread scratch.
 struct Buffers {
     ClusterBuffers clusters;
-    float *m, *l;                  // [chunk][Nq] running combine state
-    uint8_t *done;                 // [chunk][Nq] rows the last round normalised
+    RowState *state;               // [chunk][Nq] running combine state
     AttentionScratch *attention;   // [threads]
 };
 
@@ -23,9 +22,7 @@ Buffers layout(Arena &arena, const Desc &d) {
     const size_t nq = d.q_len, T = d.threads;
     bf.clusters = cluster_layout(arena, d);
     const size_t ch = (size_t)bf.clusters.chunk;
-    bf.m = arena.take<float>(ch * nq);
-    bf.l = arena.take<float>(ch * nq);
-    bf.done = arena.take<uint8_t>(ch * nq);
+    bf.state = arena.take<RowState>(ch * nq);
     bf.attention = per_thread<AttentionScratch>(arena, T,
         [&](Arena &a) { return attention_scratch(a, d); });
     return bf;
@@ -52,7 +49,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
         // transform, hash, cluster; an empty combine state per problem
         cluster_problems(d, a.q, a.k, a.key_mask, directions, cb, first, np);
         for (int64_t t = 0; t < np; t++)
-            combine_init(0, nq, bf.m + t * nq, bf.l + t * nq, bf.done + t * nq);
+            combine_init(0, nq, bf.state + t * nq);
 
         // attention + combine, round after round (a query sits in one cluster per round),
         // each cluster's rows (ahead) loaded during the cluster before it
@@ -68,8 +65,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
                     problem(c.t, b, h);
                     const int64_t t = c.t;
                     attend_tiled(d, a, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
-                                 bf.attention[thread], bf.m + t * nq, bf.l + t * nq,
-                                 r == R - 1 ? bf.done + t * nq : nullptr, later);
+                                 bf.attention[thread], bf.state + t * nq, r == R - 1, later);
                 });
         }
 
@@ -79,8 +75,7 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             int64_t b, h;
             problem(t, b, h);
             combine_finish(d, a, b, h, i0, std::min(nq, i0 + kRowsPerTask),
-                           cb.valid + t * d.k_len, cb.n_valid[t], bf.m + t * nq, bf.l + t * nq,
-                           bf.done + t * nq);
+                           cb.valid + t * d.k_len, cb.n_valid[t], bf.state + t * nq);
         });
     }
 }

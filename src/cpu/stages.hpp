@@ -53,15 +53,15 @@ AttentionScratch attention_scratch(Arena &arena, const Desc &d);
 // The kernel's description of one such tile (its row pointers filled in ws). With
 // per_head > 0 the queries are those of heads h, h + 1, ... of one kv head's group,
 // per_head rows each (DENSE decoder steps, dense.cpp), and their state is indexed by row:
-// m[r], l[r] (Tile::state_by_row).
+// state[r] (Tile::state_by_row).
 Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi, int64_t nq,
-             const int32_t *kj, int64_t nk, const AttentionScratch &ws, float *m, float *l,
-             uint8_t *done = nullptr, int64_t per_head = 0);
+             const int32_t *kj, int64_t nk, const AttentionScratch &ws, RowState *state,
+             bool normalise = false, int64_t per_head = 0);
 // With ahead, the tile also starts loading the next ahead_rows rows of ahead
 // (cpu/tile.hpp, Ahead) while it computes.
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                       float *m, float *l, uint8_t *done = nullptr, Ahead *ahead = nullptr,
+                       RowState *state, bool normalise = false, Ahead *ahead = nullptr,
                        int64_t ahead_rows = 0);
 
 // The rows a cluster will touch (its q and k rows, its out and v rows), to load ahead.
@@ -73,23 +73,22 @@ Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t
 // Any number of queries against any number of keys (a SMYRF cluster, or a DENSE query
 // tile against all its keys): cut into tiles for cluster_attention, each merged into the
 // running state as it ends, so scratch stays bounded whatever the cluster size. With
-// done (the queries' last block: SMYRF's last round), the last key tile also normalises
-// the rows it merges and marks them done (cpu/tile.hpp, Tile::done). With ahead, the
+// normalise (the queries' last block: SMYRF's last round), the last key tile also
+// normalises the rows it merges and marks them done (cpu/tile.hpp, RowState). With ahead, the
 // tiles load all of its rows not yet loaded, an even share each.
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
-                  float *m, float *l, uint8_t *done = nullptr, Ahead *ahead = nullptr);
+                  RowState *state, bool normalise = false, Ahead *ahead = nullptr);
 
-// ---- combine: the running state of each query is (m, l) plus the accumulator kept in
-// its out row, all relative to e^{m}; m and l are indexed by query position. Each call
-// covers the queries [i0, i1) of problem (b, h). combine_init starts the state empty
-// (and clears done, when given); the out rows' old content is never read.
-void combine_init(int64_t i0, int64_t i1, float *m, float *l, uint8_t *done = nullptr);
+// ---- combine: the running state of each query is a RowState (cpu/tile.hpp) plus the
+// accumulator kept in its out row, all relative to e^{m}; states are indexed by query
+// position. Each call covers the queries [i0, i1) of problem (b, h). combine_init starts
+// the states empty; the out rows' old content is never read.
+void combine_init(int64_t i0, int64_t i1, RowState *state);
 // Normalises the out rows not marked done, writes lse, and gives a query that met no key
 // the fallback of docs/algorithm.md (its latest allowed valid key alone, else zeros and
 // lse = -inf).
 void combine_finish(const Desc &d, const Args &a, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                    const int32_t *valid, int64_t n_valid, const float *m, const float *l,
-                    const uint8_t *done = nullptr);
+                    const int32_t *valid, int64_t n_valid, const RowState *state);
 
 }  // namespace smyrf::cpu

@@ -45,6 +45,16 @@ void load_ahead(Ahead &a, int64_t rows);
 // An even share of the rows of `a` (nullptr: none) still to load, for one of `tiles` tiles.
 int64_t ahead_share(const Ahead *a, int64_t tiles);
 
+// A query's running softmax state (stage 5): the largest logit so far and the sum of the
+// terms relative to it. m and l sit side by side, and the last block's mark is l's sign:
+// SMYRF reads and writes the states of a cluster's queries at random positions, so one
+// cache line per query instead of three (m, l and a done flag: 2-3% of a call at
+// N = 65536). l < 0 marks a row the last block already normalised (Tile::normalise; its
+// sum is -l); l == 0 a query no block has reached.
+struct RowState {
+    float m, l;
+};
+
 struct Tile {
     const float *const *q;  // [nq] query rows of qk_dim floats
     const float *const *k;  // [nk] key rows of qk_dim floats
@@ -58,17 +68,17 @@ struct Tile {
     float scale;
     bool causal;
     int64_t causal_offset;  // key j is allowed for query i iff j <= i + causal_offset
-    float *m, *l;           // running state (cpu/stages.hpp), indexed as state_by_row says
+    RowState *state;        // running state (cpu/stages.hpp), indexed as state_by_row says
     float *qt;              // scratch [qk_dim][kTileQueries]: the queries, transposed
     float *st;              // scratch [nk][kTileQueries]: logits, then weights (rows of
                             // one vector's lanes when nq <= 4)
     float *mx, *sum, *keep, *add;  // scratch [kTileQueries]: the tile's row maximum and
                                    // sum, and the merge factors of old and new
-    // When this tile is its queries' last block (SMYRF's last round): done, indexed by
-    // query position, and scratch inv [kTileQueries]. The kernel then also normalises
-    // each merged row by 1 / l (combine_finish's division, the same bits) and sets
-    // done[i]; a query this tile leaves alone stays for combine_finish. nullptr otherwise.
-    uint8_t *done;
+    // When this tile is its queries' last block (SMYRF's last round), the kernel also
+    // normalises each merged row by 1 / l (combine_finish's division, the same bits; inv
+    // is scratch [kTileQueries]) and marks its state done (l < 0); a query this tile
+    // leaves alone stays for combine_finish.
+    bool normalise = false;
     float *inv;
     // Rows to start loading during this tile (nullptr: none): the next `ahead_rows` rows
     // of `ahead`, spread over the tile's blocks.
@@ -79,7 +89,7 @@ struct Tile {
 // Attention of the tile (stage 4) merged into the running state (stage 5): for each
 // query with an allowed key, out = out e^{m - m'} + o e^{mx - m'} with m' = max(m, mx),
 // l likewise, where o = sum_j e^{s_j - mx} v_j is the tile's unnormalised row; a query's
-// first block is taken as it is; with done, the merged row is normalised (Tile::done).
+// first block is taken as it is; with normalise, the merged row is normalised.
 // The kernel for this CPU: AVX-512, else AVX2 with FMA, else portable vectors. The
 // AVX-512 and AVX2 kernels round every operation alike (FMA along the same order), so
 // they give bitwise identical results; the portable one rounds products separately.

@@ -489,29 +489,29 @@ static void attention_case(tc_rng &r, const Kernels &kernels, const tc_shape &s,
         Buffer ws = aligned_floats(sizing.used());
         std::vector<float> first_out, first_ml;
         for (const auto &[name, kernel] : kernels) {
-            std::vector<float> m(d.q_len), l(d.q_len);
-            smyrf::cpu::combine_init(0, d.q_len, m.data(), l.data());
+            std::vector<smyrf::cpu::RowState> state(d.q_len);
+            smyrf::cpu::combine_init(0, d.q_len, state.data());
             for (int64_t t = 0; t < nq; t++)  // out rows hold garbage before a first block
                 std::fill_n(a.out.row(b, h, qi[t]), dv, NAN);
             smyrf::cpu::Arena arena(ws.get());
             const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
-            kernel(smyrf::cpu::tile_of(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, m.data(), l.data()));
+            kernel(smyrf::cpu::tile_of(d, a, b, h, qi.data(), nq, kj.data(), nk, sc, state.data()));
             std::vector<float> got_out, got_ml;
             for (int64_t t = 0; t < nq; t++) {
                 const float *row = a.out.row(b, h, qi[t]);
-                const int64_t i = qi[t];
+                const float m = state[qi[t]].m, l = state[qi[t]].l;
                 got_out.insert(got_out.end(), row, row + dv);
-                got_ml.push_back(m[i]);
-                got_ml.push_back(l[i]);
+                got_ml.push_back(m);
+                got_ml.push_back(l);
                 if (std::isinf(rl[t])) {
-                    assert_true(m[i] == -kInf && l[i] == 0.0f);
+                    assert_true(m == -kInf && l == 0.0f);
                     // untouched (combine_finish writes such rows)
                     for (int64_t c = 0; c < dv; c++) assert_true(std::isnan(row[c]));
                     continue;
                 }
-                assert_true(std::fabs(((double)m[i] + std::log((double)l[i])) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
+                assert_true(std::fabs(((double)m + std::log((double)l)) - rl[t]) <= 1e-5 * (1 + std::fabs(rl[t])));
                 std::vector<float> normalised(dv);
-                for (int64_t c = 0; c < dv; c++) normalised[c] = row[c] / l[i];
+                for (int64_t c = 0; c < dv; c++) normalised[c] = row[c] / l;
                 tc_assert_close(normalised.data(), ro.data() + t * dv, dv, dv, nullptr, rtol, rtol / 10, name);
             }
             if (std::string(name) == "avx2" && !first_out.empty()) {  // after avx512
@@ -705,8 +705,8 @@ static void attention_backward_matches_reference(void **) {
 
 // combine: R rounds of random clusters merged online (init, merge per round, finish)
 // equal the reference's log-sum-exp of the per-round rows; queries that met no key in
-// any round get the reference's fallback. Normalising in the last round (done flags)
-// gives the same bits as combine_finish alone.
+// any round get the reference's fallback. Normalising in the last round (states marked
+// done) gives the same bits as combine_finish alone.
 static void combine_matches_reference(void **) {
     tc_rng r = tc_rng_make(17);
     const int64_t R = 3;
@@ -730,20 +730,18 @@ static void combine_matches_reference(void **) {
         Buffer ws = aligned_floats(sizing.used());
         smyrf::cpu::Arena arena(ws.get());
         const smyrf::cpu::AttentionScratch sc = smyrf::cpu::attention_scratch(arena, d);
-        // The rounds merged online (any number of queries and keys per call); with done,
-        // the last round normalises the rows it merges, as SMYRF mode runs it.
+        // The rounds merged online (any number of queries and keys per call); fused, the
+        // last round normalises the rows it merges, as SMYRF mode runs it.
         auto combine = [&](bool fused) {
             std::fill(out.begin(), out.end(), NAN);
             std::fill(lse.begin(), lse.end(), NAN);
-            std::vector<float> m(nq), l(nq);
-            std::vector<uint8_t> done(nq);
-            uint8_t *flags = fused ? done.data() : nullptr;
-            smyrf::cpu::combine_init(0, nq, m.data(), l.data(), flags);
+            std::vector<smyrf::cpu::RowState> state(nq);
+            smyrf::cpu::combine_init(0, nq, state.data());
             for (int64_t round = 0; round < R; round++)
                 smyrf::cpu::attend_tiled(d, a, b, h, qi[round].data(), nq, kj[round].data(),
-                                         (int64_t)kj[round].size(), sc, m.data(), l.data(),
-                                         round == R - 1 ? flags : nullptr);
-            smyrf::cpu::combine_finish(d, a, b, h, 0, nq, valid.data(), nv, m.data(), l.data(), flags);
+                                         (int64_t)kj[round].size(), sc, state.data(),
+                                         fused && round == R - 1);
+            smyrf::cpu::combine_finish(d, a, b, h, 0, nq, valid.data(), nv, state.data());
         };
         combine(true);
         const std::vector<float> fused_out = out, fused_lse = lse;
