@@ -5,6 +5,7 @@
 
 #include "cpu/thread_pool.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -37,6 +38,42 @@ void parallel_for(int64_t n, int64_t threads, const Body &body) {
         }
     }, &call);
     if (call.error) std::rethrow_exception(call.error);
+}
+
+// Items [0, n) in `shares` even, contiguous shares, one per thread. Each owner takes its
+// own share from the front, one item at a time, then the others' from the back, so that
+// all finish together while neighbouring items (neighbouring rows, in HYBRID) mostly run
+// in order on one thread, and a thread can know its next item before it starts the
+// current one (SMYRF loads that cluster's rows meanwhile, cpu/smyrf_clusters.hpp).
+class ShareClaims {
+public:
+    static constexpr int64_t kMaxShares = 1024;  // SMYRF_PARAM_THREADS' bound
+    // Items [0, n) in `shares` even, contiguous shares (n / shares < 2^32).
+    ShareClaims(int64_t n, int64_t shares);
+    // The next item for the owner of share s: the front of its own share, else the back
+    // of another's; -1 when none is left.
+    int64_t claim(int64_t s);
+
+private:
+    bool take(int64_t s, bool front, int64_t &item);
+    int64_t n_, shares_;
+    // Share s: items [first(s) + begin, first(s) + end), begin in the high half of the
+    // word and end in the low half.
+    std::atomic<uint64_t> range_[kMaxShares];
+    int64_t first(int64_t s) const { return s * n_ / shares_; }
+};
+
+// parallel_for over ShareClaims: body(task, thread) for every task in [0, n), each thread
+// walking its own share in order instead of taking every `threads`-th task.
+template <class Body>
+void parallel_shares(int64_t n, int64_t threads, const Body &body) {
+    if (n <= 0) return;
+    int64_t t = threads < n ? threads : n;
+    if (t > ShareClaims::kMaxShares) t = ShareClaims::kMaxShares;
+    ShareClaims claims(n, t);
+    parallel_for(t, t, [&](int64_t share, int thread) {
+        for (int64_t u; (u = claims.claim(share)) >= 0;) body(u, thread);
+    });
 }
 
 }  // namespace smyrf::cpu

@@ -7,7 +7,6 @@
 #include "cpu/stages.hpp"
 
 #include <algorithm>
-#include <atomic>
 
 namespace smyrf::cpu {
 
@@ -63,28 +62,10 @@ inline ClusterRows cluster_rows(const Desc &d, const ClusterBuffers &cb, int64_t
 // The attention passes (forward and backward) walk the clusters of one round, those of
 // every problem in flight, and load each cluster's rows while the one before it
 // computes: the rows sit at random positions, and this overlaps their cache misses with
-// the arithmetic. Each thread owns an even, contiguous share of the clusters and walks it
-// from the front, claiming its next cluster before it computes the current one, so only
-// its first cluster is loaded in one burst; a thread done with its share takes clusters
-// one at a time from the back of the others', so that all finish the round together.
-// Which thread computes a cluster changes no result.
-class ClusterClaims {
-public:
-    static constexpr int64_t kMaxShares = 1024;  // SMYRF_PARAM_THREADS' bound
-    // Items [0, n) in `shares` even, contiguous shares (n / shares < 2^32).
-    ClusterClaims(int64_t n, int64_t shares);
-    // The next item for the owner of share s: the front of its own share, else the back
-    // of another's; -1 when none is left.
-    int64_t claim(int64_t s);
-
-private:
-    bool take(int64_t s, bool front, int64_t &item);
-    int64_t n_, shares_;
-    // Share s: items [first(s) + begin, first(s) + end), begin in the high half of the
-    // word and end in the low half, so that one compare-and-swap claims an item.
-    std::atomic<uint64_t> range_[kMaxShares];
-    int64_t first(int64_t s) const { return s * n_ / shares_; }
-};
+// the arithmetic. The threads walk their shares of the clusters (ShareClaims,
+// cpu/parallel.hpp), each claiming its next cluster before it computes the current one,
+// so only its first cluster is loaded in one burst. Which thread computes a cluster
+// changes no result.
 
 // Cluster c of problem slot t.
 struct ClusterAt {
@@ -100,8 +81,8 @@ template <class AheadOf, class Body>
 void walk_clusters(const Desc &d, const ClusterBuffers &cb, int64_t np, int64_t r,
                    const AheadOf &ahead, const Body &body) {
     const int64_t C = d.n_clusters(), n = np * C;
-    const int64_t T = std::min(std::min(d.threads, n), ClusterClaims::kMaxShares);
-    ClusterClaims claims(n, T);
+    const int64_t T = std::min(std::min(d.threads, n), ShareClaims::kMaxShares);
+    ShareClaims claims(n, T);
     const auto at = [&](int64_t u) {
         return ClusterAt{u / C, cluster_rows(d, cb, u / C, r, u % C)};
     };

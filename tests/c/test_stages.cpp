@@ -429,20 +429,20 @@ static void loading_ahead_walks_every_row_once(void **) {
     assert_int_equal(x.within, 3);
 }
 
-// Claiming clusters (cpu/smyrf_clusters.hpp): a share's owner takes its own share from
+// Claiming shares (cpu/parallel.hpp): a share's owner takes its own share from
 // the front, then the others' from the back, one at a time; several threads claiming
 // at once get every item exactly once between them.
-static void cluster_claims_hand_out_every_cluster_once(void **) {
+static void share_claims_hand_out_every_item_once(void **) {
     {
         // shares [0, 3), [3, 6), [6, 10); share 1's owner then takes from 2, then from 0
-        smyrf::cpu::ClusterClaims c(10, 3);
+        smyrf::cpu::ShareClaims c(10, 3);
         const int64_t order[] = {3, 4, 5, 9, 8, 7, 6, 2, 1, 0, -1, -1};
         for (int64_t want : order) assert_int_equal(c.claim(1), want);
     }
     for (const int64_t n : {1, 7, 100, 1001})
         for (const int64_t shares : {1, 2, 3, 7}) {
             if (shares > n) continue;
-            smyrf::cpu::ClusterClaims c(n, shares);
+            smyrf::cpu::ShareClaims c(n, shares);
             std::vector<std::vector<int64_t>> got(shares);
             std::vector<std::thread> threads;
             for (int64_t s = 0; s < shares; s++)
@@ -789,7 +789,7 @@ int main() {
         cmocka_unit_test(sort_is_nan_safe),
         cmocka_unit_test(cluster_cut_is_balanced),
         cmocka_unit_test(loading_ahead_walks_every_row_once),
-        cmocka_unit_test(cluster_claims_hand_out_every_cluster_once),
+        cmocka_unit_test(share_claims_hand_out_every_item_once),
         cmocka_unit_test(centre_distances_are_ordered_chains),
         cmocka_unit_test(attention_matches_reference),
         cmocka_unit_test(attention_backward_matches_reference),
