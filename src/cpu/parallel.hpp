@@ -48,6 +48,11 @@ void parallel_for(int64_t n, int64_t threads, const Body &body) {
 class ShareClaims {
 public:
     static constexpr int64_t kMaxShares = 1024;  // SMYRF_PARAM_THREADS' bound
+    // The shares for n items on `threads` threads: one per thread, at most one per item.
+    static int64_t shares_for(int64_t n, int64_t threads) {
+        const int64_t t = threads < n ? threads : n;
+        return t < kMaxShares ? t : kMaxShares;
+    }
     // Items [0, n) in `shares` even, contiguous shares (n / shares < 2^32).
     ShareClaims(int64_t n, int64_t shares);
     // The next item for the owner of share s: the front of its own share, else the back
@@ -68,8 +73,7 @@ private:
 template <class Body>
 void parallel_shares(int64_t n, int64_t threads, const Body &body) {
     if (n <= 0) return;
-    int64_t t = threads < n ? threads : n;
-    if (t > ShareClaims::kMaxShares) t = ShareClaims::kMaxShares;
+    const int64_t t = ShareClaims::shares_for(n, threads);
     ShareClaims claims(n, t);
     parallel_for(t, t, [&](int64_t share, int thread) {
         for (int64_t u; (u = claims.claim(share)) >= 0;) body(u, thread);

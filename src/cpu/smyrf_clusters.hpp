@@ -81,7 +81,7 @@ template <class AheadOf, class Body>
 void walk_clusters(const Desc &d, const ClusterBuffers &cb, int64_t np, int64_t r,
                    const AheadOf &ahead, const Body &body) {
     const int64_t C = d.n_clusters(), n = np * C;
-    const int64_t T = std::min(std::min(d.threads, n), ShareClaims::kMaxShares);
+    const int64_t T = ShareClaims::shares_for(n, d.threads);
     ShareClaims claims(n, T);
     const auto at = [&](int64_t u) {
         return ClusterAt{u / C, cluster_rows(d, cb, u / C, r, u % C)};

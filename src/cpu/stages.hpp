@@ -74,8 +74,8 @@ Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t
 // tile against all its keys): cut into tiles for cluster_attention, each merged into the
 // running state as it ends, so scratch stays bounded whatever the cluster size. With
 // normalise (the queries' last block: SMYRF's last round), the last key tile also
-// normalises the rows it merges and marks them done (cpu/tile.hpp, RowState). With ahead, the
-// tiles load all of its rows not yet loaded, an even share each.
+// normalises the rows it merges and marks them done (cpu/tile.hpp, RowState). With
+// ahead, the tiles load all of its rows not yet loaded, an even share each.
 void attend_tiled(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                   int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
                   RowState *state, bool normalise = false, Ahead *ahead = nullptr);
