@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,4 +347,14 @@ float tc_bf16_to_f32(uint16_t h) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
+}
+
+int tc_mentions(const char *text, const char *word) {
+    const size_t n = strlen(word);
+    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
+        const int left_ok = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        const int right_ok = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (left_ok && right_ok) return 1;
+    }
+    return 0;
 }

@@ -114,6 +114,9 @@ void tc_gather(const void *src, int64_t B, int64_t H, int64_t N, int64_t D, int6
 /* Rounds every value to dt in place (so that the float copy equals what the library reads). */
 void tc_round_to(float *x, size_t n, smyrf_dtype dt);
 
+/* `word` occurs in `text` as a whole identifier (so "q" does not match "seq"). */
+int tc_mentions(const char *text, const char *word);
+
 /* ---- half precision (independent of the library's own conversions) */
 uint16_t tc_f32_to_f16(float f);
 float tc_f16_to_f32(uint16_t h);

@@ -6,7 +6,6 @@
  * half precision and the error paths of the call. */
 #include "common.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -596,16 +595,6 @@ static void half_precision(void **state) {
 
 /* ---------------------------------------------------------------- workspace, errors */
 
-static int mentions(const char *text, const char *word) {
-    const size_t n = strlen(word);
-    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
-        const int left_ok = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        const int right_ok = !(isalnum((unsigned char)p[n]) || p[n] == '_');
-        if (left_ok && right_ok) return 1;
-    }
-    return 0;
-}
-
 static void caller_workspace(void **state) {
     (void)state;
     const tc_shape s = {1, 2, 1, 200, 0, 16, 0, 0};
@@ -631,8 +620,8 @@ static void caller_workspace(void **state) {
                                                        want.out, want.lse, dout, dq2, dk, dv,
                                                        ws, bytes - 1, NULL);
         assert_int_equal(st, SMYRF_ERR_INVALID_ARGUMENT);
-        assert_true(mentions(smyrf_last_error_message(), "workspace_bytes") ||
-                    mentions(smyrf_last_error_message(), "workspace"));
+        assert_true(tc_mentions(smyrf_last_error_message(), "workspace_bytes") ||
+                    tc_mentions(smyrf_last_error_message(), "workspace"));
         for (size_t i = 0; i < in->nq_el; i++) assert_true(isnan(dq2[i]));
         free(ws), free(dq), free(dk), free(dv), free(dq2);
         grads_free(&want);
@@ -658,7 +647,7 @@ static void error_paths(void **state) {
         const smyrf_status st_ = (call);                                                   \
         if (st_ != SMYRF_ERR_INVALID_ARGUMENT)                                             \
             fail_msg("%s: status %s, want invalid argument", #call, smyrf_status_string(st_)); \
-        if (!mentions(smyrf_last_error_message(), arg))                                    \
+        if (!tc_mentions(smyrf_last_error_message(), arg))                                    \
             fail_msg("%s: message \"%s\" does not name %s", #call,                         \
                      smyrf_last_error_message(), arg);                                     \
         for (size_t i_ = 0; i_ < in->nq_el; i_++)                                          \

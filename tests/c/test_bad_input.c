@@ -3,7 +3,6 @@
  * argument in smyrf_last_error_message(), writes no output and prints nothing. */
 #include "common.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,17 +12,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* `word` occurs in `text` as a whole identifier (so "q" does not match "seq"). */
-static int mentions(const char *text, const char *word) {
-    const size_t n = strlen(word);
-    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
-        const int left_ok = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        const int right_ok = !(isalnum((unsigned char)p[n]) || p[n] == '_');
-        if (left_ok && right_ok) return 1;
-    }
-    return 0;
-}
-
 /* The call returned `want` and its message names `arg`. */
 #define expect_status(call, want, arg)                                                    \
     do {                                                                                  \
@@ -31,7 +19,7 @@ static int mentions(const char *text, const char *word) {
         if (got_ != (want))                                                               \
             fail_msg("%s: status %d (%s), want %d; message: %s", #call, (int)got_,        \
                      smyrf_status_string(got_), (int)(want), smyrf_last_error_message()); \
-        if ((want) != SMYRF_OK && !mentions(smyrf_last_error_message(), (arg)))           \
+        if ((want) != SMYRF_OK && !tc_mentions(smyrf_last_error_message(), (arg)))           \
             fail_msg("%s: message \"%s\" does not name %s", #call,                        \
                      smyrf_last_error_message(), (arg));                                  \
     } while (0)
@@ -329,11 +317,11 @@ static void kv_heads_must_divide_heads(void **state) {
     for (int i = 0; i < 2; i++) {
         tc_set(cfg, SMYRF_PARAM_KV_HEADS, bad[i]);
         expect_plan(cfg, SMYRF_ERR_INVALID_ARGUMENT, "does not divide");
-        assert_true(mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
+        assert_true(tc_mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
     }
     tc_set(cfg, SMYRF_PARAM_KV_HEADS, 12);
     expect_plan(cfg, SMYRF_ERR_INVALID_ARGUMENT, "exceeds");
-    assert_true(mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
+    assert_true(tc_mentions(smyrf_last_error_message(), "SMYRF_PARAM_KV_HEADS"));
     for (int i = 0; i < 5; i++) {
         tc_set(cfg, SMYRF_PARAM_KV_HEADS, good[i]);
         expect_plan(cfg, SMYRF_OK, "");
@@ -493,7 +481,7 @@ static void hybrid_is_supported_or_unsupported(void **state) {
     smyrf_plan *plan = NULL;
     const smyrf_status st = smyrf_plan_create(&plan, cfg);
     assert_true(st == SMYRF_OK || st == SMYRF_ERR_UNSUPPORTED);
-    if (st == SMYRF_ERR_UNSUPPORTED) assert_true(mentions(smyrf_last_error_message(), "HYBRID"));
+    if (st == SMYRF_ERR_UNSUPPORTED) assert_true(tc_mentions(smyrf_last_error_message(), "HYBRID"));
     smyrf_plan_destroy(plan);
     smyrf_config_destroy(cfg);
 }

@@ -29,21 +29,25 @@ static const dense_case cases[] = {
     {"head dim 1", {1, 1, 0, 77, 0, 1, 1, 0}, 0},
 };
 
-static void run_case(const dense_case *c, uint64_t seed) {
-    tc_inputs *in = tc_inputs_create(&c->s, seed, c->mask_keep);
-    smyrf_ref_problem rp = tc_ref_problem(in);
+/* The plan's out and lse on `in` against the float64 DENSE reference of rp; frees the
+ * plan and the inputs. */
+static void expect_reference(tc_inputs *in, const smyrf_ref_problem *rp, smyrf_plan *plan,
+                             double rtol, const char *what) {
     double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
-    smyrf_ref_dense(&rp, want, want_lse);
-
-    smyrf_plan *plan = tc_dense_plan(&in->s);
+    smyrf_ref_dense(rp, want, want_lse);
     float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
     tc_run(plan, in, out, lse);
-    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, DENSE_RTOL, 0, c->name);
-    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, c->name);
-
+    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, rtol, 0, what);
+    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, what);
     smyrf_plan_destroy(plan);
     free(out), free(lse), free(want), free(want_lse);
     tc_inputs_destroy(in);
+}
+
+static void run_case(const dense_case *c, uint64_t seed) {
+    tc_inputs *in = tc_inputs_create(&c->s, seed, c->mask_keep);
+    const smyrf_ref_problem rp = tc_ref_problem(in);
+    expect_reference(in, &rp, tc_dense_plan(&in->s), DENSE_RTOL, c->name);
 }
 
 static void dense_matches_reference(void **state) {
@@ -58,18 +62,9 @@ static void dense_survives_large_logits(void **state) {
     tc_inputs *in = tc_inputs_create(&s, 7, 0);
     for (size_t i = 0; i < in->nq_el; i++) in->q[i] *= 30.0f; /* logits up to ~1e3 */
     tc_inputs_sync(in);
-    smyrf_ref_problem rp = tc_ref_problem(in);
-    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
-    smyrf_ref_dense(&rp, want, want_lse);
-    smyrf_plan *plan = tc_dense_plan(&in->s);
-    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
-    tc_run(plan, in, out, lse);
+    const smyrf_ref_problem rp = tc_ref_problem(in);
     /* logits of size ~1e3 carry absolute float32 error ~1e-4 into the weights */
-    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, 1e-3, 0, "large logits");
-    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, "large logits");
-    smyrf_plan_destroy(plan);
-    free(out), free(lse), free(want), free(want_lse);
-    tc_inputs_destroy(in);
+    expect_reference(in, &rp, tc_dense_plan(&in->s), 1e-3, "large logits");
 }
 
 /* A custom scale reaches the softmax, and lse, exactly as the reference applies it. */
@@ -79,19 +74,11 @@ static void dense_honours_scale(void **state) {
     tc_inputs *in = tc_inputs_create(&s, 8, 0);
     smyrf_ref_problem rp = tc_ref_problem(in);
     rp.scale = 0.9;
-    double *want = tc_doubles(in->no_el), *want_lse = tc_doubles(in->nlse);
-    smyrf_ref_dense(&rp, want, want_lse);
     smyrf_config *cfg = tc_config(&in->s, SMYRF_MODE_DENSE);
     assert_int_equal(smyrf_config_set_scale(cfg, 0.9), SMYRF_OK);
     smyrf_plan *plan = tc_plan(cfg);
     smyrf_config_destroy(cfg);
-    float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
-    tc_run(plan, in, out, lse);
-    tc_assert_close(out, want, in->no_el, (size_t)in->s.v_dim, NULL, DENSE_RTOL, 0, "scale 0.9");
-    tc_assert_lse_close(lse, want_lse, in->nlse, NULL, LSE_TOL, "scale 0.9");
-    smyrf_plan_destroy(plan);
-    free(out), free(lse), free(want), free(want_lse);
-    tc_inputs_destroy(in);
+    expect_reference(in, &rp, plan, DENSE_RTOL, "scale 0.9");
 }
 
 /* A query's DENSE result does not depend on the other queries of its call, bit for bit:
