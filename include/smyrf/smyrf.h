@@ -184,7 +184,8 @@ SMYRF_API smyrf_status smyrf_config_set(smyrf_config *cfg, smyrf_param p, int64_
 SMYRF_API smyrf_status smyrf_config_get(const smyrf_config *cfg, smyrf_param p,
                                         int64_t *value);
 
-/* Softmax temperature applied to q.k; a finite value > 0. 0 restores the default
+/* Softmax temperature applied to q.k: a positive value that fp32 represents (from
+ * FLT_TRUE_MIN to FLT_MAX; the kernels multiply in fp32). 0 restores the default
  * 1/sqrt(qk_dim). */
 SMYRF_API smyrf_status smyrf_config_set_scale(smyrf_config *cfg, double scale);
 SMYRF_API smyrf_status smyrf_config_get_scale(const smyrf_config *cfg, double *scale);
@@ -220,7 +221,11 @@ SMYRF_API const char *smyrf_plan_backend_name(const smyrf_plan *plan);
  *            NULL (and 0) to let the call allocate its own
  *   stream   cudaStream_t for the CUDA backend (NULL = the default stream); ignored on CPU
  * Pointers are host pointers for the CPU backend and device pointers for CUDA (the
- * workspace too). On CUDA the call only enqueues work on the stream and returns without
+ * workspace too). q, k, v and out must be aligned to their elements (4 bytes for fp32, 2
+ * for fp16 and bf16), lse to 4 bytes; key_mask and the workspace may sit anywhere. Overlap
+ * is judged on the bytes from a tensor's first element to its last: an output must not
+ * share that range with an input or another output, even where strided rows interleave
+ * without touching. On CUDA the call only enqueues work on the stream and returns without
  * synchronising: out and lse are ready when the stream gets there; without a workspace
  * it allocates and frees one on the stream (cudaMallocAsync, cudaFreeAsync). */
 SMYRF_API smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
@@ -245,7 +250,9 @@ SMYRF_API size_t smyrf_plan_backward_workspace_size(const smyrf_plan *plan);
  *                      strided rows are left as they are); with GQA, dk and dv sum over
  *                      the query heads of each group; padded keys get zeros, and so do
  *                      the dq rows of queries with no allowed key (lse = -inf).
- *                      They must not overlap any input or each other.
+ *                      They must not overlap any input or each other, and the strides
+ *                      of q, k and v must not make rows overlap (a forward may read
+ *                      such rows; the backward refuses to write them).
  *   workspace, workspace_bytes, stream: as for smyrf_execute (use
  *                      smyrf_plan_backward_workspace_size).
  * Same error and thread-safety contract as smyrf_execute. */

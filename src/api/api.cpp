@@ -4,6 +4,7 @@
 #include "api/guard.hpp"
 #include "core/plan.hpp"
 
+#include <cfloat>
 #include <cstdio>
 #include <initializer_list>
 
@@ -17,6 +18,24 @@ thread_local char t_last_error[512];
 
 void require(const void *p, const char *name) {
     if (!p) fail(SMYRF_ERR_INVALID_ARGUMENT, "%s is NULL", name);
+}
+
+// A tensor's elements must sit on their natural alignment: the kernels load them as
+// floats (or 16-bit halves), and a C pointer that is not so aligned is undefined.
+void require_aligned(const void *p, size_t elem, const char *name) {
+    if ((uintptr_t)p % elem)
+        fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %p is not aligned to its %zu-byte elements", name,
+             p, elem);
+}
+
+// A gradient written with its input's strides, which a forward may let rows share.
+void require_distinct_rows(const smyrf::Strides &s, int64_t b, int64_t h, int64_t n,
+                           int64_t dim, const char *grad, const char *input) {
+    if (smyrf::rows_overlap(s, b, h, n, dim))
+        fail(SMYRF_ERR_INVALID_ARGUMENT,
+             "%s is written with the strides of %s (%lld, %lld, %lld), which make its rows "
+             "overlap: a plan for the backward pass needs %s strides whose rows do not",
+             grad, input, (long long)s.batch, (long long)s.head, (long long)s.token, input);
 }
 
 const smyrf::ParamInfo &checked_param(smyrf_param p) {
@@ -39,6 +58,15 @@ Span span_of(const void *base, const smyrf::Strides &s, int64_t b, int64_t h, in
 
 Span span_bytes(const void *base, size_t bytes) {
     return {(const char *)base, (const char *)base + bytes};
+}
+
+// A buffer of `bytes` at p must fit the address space, or its span wraps around and
+// overlaps nothing.
+void require_addressable(const void *p, size_t bytes, const char *name, const char *size_name) {
+    if (bytes > UINTPTR_MAX - (uintptr_t)p)
+        fail(SMYRF_ERR_INVALID_ARGUMENT,
+             "%s = %zu runs past the end of the address space from %s = %p", size_name, bytes,
+             name, p);
 }
 
 bool overlap(Span a, Span b) { return a.begin < b.end && b.begin < a.end; }
@@ -85,6 +113,7 @@ void check_outputs(std::initializer_list<Named> written, std::initializer_list<N
 }
 
 void check_workspace(const void *workspace, size_t bytes, size_t need, const char *query) {
+    require_addressable(workspace, bytes, "workspace", "workspace_bytes");
     if (workspace && bytes < need)
         fail(SMYRF_ERR_INVALID_ARGUMENT, "workspace_bytes = %zu is below %s = %zu", bytes,
              query, need);
@@ -173,9 +202,13 @@ smyrf_status smyrf_config_get(const smyrf_config *cfg, smyrf_param p, int64_t *v
 smyrf_status smyrf_config_set_scale(smyrf_config *cfg, double scale) {
     return guarded([&] {
         require(cfg, "cfg");
-        if (!(scale >= 0.0) || scale > 1e300)  // rejects NaN, negatives and infinities
+        // The kernels multiply in fp32: a scale must be a positive float, or 0 (NaN fails
+        // both comparisons).
+        if (!(scale == 0.0 || (scale >= FLT_TRUE_MIN && scale <= FLT_MAX)))
             fail(SMYRF_ERR_INVALID_ARGUMENT,
-                 "scale = %g: must be finite and > 0 (or 0 for 1/sqrt(qk_dim))", scale);
+                 "scale = %g: must be a positive fp32 value, from %g to %g (or 0 for "
+                 "1/sqrt(qk_dim))",
+                 scale, (double)FLT_TRUE_MIN, (double)FLT_MAX);
         cfg->raw.scale = scale;
     });
 }
@@ -243,9 +276,14 @@ smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
         const smyrf::Desc &d = plan->desc;
         check_workspace(workspace, workspace_bytes, smyrf_plan_workspace_size(plan),
                         "smyrf_plan_workspace_size()");
+        const size_t es = d.elem_size();
+        const void *tensors[] = {q, k, v, out};
+        const char *names[] = {"q", "k", "v", "out"};
+        for (int i = 0; i < 4; i++) require_aligned(tensors[i], es, names[i]);
+        if (lse) require_aligned(lse, sizeof(float), "lse");
 
         const Spans in = input_spans(d, q, k, v, key_mask);
-        const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, d.elem_size());
+        const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
         const Span sl = lse ? span_bytes(lse, lse_bytes(d)) : Span{};
         const Span sw = workspace ? span_bytes(workspace, workspace_bytes) : Span{};
         check_outputs({{so, "out"}, {sl, "lse"}, {sw, "workspace"}}, {in.q, in.k, in.v, in.mask});
@@ -268,8 +306,13 @@ smyrf_status smyrf_execute_backward(const smyrf_plan *plan, const void *q, const
         const smyrf::Desc &d = plan->desc;
         check_workspace(workspace, workspace_bytes, smyrf_plan_backward_workspace_size(plan),
                         "smyrf_plan_backward_workspace_size()");
-
         const size_t es = d.elem_size();
+        for (int i = 0; i < 9; i++)
+            require_aligned(pointers[i], i == 4 ? sizeof(float) : es, names[i]);  // 4: lse
+        require_distinct_rows(d.q, d.batch, d.heads, d.q_len, d.qk_dim, "dq", "q");
+        require_distinct_rows(d.k, d.batch, d.kv_heads, d.k_len, d.qk_dim, "dk", "k");
+        require_distinct_rows(d.v, d.batch, d.kv_heads, d.k_len, d.v_dim, "dv", "v");
+
         const Spans in = input_spans(d, q, k, v, key_mask);
         const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
         const Span sdo = span_of(dout, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);

@@ -101,24 +101,12 @@ Strides resolve_strides(const RawParams &raw, int first, int64_t heads, int64_t 
     return {sb, sh, sn};
 }
 
-// The output is written, so its rows must not overlap each other: with the three
-// strides sorted, each must step over everything inside it.
+// The output is written, so its rows must not overlap each other.
 void check_out_not_self_overlapping(const Desc &d) {
-    struct Dim { int64_t stride, count; } dims[3] = {
-        {d.out.batch, d.batch}, {d.out.head, d.heads}, {d.out.token, d.q_len}};
-    for (int i = 0; i < 3; i++)  // insertion sort by stride
-        for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; j--) {
-            Dim t = dims[j]; dims[j] = dims[j - 1]; dims[j - 1] = t;
-        }
-    int64_t inner = d.v_dim;  // span of everything inside the current dimension
-    for (auto &dm : dims) {
-        if (dm.count == 1) continue;
-        if (dm.stride < inner)
-            fail(SMYRF_ERR_INVALID_ARGUMENT,
-                 "out strides (%lld, %lld, %lld) make output rows overlap",
-                 (long long)d.out.batch, (long long)d.out.head, (long long)d.out.token);
-        inner = dm.stride * dm.count;
-    }
+    if (rows_overlap(d.out, d.batch, d.heads, d.q_len, d.v_dim))
+        fail(SMYRF_ERR_INVALID_ARGUMENT,
+             "out strides (%lld, %lld, %lld) make output rows overlap",
+             (long long)d.out.batch, (long long)d.out.head, (long long)d.out.token);
 }
 
 void resolve_hybrid(const RawParams &raw, Desc &d) {
@@ -131,6 +119,14 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
     if (budget == 0) {
         budget = (window > 0 && groups > 0) ? window + sinks + groups + std::max<int64_t>(expand, 0)
                                             : kDefaultBudget;
+        const ParamInfo &bi = *param_info(SMYRF_PARAM_BUDGET);
+        if (budget > bi.upper)  // a plan reports it: it must be a value the parameter takes
+            fail(SMYRF_ERR_INVALID_ARGUMENT,
+                 "HYBRID: the budget derived from window %lld + sinks %lld + summaries %lld "
+                 "+ expand %lld is %lld, above SMYRF_PARAM_BUDGET's bound %lld",
+                 (long long)window, (long long)sinks, (long long)groups,
+                 (long long)std::max<int64_t>(expand, 0), (long long)budget,
+                 (long long)bi.upper);
     }
     if (groups == 0) groups = budget / 5 + (budget % 5 >= 3 ? 1 : 0);  // round(B/5)
     if (groups < 1) groups = 1;
@@ -171,6 +167,23 @@ const ParamInfo *param_info(int p) {
 
 RawParams::RawParams() {
     for (int p = 0; p < kParamCount; p++) value[p] = kParams[p].fallback;
+}
+
+bool rows_overlap(const Strides &s, int64_t batch, int64_t heads, int64_t len, int64_t dim) {
+    // With the three strides sorted, each must step over everything inside it.
+    struct Dim { int64_t stride, count; } dims[3] = {
+        {s.batch, batch}, {s.head, heads}, {s.token, len}};
+    for (int i = 0; i < 3; i++)  // insertion sort by stride
+        for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; j--) {
+            Dim t = dims[j]; dims[j] = dims[j - 1]; dims[j - 1] = t;
+        }
+    int64_t inner = dim;  // span of everything inside the current dimension
+    for (const Dim &dm : dims) {
+        if (dm.count == 1) continue;
+        if (dm.stride < inner) return true;
+        inner = dm.stride * dm.count;
+    }
+    return false;
 }
 
 Desc resolve(const RawParams &raw) {

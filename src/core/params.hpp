@@ -60,4 +60,9 @@ struct Desc {
 // Checks every combination and derives defaults; throws smyrf::Error on a bad config.
 Desc resolve(const RawParams &raw);
 
+// Whether rows of dim elements at strides s, over [batch][heads][len], overlap each other:
+// a tensor written with those strides must not (out; dq, dk and dv, which take q's, k's
+// and v's, where a forward may read shared rows).
+bool rows_overlap(const Strides &s, int64_t batch, int64_t heads, int64_t len, int64_t dim);
+
 }  // namespace smyrf

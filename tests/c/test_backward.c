@@ -676,12 +676,64 @@ static void error_paths(void **state) {
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dk + 1, NULL, 0, NULL), "dv");
     assert_non_null(strstr(smyrf_last_error_message(), "outputs must not overlap each other"));
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dv, dq, 1 << 20, NULL), "workspace");
+    /* a tensor off its 4-byte elements' alignment: input, lse or gradient */
+    const char *qb = (const char *)q, *lb = (const char *)lse;
+    EXPECT_INVALID(smyrf_execute_backward(plan, qb + 1, k, v, NULL, o, lse, dO, dq, dk, dv, NULL, 0, NULL), "q");
+    assert_non_null(strstr(smyrf_last_error_message(), "aligned"));
+    EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, (const float *)(lb + 2), dO, dq, dk, dv, NULL, 0, NULL), "lse");
+    EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, (char *)dk + 3, dv, NULL, 0, NULL), "dk");
     /* the positive control */
     assert_int_equal(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dv, NULL, 0, NULL), SMYRF_OK);
     tc_assert_same_bits(dq, g.dq, in->nq_el * 4, "control dq");
     free(dq), free(dk), free(dv), free(dout);
     grads_free(&g);
     smyrf_plan_destroy(plan);
+    tc_inputs_destroy(in);
+}
+
+/* A forward may read rows that its strides share (here head h's token i is head h-1's
+ * token i + 1: head stride = token stride); dq is written with those strides, so the
+ * backward refuses the plan, naming dq, and writes nothing. dk and dv the same through
+ * k's and v's strides. */
+static void shared_rows_refused(void **state) {
+    (void)state;
+    enum { H = 2, N = 40, D = 8 };
+    const tc_shape s = {1, H, 1, N, N, D, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 2500, 0);
+    float *dout = random_dout(in, 2501);
+    const struct { smyrf_param batch, head, token; const char *grad; } shared[] = {
+        {SMYRF_PARAM_Q_STRIDE_BATCH, SMYRF_PARAM_Q_STRIDE_HEAD, SMYRF_PARAM_Q_STRIDE_TOKEN, "dq"},
+        {SMYRF_PARAM_K_STRIDE_BATCH, SMYRF_PARAM_K_STRIDE_HEAD, SMYRF_PARAM_K_STRIDE_TOKEN, "dk"},
+        {SMYRF_PARAM_V_STRIDE_BATCH, SMYRF_PARAM_V_STRIDE_HEAD, SMYRF_PARAM_V_STRIDE_TOKEN, "dv"},
+    };
+    for (size_t c = 0; c < sizeof shared / sizeof shared[0]; c++) {
+        tc_shape sc = s;
+        if (c > 0) sc.kv_heads = H; /* k and v rows are shared only over 2 heads */
+        tc_inputs *x = c > 0 ? tc_inputs_create(&sc, 2502, 0) : in;
+        smyrf_config *cfg = tc_config(&x->s, SMYRF_MODE_DENSE);
+        tc_set(cfg, shared[c].batch, (int64_t)N * D);
+        tc_set(cfg, shared[c].head, D);
+        tc_set(cfg, shared[c].token, D);
+        smyrf_plan *plan = tc_plan_from(cfg);
+        float *out = tc_nan_floats(x->no_el), *lse = tc_nan_floats(x->nlse);
+        /* the forward reads the shared rows: fine */
+        assert_int_equal(smyrf_execute(plan, x->q, x->k, x->v, NULL, out, lse, NULL, 0, NULL), SMYRF_OK);
+        float *dq = tc_nan_floats(x->nq_el), *dk = tc_nan_floats(x->nk_el), *dv = tc_nan_floats(x->nv_el);
+        float *d = c > 0 ? random_dout(x, 2503) : dout;
+        assert_int_equal(smyrf_execute_backward(plan, x->q, x->k, x->v, NULL, out, lse, d, dq, dk,
+                                                dv, NULL, 0, NULL),
+                         SMYRF_ERR_INVALID_ARGUMENT);
+        if (!tc_mentions(smyrf_last_error_message(), shared[c].grad))
+            fail_msg("message \"%s\" does not name %s", smyrf_last_error_message(), shared[c].grad);
+        assert_non_null(strstr(smyrf_last_error_message(), "overlap"));
+        for (size_t i = 0; i < x->nq_el; i++) assert_true(isnan(dq[i]));
+        for (size_t i = 0; i < x->nk_el; i++) assert_true(isnan(dk[i]));
+        for (size_t i = 0; i < x->nv_el; i++) assert_true(isnan(dv[i]));
+        free(dq), free(dk), free(dv), free(out), free(lse);
+        if (c > 0) free(d), tc_inputs_destroy(x);
+        smyrf_plan_destroy(plan);
+    }
+    free(dout);
     tc_inputs_destroy(in);
 }
 
@@ -698,6 +750,7 @@ int main(void) {
         cmocka_unit_test(layouts_agree),
         cmocka_unit_test(half_precision),
         cmocka_unit_test(caller_workspace),
+        cmocka_unit_test(shared_rows_refused),
         cmocka_unit_test(error_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -136,17 +137,21 @@ static void unknown_params(void **state) {
     smyrf_config_destroy(cfg);
 }
 
+/* The kernels multiply in fp32: a scale fp32 cannot hold (it would round to inf, every
+ * output NaN, or to 0) is refused; the bounds themselves are accepted. */
 static void scale_must_be_finite_and_positive(void **state) {
     (void)state;
     smyrf_config *cfg;
     double got;
     expect_ok(smyrf_config_create(&cfg));
-    const double bad[] = {-1.0, -1e-300, NAN, INFINITY, -INFINITY, 1e301};
-    for (int i = 0; i < 6; i++) expect_invalid(smyrf_config_set_scale(cfg, bad[i]), "scale");
+    const double tiny = ldexp(1.0, -149); /* FLT_TRUE_MIN (C11), the least positive fp32 */
+    const double bad[] = {-1.0, -1e-300, NAN, INFINITY, -INFINITY, 1e301, 4e38,
+                          (double)FLT_MAX * (1 + 1e-15), 1e-300, tiny / 2};
+    for (int i = 0; i < 10; i++) expect_invalid(smyrf_config_set_scale(cfg, bad[i]), "scale");
     expect_ok(smyrf_config_get_scale(cfg, &got));
     assert_true(got == 0.0); /* unchanged: the default */
-    const double good[] = {1e-300, 1e300, 0.125, 0.0};
-    for (int i = 0; i < 4; i++) {
+    const double good[] = {tiny, FLT_MAX, 3e38, 1e-30, 0.125, 0.0};
+    for (int i = 0; i < 6; i++) {
         expect_ok(smyrf_config_set_scale(cfg, good[i]));
         expect_ok(smyrf_config_get_scale(cfg, &got));
         assert_true(got == good[i]);
@@ -551,6 +556,64 @@ static void workspace_too_small(void **state) {
     release(&f);
 }
 
+/* Tensors off their elements' alignment are refused, naming the tensor; the workspace
+ * and the key mask may sit anywhere (workspace_too_small runs one at an odd address). */
+static void tensors_must_be_aligned(void **state) {
+    (void)state;
+    exec_fixture f = fixture();
+    const tc_inputs *in = f.in;
+    const size_t nq = in->nq_el * 4, no = in->no_el * 4, nl = in->nlse * 4;
+    char *q = (char *)tc_alloc(nq + 4), *out = (char *)tc_alloc(no + 4), *lse = (char *)tc_alloc(nl + 4);
+    uint8_t *m = (uint8_t *)tc_alloc((size_t)(small.batch * small.k_len) + 1);
+    memcpy(q + 2, in->q, nq), memcpy(m + 1, in->mask, (size_t)(small.batch * small.k_len));
+    memset(out + 1, 0x5a, no), memset(lse + 1, 0x5a, nl);
+    expect_invalid(smyrf_execute(f.plan, q + 2, in->k, in->v, in->mask, f.out, f.lse, NULL, 0, NULL), "q");
+    assert_non_null(strstr(smyrf_last_error_message(), "aligned to its 4-byte elements"));
+    expect_invalid(smyrf_execute(f.plan, in->q, (char *)in->k + 1, in->v, in->mask, f.out, f.lse, NULL, 0, NULL), "k");
+    expect_invalid(smyrf_execute(f.plan, in->q, in->k, (char *)in->v + 3, in->mask, f.out, f.lse, NULL, 0, NULL), "v");
+    expect_invalid(smyrf_execute(f.plan, in->q, in->k, in->v, in->mask, out + 1, f.lse, NULL, 0, NULL), "out");
+    expect_invalid(smyrf_execute(f.plan, in->q, in->k, in->v, in->mask, f.out, (float *)(lse + 1), NULL, 0, NULL), "lse");
+    untouched(&f);
+    for (size_t i = 0; i < no; i++) assert_int_equal((unsigned char)out[1 + i], 0x5a);
+    /* positive control: aligned tensors with a mask at an odd address, same bits */
+    expect_ok(smyrf_execute(f.plan, in->q, in->k, in->v, m + 1, f.out, f.lse, NULL, 0, NULL));
+    expect_ok(smyrf_execute(f.plan, in->q, in->k, in->v, in->mask, f.out0, f.lse0, NULL, 0, NULL));
+    untouched(&f); /* (same bits) */
+    /* fp16: 2-byte elements, so a 2-byte offset is aligned and a 1-byte one is not */
+    smyrf_config *cfg = tc_config(&in->s, SMYRF_MODE_DENSE);
+    tc_set(cfg, SMYRF_PARAM_DTYPE, SMYRF_DTYPE_F16);
+    smyrf_plan *half = tc_plan_from(cfg);
+    memset(q, 0, nq + 4);
+    expect_ok(smyrf_execute(half, q + 2, q + 2, q + 2, NULL, out + 2, NULL, NULL, 0, NULL));
+    expect_invalid(smyrf_execute(half, q + 1, q + 2, q + 2, NULL, out + 2, NULL, NULL, 0, NULL), "q");
+    assert_non_null(strstr(smyrf_last_error_message(), "aligned to its 2-byte elements"));
+    smyrf_plan_destroy(half);
+    free(q), free(out), free(lse), free(m);
+    release(&f);
+}
+
+/* A workspace_bytes that runs past the end of the address space would make the
+ * workspace's span wrap around and overlap nothing: refused, and q (the workspace here)
+ * is not written. */
+static void workspace_bytes_must_fit_the_address_space(void **state) {
+    (void)state;
+    exec_fixture f = fixture();
+    const tc_inputs *in = f.in;
+    float *q = (float *)tc_alloc(in->nq_el * 4);
+    memcpy(q, in->q, in->nq_el * 4);
+    expect_invalid(smyrf_execute(f.plan, q, in->k, in->v, in->mask, f.out, f.lse, q, SIZE_MAX, NULL),
+                   "workspace_bytes");
+    assert_non_null(strstr(smyrf_last_error_message(), "address space"));
+    untouched(&f);
+    tc_assert_same_bits(q, in->q, in->nq_el * 4, "q after a refused call");
+    /* the same workspace with its real size is caught as overlapping q */
+    expect_invalid(smyrf_execute(f.plan, q, in->k, in->v, in->mask, f.out, f.lse, q,
+                                 smyrf_plan_workspace_size(f.plan), NULL),
+                   "workspace");
+    free(q);
+    release(&f);
+}
+
 /* out, lse and the workspace must not overlap the inputs or each other. Buffers are
  * carved out of one arena so that both overlapping and just-touching views exist. */
 static void outputs_must_not_overlap(void **state) {
@@ -737,6 +800,8 @@ int main(void) {
         cmocka_unit_test(hybrid_is_supported_or_unsupported),
         cmocka_unit_test(execute_null_pointers),
         cmocka_unit_test(workspace_too_small),
+        cmocka_unit_test(tensors_must_be_aligned),
+        cmocka_unit_test(workspace_bytes_must_fit_the_address_space),
         cmocka_unit_test(outputs_must_not_overlap),
         cmocka_unit_test(out_of_memory_leaves_plan_usable),
         cmocka_unit_test(last_error_is_per_thread),

@@ -180,6 +180,9 @@ static void bad_parameters_are_refused(void **state) {
     refused(&no_window, "window");
     const th_params over = {20, 18, 4, -1, 0, 0, 0};    /* 18 + 2 + 4 > 20 */
     refused(&over, "exceeds SMYRF_PARAM_BUDGET");
+    /* a budget derived from the window and summaries that the parameter cannot hold */
+    const th_params huge = {0, INT32_MAX, INT32_MAX, -1, 0, 0, 0};
+    refused(&huge, "above SMYRF_PARAM_BUDGET's bound");
     smyrf_config *cfg = NULL;
     assert_int_equal(smyrf_config_create(&cfg), SMYRF_OK);
     assert_int_equal(smyrf_config_set(cfg, SMYRF_PARAM_SINKS, 3), SMYRF_ERR_INVALID_ARGUMENT);

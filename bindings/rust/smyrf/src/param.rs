@@ -101,7 +101,9 @@ params! {
     /// Element stride between tokens of out.
     OutStrideToken = sys::SMYRF_PARAM_OUT_STRIDE_TOKEN,
     /// HYBRID: keys per query spent expanding the summaries with the most weight into
-    /// their members (budget = window + sinks + summaries + expand); default 0. A causal
+    /// their members (budget = window + sinks + summaries + expand); default -1, derived:
+    /// round(budget / 3) leaving a window of at least one key, or 0 where the window is
+    /// set; 0 = none. A causal
     /// problem, or one whose groups average more than this many keys, does not expand:
     /// these keys join the window.
     Expand = sys::SMYRF_PARAM_EXPAND,

@@ -257,7 +257,8 @@ impl Plan {
         // and returns only when done. Every slice holds at least the extent the plan
         // reads or writes (checked above) in the plan's element type, lse its [B, H, Nq]
         // values; dq, dk, dv and the workspace are exclusive borrows, so they overlap
-        // nothing else.
+        // nothing else, and the library refuses strides of q, k or v under which rows of
+        // dq, dk or dv would overlap each other.
         check(unsafe {
             sys::smyrf_execute_backward(
                 self.raw.as_ptr(),

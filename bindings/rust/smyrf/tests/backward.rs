@@ -12,7 +12,7 @@ use std::thread;
 use common::{Shape, assert_error, c_plan, huge_allocations_refused, random};
 use smyrf::{
     Backend, BackwardExtras, Bf16, Builder, Dtype, Element, Extras, F16, Forward, Gradients,
-    Layout, Mode, Plan, Status,
+    Layout, Mode, Plan, Status, Strides,
 };
 use smyrf_sys as sys;
 
@@ -523,4 +523,32 @@ fn concurrent_backward_on_one_plan() {
             assert_same_bits(results, &alone[i], &format!("thread {i}, round {round}"));
         }
     }
+}
+
+/// q strides under which head h's token i is head h - 1's token i + 1: a forward may read
+/// such rows, but dq is written with q's strides, so the backward is refused, naming dq,
+/// and writes nothing (before, two threads added into the same dq rows).
+#[test]
+fn shared_query_rows_are_refused_by_the_backward() {
+    let (heads, len, d) = (4i64, 12i64, 8i64);
+    let plan = Builder::new()
+        .heads(heads)
+        .q_len(len)
+        .qk_dim(d)
+        .mode(Mode::Dense)
+        .threads(2)
+        .q_strides(Strides { batch: (len + heads) * d, head: d, token: d })
+        .plan()
+        .unwrap();
+    let n = plan.lengths();
+    let (q, k, v) = (random(n.q, 1), random(n.k, 2), random(n.v, 3));
+    let (mut out, mut lse) = (vec![0.0f32; n.out], vec![0.0f32; n.lse]);
+    plan.execute_with(&q, &k, &v, &mut out, Extras { lse: Some(&mut lse), ..Extras::default() })
+        .unwrap();
+    let dout = random(n.out, 4);
+    let (mut dq, mut dk, mut dv) = (vec![7.0f32; n.q], vec![7.0f32; n.k], vec![7.0f32; n.v]);
+    let f = Forward { q: &q, k: &k, v: &v, out: &out, lse: &lse };
+    let g = Gradients { dq: &mut dq, dk: &mut dk, dv: &mut dv };
+    assert_error(plan.backward(f, &dout, g), Status::InvalidArgument, &["dq", "overlap"]);
+    assert!(dq.iter().chain(&dk).chain(&dv).all(|&x| x == 7.0));
 }

@@ -122,6 +122,20 @@ class ErrorPathTest {
     }
 
     @Test
+    void misalignedBuffersAreRefusedByTheLibrary() {
+        // a direct view one byte into its memory: native order and the right size, but its
+        // floats off their 4-byte alignment, which C may not load them from
+        FloatBuffer shifted = ByteBuffer.allocateDirect(4 * (int) plan.qLength() + 1).position(1)
+                .slice().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        SmyrfException e = assertThrows(SmyrfException.class,
+                () -> plan.execute(shifted, k, v, out));
+        assertEquals(Status.ERR_INVALID_ARGUMENT, e.status());
+        assertTrue(e.libraryMessage().startsWith("q = "), e.libraryMessage());
+        assertTrue(e.libraryMessage().contains("aligned"), e.libraryMessage());
+        assertArrayEquals(new float[(int) plan.outLength()], TestData.array(out), "out untouched");
+    }
+
+    @Test
     void badConfigurationsCarryTheLibraryMessage() {
         SmyrfException missing = libraryRefuses(new Config().qkDim(16));
         assertEquals(Status.ERR_INVALID_ARGUMENT, missing.status());
