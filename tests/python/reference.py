@@ -42,3 +42,16 @@ def rel_error(approx, exact):
     exact = np.asarray(exact, dtype=np.float64)
     return float(np.linalg.norm(np.asarray(approx, dtype=np.float64) - exact) /
                  np.linalg.norm(exact))
+
+
+def dense_grads(q, k, v, dout, scale=None):
+    """(dq, dk, dv) in float64 of dense attention [B, H, N, d] without masks, for the
+    cotangent dout of its out (softmax's backward: dS = P * (dP - rowsum(dP * P)))."""
+    q, k, v, dout = (np.asarray(x, dtype=np.float64) for x in (q, k, v, dout))
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    s = scale * q @ k.transpose(0, 1, 3, 2)
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    dp = dout @ v.transpose(0, 1, 3, 2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    return scale * ds @ k, scale * ds.transpose(0, 1, 3, 2) @ q, p.transpose(0, 1, 3, 2) @ dout

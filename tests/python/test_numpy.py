@@ -8,7 +8,7 @@ import pytest
 
 import smyrf
 from conftest import randn
-from reference import dense, rel_error
+from reference import dense, dense_grads, rel_error
 
 F32 = dict(rtol=2e-4, atol=2e-5)
 F16 = dict(rtol=1e-2, atol=3e-3)
@@ -232,6 +232,57 @@ def test_plan_reuse_and_context_manager(rng):
     with pytest.raises(ValueError, match="closed"):
         plan.execute(q, k, v)
     plan.close()  # twice is fine
+
+
+def test_numpy_plans_default_to_the_cpu_backend(rng):
+    # NumPy arrays live in host memory; "auto" would pick CUDA on a CUDA build with a GPU.
+    q, k, v = qkv(rng, b=1, h=2, nq=64)
+    with smyrf.Plan(heads=2, q_len=64, qk_dim=16, mode="dense") as plan:
+        assert plan.get("backend") == smyrf.capi.SMYRF_BACKEND_CPU and plan.backend == "cpu"
+        np.testing.assert_allclose(plan.execute(q, k, v), dense(q, k, v)[0], **F32)
+    with smyrf.Plan(heads=2, q_len=64, qk_dim=16, backend="auto") as plan:
+        assert plan.get("backend") == smyrf.capi.SMYRF_BACKEND_AUTO
+
+
+@pytest.mark.parametrize("out_strides", [
+    (2 * 16 * 16, 16, 2 * 16),   # token-major inside the contiguous span
+    (900, 300, 17),              # gaps: a span larger than the contiguous array's
+])
+def test_plan_execute_allocates_out_with_the_plan_strides(rng, out_strides):
+    b, h, n, d = 2, 2, 16, 16
+    q, k, v = qkv(rng, b=b, h=h, nq=n, d=d)
+    with smyrf.Plan(batch=b, heads=h, q_len=n, qk_dim=d, mode="dense",
+                    strides={"out": out_strides}) as plan:
+        out, lse = plan.execute(q, k, v, return_lse=True)
+        assert tuple(s // 4 for s in out.strides) == out_strides + (1,)
+        ref, ref_lse = dense(q, k, v)
+        np.testing.assert_allclose(out, ref, **F32)
+        np.testing.assert_allclose(lse, ref_lse, **F32)
+        # the allocated out is a valid out= and dout= for the same plan
+        assert plan.execute(q, k, v, out=out) is out
+        dq, dk, dv = plan.backward(q, k, v, out, lse, out)
+    for got, want in zip((dq, dk, dv), dense_grads(q, k, v, out)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("b, h", [(1, 2), (2, 1), (1, 1)])
+def test_plan_takes_views_with_a_length_1_batch_or_head(rng, b, h):
+    # q, k, v views of a fused [B, N, 3, H, D] projection: NumPy reports the real stride
+    # of a length-1 dimension, which the library never uses and the plan need not match.
+    n, d = 32, 8
+    fused = randn(rng, b, n, 3, h, d)
+    q, k, v = (fused[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # [B, H, N, D]
+    st = (n * 3 * h * d, d, 3 * h * d)
+    with smyrf.Plan(batch=b, heads=h, q_len=n, qk_dim=d, mode="dense",
+                    strides={"q": st, "k": st, "v": st}) as plan:
+        out, lse = plan.execute(q, k, v, return_lse=True)
+        dout = randn(rng, *out.shape)
+        grads = plan.backward(q, k, v, out, lse, dout)
+    ref, ref_lse = dense(q, k, v)
+    np.testing.assert_allclose(out, ref, **F32)
+    np.testing.assert_allclose(lse, ref_lse, **F32)
+    for got, want in zip(grads, dense_grads(q, k, v, dout)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_plan_from_several_threads(rng):

@@ -156,6 +156,26 @@ def test_broadcast_views_are_copied_not_misread():
                                ref(q, one_key.contiguous(), v), **F32)
 
 
+@pytest.mark.parametrize("shape, strides", [
+    ((1, 1, 33, 8), (40, 40, 1, 1)),   # sliding windows: each token's row overlaps the next
+    ((1, 4, 5, 8), (64, 2, 12, 1)),    # heads 2 elements apart: rows of heads overlap
+])
+def test_overlapping_rows_are_read_right(shape, strides):
+    # The library refuses a token stride below the row length: such a view is copied.
+    # Overlapping heads it reads in place; their gradients go to a buffer of their own.
+    x = torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    leaf = x.float().requires_grad_()
+    out = st.attention(*(leaf.as_strided(shape, strides),) * 3, mode="dense")
+    x = x.requires_grad_()
+    q = x.as_strided(shape, strides)
+    want = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    torch.testing.assert_close(out.double(), want.detach(), **F32)
+    dout = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    out.backward(dout.float())
+    want.backward(dout)
+    torch.testing.assert_close(leaf.grad.double(), x.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_hybrid_dense_limit():
     q, k, v = qkv(nq=40)
     try:

@@ -323,6 +323,10 @@ def test_backward_op_errors():
         torch.ops.smyrf.attention_backward(q, k, v, None, out, lse.double(), out, *args)
     with pytest.raises(TypeError, match="dtype and device"):
         torch.ops.smyrf.attention_backward(q, k, v, None, out, lse, out.double(), *args)
+    # the meta device stands in for a second device (no GPU is needed): its pointer must
+    # not reach the library
+    with pytest.raises(ValueError, match="lse must be on the device of q"):
+        torch.ops.smyrf.attention_backward(q, k, v, None, out, lse.to("meta"), out, *args)
 
 
 OPCHECK_ARGS = [

@@ -106,6 +106,60 @@ def test_short_inputs_run_exact(minilm):
                                hidden(model, enc, "sdpa")[valid], rtol=1e-4, atol=1e-4)
 
 
+class _Layer(torch.nn.Module):
+    is_causal = False
+
+
+def _sdpa_bnhd(q, k, v, mask):
+    return torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask[:, None, None, :]).transpose(1, 2)
+
+
+def test_min_seq_len_counts_each_sequence_valid_keys():
+    # A 100-token sentence batched with a 200-token one: below min_seq_len = 128 valid
+    # keys it runs exact, as it does alone, not SMYRF because the batch is padded to 200.
+    stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=16, min_seq_len=128)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 200, 16, generator=g) for _ in range(3))
+    mask = torch.ones(2, 200, dtype=torch.bool)
+    mask[0, 100:] = False
+    out, _ = stf._attention(_Layer(), q, k, v, mask, is_causal=False)
+    torch.testing.assert_close(out[0, :100], _sdpa_bnhd(q, k, v, mask)[0, :100], rtol=1e-4,
+                               atol=1e-5)
+    alone, _ = stf._attention(_Layer(), q[:1, :, :100], k[:1, :, :100], v[:1, :, :100],
+                              None, is_causal=False)
+    torch.testing.assert_close(out[:1, :100], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_attention_of_equal_lengths_keeps_every_query():
+    # As many decoder queries as encoder keys is not self-attention: the queries at the
+    # encoder's padded positions are real, and get attention over its valid keys.
+    stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=64, min_seq_len=0)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8, generator=g) for _ in range(3))
+    mask = torch.ones(2, 16, dtype=torch.bool)
+    mask[0, 12:] = False
+    out, _ = stf._attention(_Layer(), q, k, v, mask, scaling=8 ** -0.5, is_causal=False)
+    torch.testing.assert_close(out, _sdpa_bnhd(q, k, v, mask), rtol=1e-4, atol=1e-5)
+    # a BART encoder-decoder whose decoder input is as long as the padded encoder input
+    config = transformers.BartConfig(
+        vocab_size=100, d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+        decoder_ffn_dim=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = transformers.BartModel(config).eval()
+    ids = torch.randint(4, 100, (2, 16), generator=g)
+    enc_mask = mask.long()
+    dec = torch.randint(4, 100, (2, 16), generator=g)
+    with torch.inference_mode():
+        want = model(input_ids=ids, attention_mask=enc_mask, decoder_input_ids=dec)
+        model.set_attn_implementation("smyrf")
+        got = model(input_ids=ids, attention_mask=enc_mask, decoder_input_ids=dec)
+    for a, b in ((got.last_hidden_state, want.last_hidden_state),
+                 (got.encoder_last_hidden_state[mask], want.encoder_last_hidden_state[mask])):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_a_4d_mask_falls_back_to_exact_sdpa(minilm):
     model, tok = minilm
     enc = tok(docstrings()[:1], truncation=True, max_length=128, return_tensors="pt")

@@ -107,6 +107,11 @@ class Plan:
     tensor not named follows `layout`. Errors in the combination raise
     smyrf.InvalidArgumentError (a ValueError) with the library's explanation.
 
+    backend defaults to "cpu", not the library's "auto": execute() and backward() take
+    NumPy arrays, which live in host memory, and "auto" would pick CUDA on a CUDA build
+    with a GPU. Pass backend="auto" or "cuda" for a plan run through execute_addresses()
+    on device memory.
+
     The plan is immutable: execute() may run from several threads at once. Use it as a
     context manager, or call close(), to free it deterministically.
     """
@@ -115,7 +120,7 @@ class Plan:
                  v_dim=None, dtype="float32", mode="smyrf", n_hashes=2, q_cluster_size=64,
                  k_cluster_size=None, causal=False, scale=None, seed=0, budget=None,
                  window=None, summaries=None, sinks=None, kmeans_iters=None, expand=None,
-                 backend="auto", device=0, threads=0, layout="bhnd", strides=None):
+                 backend="cpu", device=0, threads=0, layout="bhnd", strides=None):
         self._handle = None
         self.dtype = dtype
         self.layout = layout
@@ -220,7 +225,8 @@ class Plan:
         """Attention of NumPy arrays q, k, v (shapes, dtype and strides of the plan).
 
         key_padding_mask: [batch, k_len] bool or uint8, true = valid key.
-        out: optional preallocated output (contiguous in the plan's layout).
+        out: optional preallocated output with the plan's out strides; by default a new
+        array with those strides.
         Returns out, or (out, lse) with lse [batch, heads, q_len] float32.
         """
         self._check_open()
@@ -229,9 +235,9 @@ class Plan:
                              f"{self.backend!r}: create it with backend='cpu'")
         for name, arr in (("q", q), ("k", k), ("v", v)):
             self._check_array(name, arr)
-        b, h, nq, dv = self.dims["out"]
+        b, h, nq, _ = self.dims["out"]
         if out is None:
-            out = np.empty(logical_shape(self.layout, b, h, nq, dv), dtype=self.dtype)
+            out = self._empty_like_plan("out")
         else:
             self._check_array("out", out)
             if not out.flags.writeable:
@@ -325,7 +331,11 @@ class Plan:
         if arr.shape != want:
             raise ValueError(f"{label} has shape {arr.shape}; the plan expects {want} "
                              f"({self.layout})")
-        if array_strides(label, arr, self.layout) != self.strides[name]:
+        # The strides of a length-1 dimension are never used (array_strides reports the
+        # layout's there), so only the others must match.
+        sizes = self.dims[name][:3]
+        got = array_strides(label, arr, self.layout)
+        if any(n > 1 and s != w for n, s, w in zip(sizes, got, self.strides[name])):
             raise ValueError(f"{label} has element strides {arr.strides} / {arr.itemsize}; "
                              f"the plan expects (batch, head, token) = {self.strides[name]} "
                              "and a contiguous last dimension")

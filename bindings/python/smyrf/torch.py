@@ -6,7 +6,8 @@
 
 CPU tensors run on the CPU backend, CUDA tensors on the CUDA backend of their device, on
 the current CUDA stream. Inputs are read in place whatever their strides, as long as the
-last dimension is contiguous (a transposed [B, N, H, D] view costs no copy). Fake (meta)
+last dimension is contiguous and a token's row does not overlap the next (a transposed
+[B, N, H, D] view costs no copy; a sliding-window view is copied). Fake (meta)
 implementations are registered, so torch.compile and torch.export trace through the op.
 
 Autograd: torch.ops.smyrf.attention has a registered backward that calls the second
@@ -98,6 +99,8 @@ def _element_strides(t):
     b, h, n, d = t.shape
     if d > 1 and t.stride(3) != 1:
         return None
+    if n > 1 and t.stride(2) < d:
+        return None  # tokens whose rows overlap (sliding windows): the library refuses them
     fallback = default_strides("bhnd", b, h, n, d)
     result = []
     for axis in range(3):
@@ -232,6 +235,8 @@ def _check_backward_inputs(q, k, v, key_padding_mask, out, lse, dout):
     if tuple(lse.shape) != (b, h, nq) or lse.dtype != torch.float32:
         raise ValueError(f"lse must be float32 of shape {(b, h, nq)}; got {lse.dtype} "
                          f"{tuple(lse.shape)}")
+    if lse.device != q.device:
+        raise ValueError(f"lse must be on the device of q ({q.device}); got {lse.device}")
 
 
 @torch.library.custom_op("smyrf::attention_backward", mutates_args=())

@@ -19,8 +19,10 @@ attention a [batch, keys] key-padding mask (or None) for plain bidirectional and
 patterns; causality comes from the layer (bottom-right aligned, which is what a KV cache
 needs). Any other pattern (sliding windows, packed sequences, a caller's own 4-D mask)
 arrives as transformers' 4-D SDPA mask and that layer runs transformers' exact SDPA.
-With a padding mask in self-attention, each sequence of the batch runs alone on its valid
-tokens (so a sentence gets the same result whatever it is batched with).
+With a padding mask and as many queries as keys, each sequence of the batch runs alone on
+its valid keys (so a sentence gets the same result whatever it is batched with, exact
+below `min_seq_len` valid keys); every query row gets attention over those keys, as SDPA
+gives it, except a causal layer's padded rows, which get zeros.
 """
 
 import logging
@@ -138,7 +140,7 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         mode = "dense"
     causal = bool(is_causal and nq > 1)
 
-    def run(q, k, v, mask):
+    def run(q, k, v, mask, mode):
         out, _ = torch.ops.smyrf.attention(
             q, k, v, mask, causal, float(scaling or 0.0), mode, cfg["n_hashes"],
             cfg["q_cluster_size"], 0, cfg["seed"], cfg["budget"], "bnhd", 0,
@@ -146,16 +148,26 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         return out.transpose(1, 2)
 
     if attention_mask is None or mode == "dense" or nq != nk:
-        return run(query, key, value, attention_mask), None
-    # Padded self-attention: each sequence alone on its valid tokens, so padding neither
-    # takes cluster slots nor makes a sentence's result depend on its batch. Padded query
-    # rows get zeros (models ignore them).
+        return run(query, key, value, attention_mask, mode), None
+    # Each sequence alone on its valid keys, so padding neither takes cluster slots nor
+    # makes a sentence's result depend on its batch; below min_seq_len such keys it runs
+    # exact, as it does alone. Equal lengths need not mean self-attention (cross-attention
+    # to as many encoder tokens) and nothing here tells the two apart, so the queries at
+    # padded positions get the same keys in a call of their own; in a causal layer
+    # (self-attention) they get zeros, which models ignore.
     out = query.new_zeros((query.shape[0], nq, query.shape[1], value.shape[3]))
     for b in range(query.shape[0]):
-        idx = attention_mask[b].nonzero().squeeze(1)
-        if idx.numel():
-            rows = [t[b:b + 1].index_select(2, idx) for t in (query, key, value)]
-            out[b, idx] = run(*rows, None)[0]
+        valid = attention_mask[b].to(torch.bool)
+        idx = valid.nonzero().squeeze(1)
+        if not idx.numel():
+            continue
+        mode_b = "dense" if idx.numel() < cfg["min_seq_len"] else mode
+        k_b, v_b = (t[b:b + 1].index_select(2, idx) for t in (key, value))
+        out[b, idx] = run(query[b:b + 1].index_select(2, idx), k_b, v_b, None, mode_b)[0]
+        rest = (~valid).nonzero().squeeze(1)
+        if rest.numel() and not causal:
+            out[b, rest] = run(query[b:b + 1].index_select(2, rest), k_b, v_b, None,
+                               mode_b)[0]
     return out, None
 
 
