@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
@@ -37,11 +39,22 @@ smyrf::Desc problem(int64_t n, int64_t dim, int64_t threads) {
     return smyrf::resolve(raw);
 }
 
+// argv[at] as a whole positive number up to 4096, the fallback where it is missing, or
+// 0 (refused) for anything else.
+int64_t count_arg(int argc, char **argv, int at, int64_t fallback) {
+    if (argc <= at) return fallback;
+    char *end = nullptr;
+    errno = 0;
+    const long v = std::strtol(argv[at], &end, 10);
+    const bool whole = std::isdigit((unsigned char)argv[at][0]) && *end == '\0' && errno == 0;
+    return whole && v <= 4096 ? v : 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
-    const int64_t threads = argc > 1 ? std::atoi(argv[1]) : 2;
-    const int reps = argc > 2 ? std::atoi(argv[2]) : 20;
+    const int64_t threads = count_arg(argc, argv, 1, 2);
+    const int reps = (int)count_arg(argc, argv, 2, 20);
     if (argc > 3 || threads < 1 || reps < 1) {
         std::fprintf(stderr, "usage: smyrf_attention_peak [threads >= 1] [reps >= 1]\n");
         return 2;

@@ -1,5 +1,6 @@
 #include "cli_args.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <sstream>
@@ -11,7 +12,9 @@ int64_t parse_integer(const std::string &name, const std::string &text, int64_t 
     char *end = nullptr;
     errno = 0;
     const long long v = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno == ERANGE)
+    // strtoll also takes leading blanks and a '+': digits and an optional '-' only
+    const bool plain = !text.empty() && (std::isdigit((unsigned char)text[0]) || text[0] == '-');
+    if (!plain || *end != '\0' || errno == ERANGE)
         throw UsageError("--" + name + ": '" + text + "' is not an integer");
     if (v < lo || v > hi)
         throw UsageError("--" + name + ": " + text + " is outside [" + std::to_string(lo) + ", " +
@@ -33,7 +36,8 @@ std::vector<std::string> split_commas(const std::string &name, const std::string
 
 }  // namespace
 
-Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags) {
+Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags,
+           const std::set<std::string> &options) {
     for (int i = first; i < argc; i++) {
         std::string token = argv[i];
         if (token.rfind("--", 0) != 0 || token.size() == 2)
@@ -43,6 +47,10 @@ Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags)
         if (eq != std::string::npos) {
             value = name.substr(eq + 1);
             name.resize(eq);
+        }
+        if (!flags.count(name) && !options.count(name))
+            throw UsageError("unknown option --" + name);
+        if (eq != std::string::npos) {
             if (flags.count(name)) throw UsageError("--" + name + " takes no value");
         } else if (flags.count(name)) {
             value = "1";
@@ -56,13 +64,11 @@ Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags)
 }
 
 std::string Args::text(const std::string &name, const std::string &fallback) {
-    asked_.insert(name);
     auto it = values_.find(name);
     return it == values_.end() ? fallback : it->second;
 }
 
 int64_t Args::integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi) {
-    asked_.insert(name);
     auto it = values_.find(name);
     return it == values_.end() ? fallback : parse_integer(name, it->second, lo, hi);
 }
@@ -70,7 +76,6 @@ int64_t Args::integer(const std::string &name, int64_t fallback, int64_t lo, int
 std::vector<int64_t> Args::integers(const std::string &name,
                                     const std::vector<int64_t> &fallback, int64_t lo,
                                     int64_t hi) {
-    asked_.insert(name);
     auto it = values_.find(name);
     if (it == values_.end()) return fallback;
     std::vector<int64_t> out;
@@ -82,7 +87,6 @@ std::vector<int64_t> Args::integers(const std::string &name,
 std::vector<std::string> Args::words(const std::string &name,
                                      const std::vector<std::string> &fallback,
                                      const std::set<std::string> &allowed) {
-    asked_.insert(name);
     auto it = values_.find(name);
     if (it == values_.end()) return fallback;
     std::vector<std::string> out = split_commas(name, it->second);
@@ -95,14 +99,6 @@ std::vector<std::string> Args::words(const std::string &name,
     return out;
 }
 
-bool Args::given(const std::string &name) {
-    asked_.insert(name);
-    return values_.count(name) != 0;
-}
-
-void Args::finish() const {
-    for (const auto &kv : values_)
-        if (!asked_.count(kv.first)) throw UsageError("unknown option --" + kv.first);
-}
+bool Args::given(const std::string &name) const { return values_.count(name) != 0; }
 
 }  // namespace smyrf_cli

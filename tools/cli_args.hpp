@@ -17,8 +17,10 @@ struct UsageError : std::runtime_error {
 
 class Args {
 public:
-    // Parses argv[first..argc); `flags` names the options that take no value.
-    Args(int argc, char **argv, int first, const std::set<std::string> &flags);
+    // Parses argv[first..argc): `flags` names the options that take no value, `options`
+    // those that take one; any other name is refused before it can take the next token.
+    Args(int argc, char **argv, int first, const std::set<std::string> &flags,
+         const std::set<std::string> &options);
 
     std::string text(const std::string &name, const std::string &fallback);
     int64_t integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi);
@@ -30,13 +32,10 @@ public:
                                    const std::vector<std::string> &fallback,
                                    const std::set<std::string> &allowed);
     // Whether the command line has the option: a flag, or one that does not apply.
-    bool given(const std::string &name);
-    // Refuses any option that no call above asked for.
-    void finish() const;
+    bool given(const std::string &name) const;
 
 private:
     std::map<std::string, std::string> values_;  // option name (no dashes) -> text
-    std::set<std::string> asked_;  // names the command has read
 };
 
 }  // namespace smyrf_cli

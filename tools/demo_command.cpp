@@ -76,7 +76,7 @@ void print_table(const Problem &p, const std::vector<ModeSpec> &specs,
 }  // namespace
 
 int demo_command(int argc, char **argv) {
-    Args args(argc, argv, 2, {});
+    Args args(argc, argv, 2, {}, with_run_options({"n", "hashes", "cluster", "budget", "fixture"}));
     const std::vector<int64_t> lengths = args.integers("n", {4096, 16384}, 1, 1 << 24);
     ModeSpec smyrf;
     smyrf.hashes = args.integer("hashes", 2, 1, 256);
@@ -85,16 +85,19 @@ int demo_command(int argc, char **argv) {
     dense.mode = SMYRF_MODE_DENSE;
     ModeSpec hybrid;
     hybrid.mode = SMYRF_MODE_HYBRID;
-    hybrid.budget = args.integer("budget", smyrf.hashes * smyrf.cluster, 1, 1 << 24);
+    hybrid.budget = args.integer("budget", smyrf.hashes * smyrf.cluster, 1, kMaxBudget);
+    if (!args.given("budget") && hybrid.budget > kMaxBudget)
+        throw UsageError("--hashes x --cluster = " + std::to_string(hybrid.budget) +
+                         " is above the largest HYBRID budget, " + std::to_string(kMaxBudget) +
+                         ": give --budget");
     const std::string fixture = args.text("fixture", "");
     const RunOptions opt = read_run_options(args, 3);
-    args.finish();
 
     // DENSE first: it is the reference of the other rows.
     const std::vector<ModeSpec> specs = {dense, smyrf, hybrid};
     std::printf("smyrf demo: fp32, seed %llu\n", (unsigned long long)opt.settings.seed);
     const std::string load_note = busy_machine_note();
-    if (!load_note.empty()) std::printf("%s\n", load_note.c_str());
+    if (!load_note.empty()) std::fprintf(stderr, "[smyrf] %s\n", load_note.c_str());
     bool failed = false;
     for (int64_t n : lengths) {
         Shape shape = opt.shape;

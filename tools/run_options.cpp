@@ -26,4 +26,9 @@ RunOptions read_run_options(Args &args, int default_reps) {
     return o;
 }
 
+std::set<std::string> with_run_options(std::set<std::string> options) {
+    options.insert({"batch", "heads", "d", "threads", "reps", "seed", "expand", "kmeans-iters"});
+    return options;
+}
+
 }  // namespace smyrf_cli

@@ -3,10 +3,13 @@
 #   STATIC=ON: `pkg-config --static` and the archive libsmyrf.a (the linker would otherwise
 #   prefer libsmyrf.so), which checks the .pc file's private dependencies.
 #   CFLAGS, LIBS: extra compiler flags and libraries, as in a shell ("-std=c99 -Werror").
-# Usage: cmake -DPREFIX=... -DSOURCE=... -DOUT=... -DCC=... [-DSTATIC=ON] [-DCFLAGS=...]
-#              [-DLIBS=...] -DEXPECT=... -P build_with_pkg_config.cmake
+#   LIBDIR: the library folder under PREFIX (CMAKE_INSTALL_LIBDIR: lib, lib64, ...).
+# Usage: cmake -DPREFIX=... -DLIBDIR=... -DSOURCE=... -DOUT=... -DCC=... [-DSTATIC=ON]
+#              [-DCFLAGS=...] [-DLIBS=...] -DEXPECT=... -P build_with_pkg_config.cmake
 find_program(PKG_CONFIG NAMES pkg-config pkgconf REQUIRED)
-set(ENV{PKG_CONFIG_PATH} "${PREFIX}/lib/pkgconfig")
+# only this prefix: a smyrf.pc installed on the system must not stand in
+set(ENV{PKG_CONFIG_LIBDIR} "${PREFIX}/${LIBDIR}/pkgconfig")
+unset(ENV{PKG_CONFIG_PATH})
 
 function(pkg_config out)
   execute_process(COMMAND "${PKG_CONFIG}" ${ARGN} smyrf RESULT_VARIABLE rc

@@ -1,7 +1,7 @@
 # The installed shared library: SONAME libsmyrf.so.<major>, and only smyrf_* symbols
 # exported (hidden visibility).
 # Usage: cmake -DPREFIX=... -DMAJOR=... -DNM=... -DREADELF=... -P check_exports.cmake
-set(lib "${PREFIX}/lib/libsmyrf.so.${MAJOR}")
+set(lib "${PREFIX}/${LIBDIR}/libsmyrf.so.${MAJOR}")
 if(NOT EXISTS "${lib}")
   message(FATAL_ERROR "${lib} is not installed")
 endif()
