@@ -286,7 +286,8 @@ def main():
     for t in (tool, peak_tool):
         if not t.exists():
             sys.exit(f"compare: {t} is missing: build first (scripts/demo.sh, or cmake "
-                     f"--preset default && cmake --build --preset default), or --build-dir")
+                     f"--preset default && cmake --build --preset default), or --build-dir; "
+                     f"smyrf_attention_peak is built only where OpenBLAS is (libopenblas-dev)")
     print("[compare] in-cluster attention and OpenBLAS sgemm peak...", file=sys.stderr)
     peak = attention_peak(args, tool=peak_tool)
     rounds = []
