@@ -262,6 +262,7 @@ attention_mma_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *
                 keep = expf(mg - top), add = expf(mr - top);
                 total = lg * keep + l * add;
             }
+            __syncwarp(quad);  // the row's four lanes have read gm, gl before one writes them
         }
         float val[DT][2];
 #pragma unroll

@@ -161,10 +161,16 @@ public:
         gpu::attention_prepare(d.dtype, (size_t)smem_optin);
         if (d.qk_dim == d.v_dim) gpu::attention_mma_prepare(d.dtype, (int)d.qk_dim);
 
-        size_t sort_temp = 0;
         if (d.mode == SMYRF_MODE_SMYRF) {
             max_cluster_queries_ = (int)((d.q_len + p_.C - 1) / p_.C);
-            sort_temp = gpu::sort_temp_bytes(p_);
+            sort_temp_ = gpu::sort_temp_bytes(p_);
+        }
+        carve(d_, nullptr, sort_temp_, false, &workspace_);
+        carve(d_, nullptr, sort_temp_, true, &backward_workspace_);
+        backward_fits_ = gpu::backward_prepare(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
+        // Last: a constructor that throws runs no destructor, so nothing may fail after
+        // this allocation (or it would leak).
+        if (d.mode == SMYRF_MODE_SMYRF) {
             const std::vector<float> dirs = hash_directions(d);
             SMYRF_CUDA(cudaMalloc((void **)&dirs_, dirs.size() * sizeof(float)));
             const cudaError_t e = cudaMemcpy(dirs_, dirs.data(), dirs.size() * sizeof(float),
@@ -175,10 +181,6 @@ public:
                 gpu::raise(e, "cudaMemcpy(directions)", __FILE__, __LINE__);
             }
         }
-        sort_temp_ = sort_temp;
-        carve(d_, nullptr, sort_temp_, false, &workspace_);
-        carve(d_, nullptr, sort_temp_, true, &backward_workspace_);
-        backward_fits_ = gpu::backward_prepare(d.dtype, p_.d, p_.dv, (size_t)smem_optin);
     }
 
     ~CudaBackend() override {

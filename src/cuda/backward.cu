@@ -36,12 +36,13 @@ void run(const Problem &p, bool dense, const int32_t *q_sorted, const int32_t *k
 size_t backward_smem(int d, int dv) { return bw::smem_floats(d, dv) * sizeof(float); }
 
 bool backward_prepare(smyrf_dtype dtype, int d, int dv, size_t max_smem) {
-    const size_t bytes = backward_smem(d, dv);
-    if (bytes > max_smem) return false;
+    if (backward_smem(d, dv) > max_smem) return false;
+    // The cap, not this plan's need: the setting belongs to the kernel, which plans of
+    // other shapes share (a smaller one set later would make this plan's launches fail).
     switch (dtype) {
-    case SMYRF_DTYPE_F32: prepare<float>(bytes); break;
-    case SMYRF_DTYPE_F16: prepare<__half>(bytes); break;
-    case SMYRF_DTYPE_BF16: prepare<__nv_bfloat16>(bytes); break;
+    case SMYRF_DTYPE_F32: prepare<float>(max_smem); break;
+    case SMYRF_DTYPE_F16: prepare<__half>(max_smem); break;
+    case SMYRF_DTYPE_BF16: prepare<__nv_bfloat16>(max_smem); break;
     }
     return true;
 }

@@ -13,7 +13,10 @@ constexpr int kThreads = 256;
 
 enum class Kind { cluster, dense_keys, dense_queries };
 
-constexpr int kCols = 16;  // columns per thread in the products: d, dv <= 16 * 16
+// Columns per thread in one pass of a product: 16 threads cover 16 * kCols = 256
+// columns a pass, and wider rows take more passes.
+constexpr int kCols = 16;
+constexpr int kPassCols = 16 * kCols;
 static_assert(kThreads == 256 && kT == 32, "the 2 x 2 and 2 x 16 blocks assume 16 x 16 threads");
 
 // acc[i][m] = sum over x < n of A[(row0 + i) * fixed + x * step] * B[x * ldb + cg + 16 m]
@@ -162,32 +165,39 @@ backward_kernel(const T *__restrict__ q, const T *__restrict__ k, const T *__res
             }
             __syncthreads();
             // The three products, each thread a 2 x up-to-16 block (rows row0, row0 + 1;
-            // columns cg + 16 m).
-            const int row0 = (tid / 16) * 2, cg = tid % 16;
+            // columns cg + 16 m) per pass of kPassCols columns.
+            const int row0 = (tid / 16) * 2;
             float acc[2][kCols];
             if (want_kv) {
-                block_product(acc, Ps, 1, ldp, row0, Os, ldv, nqt, cg, dvd);
-                for (int i = 0; i < 2; i++)
+                for (int cg = tid % 16; cg < dvd; cg += kPassCols) {
+                    block_product(acc, Ps, 1, ldp, row0, Os, ldv, nqt, cg, dvd);
+                    for (int i = 0; i < 2; i++)
 #pragma unroll
-                    for (int m = 0; m < kCols; m++)
-                        if (cg + 16 * m < dvd) dVs[(row0 + i) * ldv + cg + 16 * m] += acc[i][m];
-                block_product(acc, dSs, 1, ldp, row0, Qs, ldq, nqt, cg, d);
-                for (int i = 0; i < 2; i++)
-#pragma unroll
-                    for (int m = 0; m < kCols; m++)
-                        if (cg + 16 * m < d) dKs[(row0 + i) * ldq + cg + 16 * m] += p.scale * acc[i][m];
-            }
-            if (want_dq) {  // rows this block owns: plain read-modify-write
-                block_product(acc, dSs, ldp, 1, row0, Ks, ldq, nkt, cg, d);
-                for (int i = 0; i < 2; i++) {
-                    if (row0 + i >= nqt) continue;
-                    float *row = dq + (prob * p.Nq + qp[row0 + i]) * d;
-#pragma unroll
-                    for (int m = 0; m < kCols; m++)
-                        if (cg + 16 * m < d) row[cg + 16 * m] += p.scale * acc[i][m];
+                        for (int m = 0; m < kCols; m++)
+                            if (cg + 16 * m < dvd) dVs[(row0 + i) * ldv + cg + 16 * m] += acc[i][m];
                 }
-                if (kind == Kind::cluster && tid < nqt && hit[tid]) met[prob * p.Nq + qp[tid]] = 1;
+                for (int cg = tid % 16; cg < d; cg += kPassCols) {
+                    block_product(acc, dSs, 1, ldp, row0, Qs, ldq, nqt, cg, d);
+                    for (int i = 0; i < 2; i++)
+#pragma unroll
+                        for (int m = 0; m < kCols; m++)
+                            if (cg + 16 * m < d)
+                                dKs[(row0 + i) * ldq + cg + 16 * m] += p.scale * acc[i][m];
+                }
             }
+            if (want_dq)  // rows this block owns: plain read-modify-write
+                for (int cg = tid % 16; cg < d; cg += kPassCols) {
+                    block_product(acc, dSs, ldp, 1, row0, Ks, ldq, nkt, cg, d);
+                    for (int i = 0; i < 2; i++) {
+                        if (row0 + i >= nqt) continue;
+                        float *row = dq + (prob * p.Nq + qp[row0 + i]) * d;
+#pragma unroll
+                        for (int m = 0; m < kCols; m++)
+                            if (cg + 16 * m < d) row[cg + 16 * m] += p.scale * acc[i][m];
+                    }
+                }
+            if (want_dq && kind == Kind::cluster && tid < nqt && hit[tid])
+                met[prob * p.Nq + qp[tid]] = 1;
         }
         if (want_kv) {
             __syncthreads();

@@ -36,6 +36,9 @@ const Case kCases[] = {
     {"dense batch 0 fully padded", 2, 1, 1, 40, 40, 8, 8, 0, -1, SMYRF_MODE_DENSE, 1, 64},
     {"smyrf, mask, cross, GQA", 2, 4, 2, 90, 130, 16, 8, 0, 0.8, SMYRF_MODE_SMYRF, 2, 16},
     {"smyrf causal (fallback keys)", 1, 2, 1, 100, 100, 16, 16, 1, 0, SMYRF_MODE_SMYRF, 3, 10},
+    // rows wider than one pass of the products (256 columns)
+    {"dense, qk_dim 300", 1, 1, 1, 20, 30, 300, 8, 0, 0, SMYRF_MODE_DENSE, 1, 64},
+    {"smyrf, v_dim 300", 1, 2, 1, 40, 50, 8, 300, 0, 0, SMYRF_MODE_SMYRF, 2, 16},
 };
 
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
