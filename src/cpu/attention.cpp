@@ -62,7 +62,7 @@ Tile tile_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *
 void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                        int64_t nq, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
                        RowState *state, bool normalise, Ahead *ahead, int64_t ahead_rows) {
-    static const TileKernel kernel = tile_kernel();
+    const TileKernel kernel = tile_kernel();
     Tile t = tile_of(d, a, b, h, qi, nq, kj, nk, ws, state, normalise);
     t.ahead = ahead, t.ahead_rows = ahead_rows;
     kernel(t);

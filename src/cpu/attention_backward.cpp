@@ -70,7 +70,7 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
                         const float *delta, bool want_dq, const GradRows *dk,
                         const GradRows *dv, uint8_t *met, const GradScratch &ws,
                         const DqOrder *order, Ahead *ahead) {
-    static const GradTileKernel kernel = grad_tile_kernel();
+    const GradTileKernel kernel = grad_tile_kernel();
     const int64_t hk = d.kv_head_of(h);
     GradTile t;
     t.q = ws.q, t.dout = ws.dout, t.k = ws.k, t.v = ws.v;

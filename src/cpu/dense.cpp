@@ -52,7 +52,7 @@ int64_t keys_for(const Desc &d, const int32_t *valid, int64_t n_valid, int64_t l
 void attend_group(const Desc &d, const Args &a, int64_t b, int64_t h0, const int32_t *rows,
                   int64_t n, const int32_t *kj, int64_t nk, const AttentionScratch &ws,
                   RowState *state) {
-    static const TileKernel kernel = tile_kernel();
+    const TileKernel kernel = tile_kernel();
     for (int64_t k0 = 0; k0 < nk; k0 += kKeyTile)
         kernel(tile_of(d, a, b, h0, rows, n, kj + k0, std::min(kKeyTile, nk - k0), ws, state,
                        false, d.q_len));

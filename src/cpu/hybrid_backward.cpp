@@ -26,7 +26,6 @@
 #include "cpu/reduce.hpp"
 
 #include <algorithm>
-#include <vector>
 
 namespace smyrf::cpu {
 namespace hybrid {
@@ -67,6 +66,7 @@ struct PairGrad {
 struct BLayout {
     Buffers fwd;
     PairGrad *grads;     // [chunk]
+    int64_t *task_first; // [chunk + 1] each pair slot's first task
     Slot *slots;         // [wave]
     float *slot_base;
     int32_t *slot_xu;    // [wave][max_expanded]
@@ -90,6 +90,7 @@ BLayout blayout(Arena &arena, const Desc &d) {
     const int64_t chunk = L.fwd.chunk;
     const size_t g = (size_t)max_groups(d);
     L.grads = arena.take<PairGrad>((size_t)chunk);
+    L.task_first = arena.take<int64_t>((size_t)chunk + 1);
     for (int64_t t = 0; t < chunk; t++) {
         PairGrad pg{};
         pg.seg = arena.take<int32_t>((size_t)d.q_len + 1);
@@ -286,9 +287,7 @@ void hybrid_backward_run(const Desc &d, const GradArgs &g, void *workspace) {
         });
         // Tasks in order: pair slot, query head, segment.
         int64_t total = 0;
-        int64_t start[64 + 1];
-        std::vector<int64_t> big;
-        int64_t *off = np <= 64 ? start : (big.resize((size_t)np + 1), big.data());
+        int64_t *off = L.task_first;
         for (int64_t t = 0; t < np; t++) off[t] = total, total += heads * L.grads[t].nseg;
         off[np] = total;
         for (int64_t w0 = 0; w0 < total; w0 += L.wave) {

@@ -100,7 +100,7 @@ void choose(const Pair &p, const BandTile &bt, int64_t live, const Scratch &s) {
 
 void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n,
             const Scratch &s) {
-    static const TileKernel kernel = tile_kernel();
+    const TileKernel kernel = tile_kernel();
     const AttentionScratch &x = s.x;
     each_chosen(a.k, a.v, p, live, n, s, kKeyTile, x.k, x.v,
         [&](int64_t nq) {
@@ -129,7 +129,7 @@ void expand(const Desc &d, const Args &a, const Pair &p, int64_t live, int64_t n
 
 int64_t expand_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t live, int64_t n,
                      const TileGrads &out, const BackScratch &b) {
-    static const GradTileKernel kernel = grad_tile_kernel();
+    const GradTileKernel kernel = grad_tile_kernel();
     const Scratch &s = b.f;
     const GradScratch &x = b.x;
     const int64_t dim = d.qk_dim, dv = d.v_dim;

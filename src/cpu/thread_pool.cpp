@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -129,10 +130,9 @@ void Pool::serve(Worker &w, int thread) {
         if (s == kStop) return;
         seen = s;
         if (s % 4 != kInvited) continue;  // withdrawn before this worker got to it
-        if (!w.slot.compare_exchange_strong(s, s - kInvited + kTaken)) {
-            seen = s;  // withdrawn meanwhile
-            continue;
-        }
+        // Failed: withdrawn meanwhile, or by now the next call's invitation, which the
+        // loop takes as new (so the worker does not sit that call out).
+        if (!w.slot.compare_exchange_strong(s, s - kInvited + kTaken)) continue;
         seen = s - kInvited + kTaken;
         work(thread);
         remaining_.fetch_sub(1, std::memory_order_release);
@@ -169,33 +169,49 @@ Pool::~Pool() {
     for (auto &w : workers_) w->thread.join();
 }
 
-// This thread's pool, made at its first multi-threaded call; its workers are joined when
-// the thread ends (the main thread: at exit), so none is left running this library's
-// code after it is gone. Calls made after that (from a later destructor) run alone.
-struct Owner {
-    Pool *pool = nullptr;
-    bool ended = false;
-    ~Owner() {
-        ended = true;
-        delete pool;
-        pool = nullptr;
-    }
-};
-thread_local Owner t_owner;
-std::atomic<bool> g_fork_handler{false};
+// This thread's pool, made at its first multi-threaded call, lives in a pthread key:
+// the key's destructor joins its workers when the thread ends, and an atexit handler does
+// the same for the thread that calls exit, so none is left running this library's code
+// after it is gone; calls made after that (from a later destructor) run alone. Not a
+// thread_local with a destructor: glibc registers one through a calloc at its first use
+// in each thread, and aborts the process when that allocation fails.
+//
+// The key and the fork handler are set up once, as the library loads, before any thread
+// can make a call. A forked child has only the thread that forked, and none of the
+// workers: it forgets that thread's pool (leaked, never touched again) and makes a new one
+// when it needs one. Without both, there are no pools: every call runs on its thread.
+Pool *const kEnded = reinterpret_cast<Pool *>(alignof(Pool));  // never a real pool
+pthread_key_t g_pool_key;
+bool g_pools = false;
 
-// A forked child has only the thread that forked, and none of the workers: it forgets
-// that thread's pool (leaked, never touched again) and makes a new one when it needs one.
-void forget_pool_in_child() { t_owner.pool = nullptr; }
+void end_pool(void *value) {
+    Pool *pool = static_cast<Pool *>(value);
+    if (pool == kEnded) return;
+    delete pool;
+    pthread_setspecific(g_pool_key, kEnded);
+}
+
+void forget_pool_in_child() { pthread_setspecific(g_pool_key, nullptr); }
+
+void end_exiting_threads_pool() { end_pool(pthread_getspecific(g_pool_key)); }
+
+__attribute__((constructor)) void set_up_pools() {
+    g_pools = pthread_key_create(&g_pool_key, end_pool) == 0 &&
+              pthread_atfork(nullptr, nullptr, forget_pool_in_child) == 0 &&
+              std::atexit(end_exiting_threads_pool) == 0;
+}
 
 Pool *own_pool() {
-    if (t_owner.pool || t_owner.ended) return t_owner.pool;
-    if (!g_fork_handler.exchange(true) && pthread_atfork(nullptr, nullptr, forget_pool_in_child)) {
-        g_fork_handler.store(false);  // no pool without the handler: a child would hang
+    if (!g_pools) return nullptr;
+    Pool *pool = static_cast<Pool *>(pthread_getspecific(g_pool_key));
+    if (pool == kEnded) return nullptr;
+    if (pool) return pool;
+    pool = new (std::nothrow) Pool;
+    if (pool && pthread_setspecific(g_pool_key, pool) != 0) {
+        delete pool;  // (no workers yet)
         return nullptr;
     }
-    t_owner.pool = new (std::nothrow) Pool;
-    return t_owner.pool;
+    return pool;
 }
 
 }  // namespace
@@ -215,6 +231,9 @@ void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx) {
     if (outer) t_in_task = false;
 }
 
-int pool_threads() { return t_owner.pool ? t_owner.pool->size() : 0; }
+int pool_threads() {
+    const Pool *pool = g_pools ? static_cast<Pool *>(pthread_getspecific(g_pool_key)) : nullptr;
+    return pool && pool != kEnded ? pool->size() : 0;
+}
 
 }  // namespace smyrf::cpu

@@ -55,10 +55,12 @@ Choice choose() {
             portable::project, "portable"};
 }
 
-const Choice &chosen() {
-    static const Choice c = choose();
-    return c;
-}
+// Chosen as the library loads, before any thread can make a call: a function-local
+// static would be set up by the first call, and a fork from another thread at that moment
+// would leave the child's copy of its guard taken for good (so every later call of the
+// child would wait on it).
+const Choice g_chosen = choose();
+const Choice &chosen() { return g_chosen; }
 
 }  // namespace
 
