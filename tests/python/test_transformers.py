@@ -110,6 +110,15 @@ class _Layer(torch.nn.Module):
     is_causal = False
 
 
+def _padded_qkv(n, d, valid):
+    """Random q, k, v [2, 2, n, d] and a key mask whose first sequence has `valid` keys."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, n, d, generator=g) for _ in range(3))
+    mask = torch.ones(2, n, dtype=torch.bool)
+    mask[0, valid:] = False
+    return q, k, v, mask
+
+
 def _sdpa_bnhd(q, k, v, mask):
     return torch.nn.functional.scaled_dot_product_attention(
         q, k, v, attn_mask=mask[:, None, None, :]).transpose(1, 2)
@@ -119,10 +128,7 @@ def test_min_seq_len_counts_each_sequence_valid_keys():
     # A 100-token sentence batched with a 200-token one: below min_seq_len = 128 valid
     # keys it runs exact, as it does alone, not SMYRF because the batch is padded to 200.
     stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=16, min_seq_len=128)
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 200, 16, generator=g) for _ in range(3))
-    mask = torch.ones(2, 200, dtype=torch.bool)
-    mask[0, 100:] = False
+    q, k, v, mask = _padded_qkv(200, 16, 100)
     out, _ = stf._attention(_Layer(), q, k, v, mask, is_causal=False)
     torch.testing.assert_close(out[0, :100], _sdpa_bnhd(q, k, v, mask)[0, :100], rtol=1e-4,
                                atol=1e-5)
@@ -135,10 +141,7 @@ def test_cross_attention_of_equal_lengths_keeps_every_query():
     # As many decoder queries as encoder keys is not self-attention: the queries at the
     # encoder's padded positions are real, and get attention over its valid keys.
     stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=64, min_seq_len=0)
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 16, 8, generator=g) for _ in range(3))
-    mask = torch.ones(2, 16, dtype=torch.bool)
-    mask[0, 12:] = False
+    q, k, v, mask = _padded_qkv(16, 8, 12)
     out, _ = stf._attention(_Layer(), q, k, v, mask, scaling=8 ** -0.5, is_causal=False)
     torch.testing.assert_close(out, _sdpa_bnhd(q, k, v, mask), rtol=1e-4, atol=1e-5)
     # a BART encoder-decoder whose decoder input is as long as the padded encoder input
@@ -148,6 +151,7 @@ def test_cross_attention_of_equal_lengths_keeps_every_query():
         decoder_ffn_dim=64, max_position_embeddings=64)
     torch.manual_seed(0)
     model = transformers.BartModel(config).eval()
+    g = torch.Generator().manual_seed(1)
     ids = torch.randint(4, 100, (2, 16), generator=g)
     enc_mask = mask.long()
     dec = torch.randint(4, 100, (2, 16), generator=g)
