@@ -159,8 +159,7 @@ private:
 }  // namespace
 
 int bench_command(int argc, char **argv) {
-    Args args(argc, argv, 2, {"json", "backward"},
-              with_run_options({"n", "hashes", "cluster", "modes", "dense-max-n", "fixture"}));
+    Args args(argc, argv, 2, {"json", "backward"});
     const bool json = args.given("json");
     const auto lengths = args.integers("n", {1024, 4096, 16384, 65536}, 1, 1 << 24);
     const auto hashes = args.integers("hashes", {1, 2, 4}, 1, 256);
@@ -175,13 +174,10 @@ int bench_command(int argc, char **argv) {
                                  "heads", "d"})
             if (args.given(name))
                 throw UsageError(std::string("--") + name + " does not apply with --fixture");
+    args.finish();
     if (std::count(modes.begin(), modes.end(), "hybrid"))  // HYBRID's budget is R x C
         for (int64_t r : hashes)
-            for (int64_t c : clusters)
-                if (r * c > kMaxBudget)
-                    throw UsageError("--hashes x --cluster = " + std::to_string(r * c) +
-                                     " is above the largest HYBRID budget, " +
-                                     std::to_string(kMaxBudget));
+            for (int64_t c : clusters) check_derived_budget(r, c);
     const std::set<std::string> wanted(modes.begin(), modes.end());
 
     const std::string load_note = busy_machine_note();

@@ -36,8 +36,7 @@ std::vector<std::string> split_commas(const std::string &name, const std::string
 
 }  // namespace
 
-Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags,
-           const std::set<std::string> &options) {
+Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags) {
     for (int i = first; i < argc; i++) {
         std::string token = argv[i];
         if (token.rfind("--", 0) != 0 || token.size() == 2)
@@ -47,39 +46,44 @@ Args::Args(int argc, char **argv, int first, const std::set<std::string> &flags,
         if (eq != std::string::npos) {
             value = name.substr(eq + 1);
             name.resize(eq);
-        }
-        if (!flags.count(name) && !options.count(name))
-            throw UsageError("unknown option --" + name);
-        if (eq != std::string::npos) {
             if (flags.count(name)) throw UsageError("--" + name + " takes no value");
         } else if (flags.count(name)) {
             value = "1";
-        } else {
-            if (i + 1 >= argc) throw UsageError("--" + name + " needs a value");
+        } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
             value = argv[++i];
+        } else {  // no value: an error when the option is read, or finish()'s unknown one
+            missing_.insert(name);
         }
         if (!values_.emplace(name, value).second)
             throw UsageError("--" + name + " is given twice");
     }
 }
 
-std::string Args::text(const std::string &name, const std::string &fallback) {
+const std::string *Args::value_of(const std::string &name) {
+    asked_.insert(name);
     auto it = values_.find(name);
-    return it == values_.end() ? fallback : it->second;
+    if (it == values_.end()) return nullptr;
+    if (missing_.count(name)) throw UsageError("--" + name + " needs a value");
+    return &it->second;
+}
+
+std::string Args::text(const std::string &name, const std::string &fallback) {
+    const std::string *v = value_of(name);
+    return v ? *v : fallback;
 }
 
 int64_t Args::integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi) {
-    auto it = values_.find(name);
-    return it == values_.end() ? fallback : parse_integer(name, it->second, lo, hi);
+    const std::string *v = value_of(name);
+    return v ? parse_integer(name, *v, lo, hi) : fallback;
 }
 
 std::vector<int64_t> Args::integers(const std::string &name,
                                     const std::vector<int64_t> &fallback, int64_t lo,
                                     int64_t hi) {
-    auto it = values_.find(name);
-    if (it == values_.end()) return fallback;
+    const std::string *v = value_of(name);
+    if (!v) return fallback;
     std::vector<int64_t> out;
-    for (const std::string &part : split_commas(name, it->second))
+    for (const std::string &part : split_commas(name, *v))
         out.push_back(parse_integer(name, part, lo, hi));
     return out;
 }
@@ -87,9 +91,9 @@ std::vector<int64_t> Args::integers(const std::string &name,
 std::vector<std::string> Args::words(const std::string &name,
                                      const std::vector<std::string> &fallback,
                                      const std::set<std::string> &allowed) {
-    auto it = values_.find(name);
-    if (it == values_.end()) return fallback;
-    std::vector<std::string> out = split_commas(name, it->second);
+    const std::string *v = value_of(name);
+    if (!v) return fallback;
+    std::vector<std::string> out = split_commas(name, *v);
     for (const std::string &w : out)
         if (!allowed.count(w)) {
             std::string list;
@@ -99,6 +103,14 @@ std::vector<std::string> Args::words(const std::string &name,
     return out;
 }
 
-bool Args::given(const std::string &name) const { return values_.count(name) != 0; }
+bool Args::given(const std::string &name) {
+    asked_.insert(name);
+    return values_.count(name) != 0;
+}
+
+void Args::finish() const {
+    for (const auto &kv : values_)
+        if (!asked_.count(kv.first)) throw UsageError("unknown option --" + kv.first);
+}
 
 }  // namespace smyrf_cli

@@ -17,10 +17,10 @@ struct UsageError : std::runtime_error {
 
 class Args {
 public:
-    // Parses argv[first..argc): `flags` names the options that take no value, `options`
-    // those that take one; any other name is refused before it can take the next token.
-    Args(int argc, char **argv, int first, const std::set<std::string> &flags,
-         const std::set<std::string> &options);
+    // Parses argv[first..argc); `flags` names the options that take no value. Any other
+    // option takes the next argument, unless that is an option too (or there is none):
+    // reading it then says it needs a value, and finish() that it is unknown.
+    Args(int argc, char **argv, int first, const std::set<std::string> &flags);
 
     std::string text(const std::string &name, const std::string &fallback);
     int64_t integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi);
@@ -32,10 +32,17 @@ public:
                                    const std::vector<std::string> &fallback,
                                    const std::set<std::string> &allowed);
     // Whether the command line has the option: a flag, or one that does not apply.
-    bool given(const std::string &name) const;
+    bool given(const std::string &name);
+    // Refuses any option that no call above asked for.
+    void finish() const;
 
 private:
+    // The option's text (nullptr: not given); throws where it was given without one.
+    const std::string *value_of(const std::string &name);
+
     std::map<std::string, std::string> values_;  // option name (no dashes) -> text
+    std::set<std::string> missing_;  // options given with no value after them
+    std::set<std::string> asked_;  // names the command has read
 };
 
 }  // namespace smyrf_cli

@@ -76,7 +76,7 @@ void print_table(const Problem &p, const std::vector<ModeSpec> &specs,
 }  // namespace
 
 int demo_command(int argc, char **argv) {
-    Args args(argc, argv, 2, {}, with_run_options({"n", "hashes", "cluster", "budget", "fixture"}));
+    Args args(argc, argv, 2, {});
     const std::vector<int64_t> lengths = args.integers("n", {4096, 16384}, 1, 1 << 24);
     ModeSpec smyrf;
     smyrf.hashes = args.integer("hashes", 2, 1, 256);
@@ -86,12 +86,10 @@ int demo_command(int argc, char **argv) {
     ModeSpec hybrid;
     hybrid.mode = SMYRF_MODE_HYBRID;
     hybrid.budget = args.integer("budget", smyrf.hashes * smyrf.cluster, 1, kMaxBudget);
-    if (!args.given("budget") && hybrid.budget > kMaxBudget)
-        throw UsageError("--hashes x --cluster = " + std::to_string(hybrid.budget) +
-                         " is above the largest HYBRID budget, " + std::to_string(kMaxBudget) +
-                         ": give --budget");
     const std::string fixture = args.text("fixture", "");
     const RunOptions opt = read_run_options(args, 3);
+    args.finish();
+    if (!args.given("budget")) check_derived_budget(smyrf.hashes, smyrf.cluster);
 
     // DENSE first: it is the reference of the other rows.
     const std::vector<ModeSpec> specs = {dense, smyrf, hybrid};

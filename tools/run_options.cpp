@@ -26,9 +26,10 @@ RunOptions read_run_options(Args &args, int default_reps) {
     return o;
 }
 
-std::set<std::string> with_run_options(std::set<std::string> options) {
-    options.insert({"batch", "heads", "d", "threads", "reps", "seed", "expand", "kmeans-iters"});
-    return options;
+void check_derived_budget(int64_t hashes, int64_t cluster) {
+    if (hashes * cluster > kMaxBudget)
+        throw UsageError("--hashes x --cluster = " + std::to_string(hashes * cluster) +
+                         " is above the largest HYBRID budget, " + std::to_string(kMaxBudget));
 }
 
 }  // namespace smyrf_cli

@@ -13,10 +13,10 @@ struct RunOptions {
 };
 
 RunOptions read_run_options(Args &args, int default_reps);
-// A command's own option names (those that take a value) with the ones above.
-std::set<std::string> with_run_options(std::set<std::string> options);
 // The largest HYBRID budget the tools take (--budget, or --hashes x --cluster).
 constexpr int64_t kMaxBudget = 1 << 24;
+// Refuses a budget derived as --hashes x --cluster above kMaxBudget.
+void check_derived_budget(int64_t hashes, int64_t cluster);
 
 // The help lines for those options.
 extern const char *const kRunOptionsHelp;

@@ -20,12 +20,20 @@ void require(const void *p, const char *name) {
     if (!p) fail(SMYRF_ERR_INVALID_ARGUMENT, "%s is NULL", name);
 }
 
-// A tensor's elements must sit on their natural alignment: the kernels load them as
-// floats (or 16-bit halves), and a C pointer that is not so aligned is undefined.
-void require_aligned(const void *p, size_t elem, const char *name) {
-    if ((uintptr_t)p % elem)
-        fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %p is not aligned to its %zu-byte elements", name,
-             p, elem);
+// A tensor given to a call (p: NULL when not given), with the size of its elements.
+struct Tensor {
+    const void *p;
+    size_t elem;
+    const char *name;
+};
+
+// Elements must sit on their natural alignment: the kernels load them as floats (or
+// 16-bit halves), and a C pointer that is not so aligned is undefined.
+void require_aligned(std::initializer_list<Tensor> tensors) {
+    for (const Tensor &t : tensors)
+        if ((uintptr_t)t.p % t.elem)
+            fail(SMYRF_ERR_INVALID_ARGUMENT, "%s = %p is not aligned to its %zu-byte elements",
+                 t.name, t.p, t.elem);
 }
 
 // A gradient written with its input's strides, which a forward may let rows share.
@@ -277,10 +285,8 @@ smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
         check_workspace(workspace, workspace_bytes, smyrf_plan_workspace_size(plan),
                         "smyrf_plan_workspace_size()");
         const size_t es = d.elem_size();
-        const void *tensors[] = {q, k, v, out};
-        const char *names[] = {"q", "k", "v", "out"};
-        for (int i = 0; i < 4; i++) require_aligned(tensors[i], es, names[i]);
-        if (lse) require_aligned(lse, sizeof(float), "lse");
+        require_aligned({{q, es, "q"}, {k, es, "k"}, {v, es, "v"}, {out, es, "out"},
+                         {lse, sizeof(float), "lse"}});
 
         const Spans in = input_spans(d, q, k, v, key_mask);
         const Span so = span_of(out, d.out, d.batch, d.heads, d.q_len, d.v_dim, es);
@@ -307,8 +313,9 @@ smyrf_status smyrf_execute_backward(const smyrf_plan *plan, const void *q, const
         check_workspace(workspace, workspace_bytes, smyrf_plan_backward_workspace_size(plan),
                         "smyrf_plan_backward_workspace_size()");
         const size_t es = d.elem_size();
-        for (int i = 0; i < 9; i++)
-            require_aligned(pointers[i], i == 4 ? sizeof(float) : es, names[i]);  // 4: lse
+        require_aligned({{q, es, "q"}, {k, es, "k"}, {v, es, "v"}, {out, es, "out"},
+                         {lse, sizeof(float), "lse"}, {dout, es, "dout"}, {dq, es, "dq"},
+                         {dk, es, "dk"}, {dv, es, "dv"}});
         require_distinct_rows(d.q, d.batch, d.heads, d.q_len, d.qk_dim, "dq", "q");
         require_distinct_rows(d.k, d.batch, d.kv_heads, d.k_len, d.qk_dim, "dk", "k");
         require_distinct_rows(d.v, d.batch, d.kv_heads, d.k_len, d.v_dim, "dv", "v");

@@ -193,7 +193,12 @@ void end_pool(void *value) {
 
 void forget_pool_in_child() { pthread_setspecific(g_pool_key, nullptr); }
 
-void end_exiting_threads_pool() { end_pool(pthread_getspecific(g_pool_key)); }
+// This thread's key value: its pool, kEnded, or nullptr (none yet, or no pools at all).
+Pool *key_value() {
+    return g_pools ? static_cast<Pool *>(pthread_getspecific(g_pool_key)) : nullptr;
+}
+
+void end_exiting_threads_pool() { end_pool(key_value()); }
 
 __attribute__((constructor)) void set_up_pools() {
     g_pools = pthread_key_create(&g_pool_key, end_pool) == 0 &&
@@ -202,9 +207,8 @@ __attribute__((constructor)) void set_up_pools() {
 }
 
 Pool *own_pool() {
-    if (!g_pools) return nullptr;
-    Pool *pool = static_cast<Pool *>(pthread_getspecific(g_pool_key));
-    if (pool == kEnded) return nullptr;
+    Pool *pool = key_value();
+    if (pool == kEnded || !g_pools) return nullptr;
     if (pool) return pool;
     pool = new (std::nothrow) Pool;
     if (pool && pthread_setspecific(g_pool_key, pool) != 0) {
@@ -232,7 +236,7 @@ void run_tasks(int64_t n, int threads, TaskFn run, const void *ctx) {
 }
 
 int pool_threads() {
-    const Pool *pool = g_pools ? static_cast<Pool *>(pthread_getspecific(g_pool_key)) : nullptr;
+    const Pool *pool = key_value();
     return pool && pool != kEnded ? pool->size() : 0;
 }
 
