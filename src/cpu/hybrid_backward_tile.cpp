@@ -147,6 +147,8 @@ Rows tile_grads(const Desc &d, const GradArgs &a, const Pair &p, int64_t h, int6
         b.lse_t[t] = live ? lse : inf;
         b.delta_t[t] = live ? dot_of(b.orow[t], a.out.row(p.b, h, i0 + t), dv) : 0.0f;
     }
+    // The lanes past the tile's queries: weigh's vector loops read whole blocks of them.
+    for (int64_t t = n; t < kAttendQueries; t++) b.lse_t[t] = inf, b.delta_t[t] = 0.0f;
     // Causal: the partial block (the members of the window's first block before it).
     const bool partial = d.causal && w.groups > 0;
     for (int64_t t = 0; partial && t < n; t++) {

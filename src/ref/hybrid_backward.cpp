@@ -158,10 +158,10 @@ extern "C" void smyrf_ref_hybrid_backward(const smyrf_ref_problem *pp,
                 }
                 double z = 0;
                 for (size_t a = 0; a < T; a++) z += std::exp(logit[a] - mx);
-                const double lse = mx + std::log(z);
+                // Relative to mx, divided by z (not exp(logit - lse): see ref.cpp's combine).
                 std::vector<double> P(T);
                 for (size_t a = 0; a < T; a++) {
-                    P[a] = std::exp(logit[a] - lse);
+                    P[a] = std::exp(logit[a] - mx) / z;
                     for (int64_t c = 0; c < dvd; c++) out[(size_t)c] += P[a] * val[a * dvd + c];
                 }
                 const double D = dot(go, out.data(), dvd);

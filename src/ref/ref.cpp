@@ -188,8 +188,10 @@ int smyrf_ref_combine(int64_t rounds, int64_t dv, const double *o, const double 
     double total = 0;
     for (int64_t r = 0; r < rounds; r++) total += std::exp(lse[r] - mx);
     const double all = mx + std::log(total);
+    // Weights relative to mx, divided by their total: exp(lse[r] - all) would lose
+    // log(total) in mx + log(total) once |mx| passes about 1e16.
     for (int64_t r = 0; r < rounds; r++) {
-        const double w = std::exp(lse[r] - all);
+        const double w = std::exp(lse[r] - mx) / total;
         for (int64_t c = 0; c < dv; c++) out[c] += w * o[r * dv + c];
     }
     *lse_out = all;
@@ -294,21 +296,21 @@ void smyrf_ref_multiset_grad(const smyrf_ref_problem *p, int64_t b, int64_t h, i
     }
     double total = 0;
     for (int64_t u = 0; u < count; u++) total += std::exp(s[u] - mx);
-    const double lse = mx + std::log(total);
+    // Relative to mx, divided by the total (as smyrf_ref_combine, for large logits).
+    std::vector<double> P((size_t)count);
+    for (int64_t u = 0; u < count; u++) P[u] = std::exp(s[u] - mx) / total;
     for (int64_t u = 0; u < count; u++) {
-        const double w = std::exp(s[u] - lse);
         const double *vr = v_row(p, b, hk, keys[u]);
-        for (int64_t c = 0; c < dvd; c++) out[c] += w * vr[c];
+        for (int64_t c = 0; c < dvd; c++) out[c] += P[u] * vr[c];
     }
     const double D = dot(dout_row, out.data(), dvd);
     for (int64_t u = 0; u < count; u++) {
         const int64_t j = keys[u];
-        const double P = std::exp(s[u] - lse);
-        const double dS = P * (dot(dout_row, v_row(p, b, hk, j), dvd) - D);
+        const double dS = P[u] * (dot(dout_row, v_row(p, b, hk, j), dvd) - D);
         double *dvr = dv + ((b * p->kv_heads + hk) * p->k_len + j) * dvd;
         double *dkr = dk + ((b * p->kv_heads + hk) * p->k_len + j) * d;
         const double *kr = k_row(p, b, hk, j);
-        for (int64_t c = 0; c < dvd; c++) dvr[c] += P * dout_row[c];
+        for (int64_t c = 0; c < dvd; c++) dvr[c] += P[u] * dout_row[c];
         for (int64_t c = 0; c < d; c++) {
             dkr[c] += scale * dS * q[c];
             dq_row[c] += scale * dS * kr[c];

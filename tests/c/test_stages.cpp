@@ -778,8 +778,25 @@ static void combine_matches_reference(void **) {
     }
 }
 
+// The oracle's combine at logits where mx + log(total) loses log(total) in double: two
+// equal rounds must average their rows, out a convex combination (weights exp(lse - all)
+// gave 2x the row there).
+static void reference_combine_survives_large_lse(void **state) {
+    (void)state;
+    for (double big : {1e3, 1e16, 1e30, -1e30}) {
+        const double o[2] = {0.75, 0.25}, lse[2] = {big, big};
+        double out, lse_out;
+        assert_int_equal(smyrf_ref_combine(2, 1, o, lse, &out, &lse_out), 1);
+        assert_true(std::fabs(out - 0.5) < 1e-12);
+        const double o3[3] = {0.75, 0.75, 0.75}, l3[3] = {big, big - 1.0, big - 2.0};
+        assert_int_equal(smyrf_ref_combine(3, 1, o3, l3, &out, &lse_out), 1);
+        assert_true(std::fabs(out - 0.75) < 1e-12);
+    }
+}
+
 int main() {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reference_combine_survives_large_lse),
         cmocka_unit_test(conversions_match_reference),
         cmocka_unit_test(transform_matches_reference),
         cmocka_unit_test(projection_is_dot_of),

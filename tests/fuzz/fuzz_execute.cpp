@@ -9,7 +9,11 @@
 //  - a finite input (every q, k, v finite, magnitude <= kFiniteBound) gives a finite out
 //    and an lse that is finite or -inf (a row with no allowed key: zeros);
 //  - the result is the same bits run after run, with or without a caller workspace
-//    (at an odd address), and for SMYRF_PARAM_THREADS 1 and 2.
+//    (at an odd address), and for SMYRF_PARAM_THREADS 1 and 2;
+//  - with lse, smyrf_execute_backward on that forward and a dout from the input: OK,
+//    nothing written outside dq, dk and dv or into their gaps, and the same bits in the
+//    same three runs. (Gradients may overflow for finite inputs at these magnitudes, so
+//    their finiteness is not checked.)
 #include <smyrf/smyrf.h>
 
 #include "fuzz_input.hpp"
@@ -146,6 +150,21 @@ void put(uint8_t *base, size_t i, smyrf_dtype dt, float f) {
     }
 }
 
+// Guard zones of b untouched, and (where t has gaps) every element outside t's logical
+// ones too.
+void check_guards(const Buffer &b, const Tensor &t, const char *what) {
+    for (size_t i = 0; i < kGuardBytes; i++) {
+        FUZZ_REQUIRE(b.bytes[i] == kGuard, what);
+        FUZZ_REQUIRE(b.bytes[kGuardBytes + t.span * b.es + i] == kGuard, what);
+    }
+    std::vector<uint8_t> logical(t.span, 0);
+    for_each_elem(t, [&](size_t i) { logical[i] = 1; });
+    for (size_t i = 0; i < t.span; i++)
+        if (!logical[i])
+            for (size_t x = 0; x < b.es; x++)
+                FUZZ_REQUIRE(b.bytes[kGuardBytes + i * b.es + x] == kGuard, what);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -245,19 +264,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            out.data(), with_lse ? (float *)lse.data() : nullptr,
                            own_ws ? ws.data() + 1 : nullptr, own_ws ? ws_bytes : 0, nullptr);
         FUZZ_REQUIRE(st == SMYRF_OK, smyrf_last_error_message());
-        // Guard zones and gaps untouched: mark the logical elements, check all the rest.
-        std::vector<uint8_t> logical(to.span, 0);
-        for_each_elem(to, [&](size_t i) { logical[i] = 1; });
+        check_guards(out, to, "write outside out or into its gaps");
         for (size_t i = 0; i < kGuardBytes; i++) {
-            FUZZ_REQUIRE(out.bytes[i] == kGuard, "write before out");
-            FUZZ_REQUIRE(out.bytes[kGuardBytes + to.span * es + i] == kGuard, "write after out");
             FUZZ_REQUIRE(lse.bytes[i] == kGuard, "write before lse");
             FUZZ_REQUIRE(lse.bytes[kGuardBytes + lse.n * 4 + i] == kGuard, "write after lse");
         }
-        for (size_t i = 0; i < to.span; i++)
-            if (!logical[i])
-                for (size_t b = 0; b < es; b++)
-                    FUZZ_REQUIRE(out.data()[i * es + b] == kGuard, "write into a gap of out");
         if (!with_lse)
             for (size_t i = 0; i < lse.n * 4; i++) FUZZ_REQUIRE(lse.data()[i] == kGuard, "lse written though NULL");
         if (finite) {
@@ -276,6 +287,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             FUZZ_REQUIRE(out.bytes == first_out, run == 1 ? "out differs with a caller workspace" : "out differs with THREADS = 2");
             FUZZ_REQUIRE(lse.bytes == first_lse, run == 1 ? "lse differs with a caller workspace" : "lse differs with THREADS = 2");
+        }
+    }
+
+    // The backward of that forward (it needs lse), read from the input last, so that
+    // older corpus inputs decode as before.
+    if (with_lse) {
+        Buffer dout(to.span, es);
+        for (size_t i = 0; i < dout.n; i++) put(dout.data(), i, dt, NAN);  // gaps: NaN
+        for_each_elem(to, [&](size_t i) { put(dout.data(), i, dt, pick_float(in)); });
+        Buffer dq(tq.span, es), dk(tk.span, es), dvb(tv.span, es);
+        const size_t bws_bytes = smyrf_plan_backward_workspace_size(plan);
+        std::vector<uint8_t> bws(bws_bytes + 1);
+        std::vector<uint8_t> first[3];
+        for (int run = 0; run < 3; run++) {
+            Buffer *grads[3] = {&dq, &dk, &dvb};
+            for (Buffer *g : grads) std::fill(g->bytes.begin(), g->bytes.end(), kGuard);
+            const bool own_ws = run == 1 && bws_bytes;
+            st = smyrf_execute_backward(run == 2 ? plan2 : plan, q.data(), k.data(), v.data(),
+                                        with_mask ? mask.data() : nullptr, out.data(),
+                                        (const float *)lse.data(), dout.data(), dq.data(),
+                                        dk.data(), dvb.data(), own_ws ? bws.data() + 1 : nullptr,
+                                        own_ws ? bws_bytes : 0, nullptr);
+            FUZZ_REQUIRE(st == SMYRF_OK, smyrf_last_error_message());
+            check_guards(dq, tq, "write outside dq or into its gaps");
+            check_guards(dk, tk, "write outside dk or into its gaps");
+            check_guards(dvb, tv, "write outside dv or into its gaps");
+            for (int g = 0; g < 3; g++) {
+                if (run == 0) first[g] = grads[g]->bytes;
+                else FUZZ_REQUIRE(grads[g]->bytes == first[g],
+                                  run == 1 ? "gradients differ with a caller workspace"
+                                           : "gradients differ with THREADS = 2");
+            }
         }
     }
     smyrf_plan_destroy(plan);
