@@ -19,6 +19,11 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * dim]}, contiguous); a buffer's data starts at its position and its position is not moved.
  * The {@code *Length()} methods give the sizes a call needs.
  *
+ * <p>Size limit: Java buffers and arrays are int-indexed, so no tensor, key mask or
+ * workspace passed from Java can exceed 2<sup>31</sup>-1 elements. Calls on a plan whose
+ * {@code *Length()} exceed that throw {@link IllegalArgumentException} naming the tensor;
+ * a larger workspace cannot be passed either (pass null: the call allocates its own).
+ *
  * <p>Gradients: {@code backward} gives dq, dk and dv of a loss from its gradient dout
  * with respect to out, given the forward's inputs, out and lse.
  *
@@ -57,25 +62,30 @@ public final class Plan implements AutoCloseable {
             SmyrfNative.smyrf_config_destroy(cfg);
         }
         handle = box[0];
-        long batch = get(Param.BATCH);
-        long heads = get(Param.HEADS);
-        long kvHeads = get(Param.KV_HEADS);
-        long qLen = get(Param.Q_LEN);
-        long kLen = get(Param.K_LEN);
-        long qkDim = get(Param.QK_DIM);
-        long vDim = get(Param.V_DIM);
-        qLength = extent(batch, heads, qLen, qkDim,
-                Param.Q_STRIDE_BATCH, Param.Q_STRIDE_HEAD, Param.Q_STRIDE_TOKEN);
-        kLength = extent(batch, kvHeads, kLen, qkDim,
-                Param.K_STRIDE_BATCH, Param.K_STRIDE_HEAD, Param.K_STRIDE_TOKEN);
-        vLength = extent(batch, kvHeads, kLen, vDim,
-                Param.V_STRIDE_BATCH, Param.V_STRIDE_HEAD, Param.V_STRIDE_TOKEN);
-        outLength = extent(batch, heads, qLen, vDim,
-                Param.OUT_STRIDE_BATCH, Param.OUT_STRIDE_HEAD, Param.OUT_STRIDE_TOKEN);
-        lseLength = batch * heads * qLen;
-        keyMaskLength = batch * kLen;
-        workspaceSize = SmyrfNative.smyrf_plan_workspace_size(handle);
-        backwardWorkspaceSize = SmyrfNative.smyrf_plan_backward_workspace_size(handle);
+        try {
+            long batch = get(Param.BATCH);
+            long heads = get(Param.HEADS);
+            long kvHeads = get(Param.KV_HEADS);
+            long qLen = get(Param.Q_LEN);
+            long kLen = get(Param.K_LEN);
+            long qkDim = get(Param.QK_DIM);
+            long vDim = get(Param.V_DIM);
+            qLength = extent(batch, heads, qLen, qkDim,
+                    Param.Q_STRIDE_BATCH, Param.Q_STRIDE_HEAD, Param.Q_STRIDE_TOKEN);
+            kLength = extent(batch, kvHeads, kLen, qkDim,
+                    Param.K_STRIDE_BATCH, Param.K_STRIDE_HEAD, Param.K_STRIDE_TOKEN);
+            vLength = extent(batch, kvHeads, kLen, vDim,
+                    Param.V_STRIDE_BATCH, Param.V_STRIDE_HEAD, Param.V_STRIDE_TOKEN);
+            outLength = extent(batch, heads, qLen, vDim,
+                    Param.OUT_STRIDE_BATCH, Param.OUT_STRIDE_HEAD, Param.OUT_STRIDE_TOKEN);
+            lseLength = batch * heads * qLen;
+            keyMaskLength = batch * kLen;
+            workspaceSize = SmyrfNative.smyrf_plan_workspace_size(handle);
+            backwardWorkspaceSize = SmyrfNative.smyrf_plan_backward_workspace_size(handle);
+        } catch (Throwable t) {  // the caller gets no Plan to close: free it here
+            close();
+            throw t;
+        }
     }
 
     /** One past the largest element index of a [batch, heads, len, dim] strided tensor. */

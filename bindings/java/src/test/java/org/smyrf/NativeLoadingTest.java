@@ -14,9 +14,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The loading order, each case in a fresh JVM: the system property org.smyrf.library.path,
- * then java.library.path, then the copy in the jar. The build folder holding
- * libsmyrfjni.so comes from the system property smyrf.test.jniDir, the class path of the
- * child JVMs from smyrf.test.classpath.
+ * then java.library.path, then the copy in the jar; and the unloading with a class loader.
+ * The build folder holding libsmyrfjni.so comes from the system property smyrf.test.jniDir,
+ * the class path of the child JVMs from smyrf.test.classpath.
  */
 class NativeLoadingTest {
     private static final String JNI_DIR = System.getProperty("smyrf.test.jniDir");
@@ -25,12 +25,18 @@ class NativeLoadingTest {
 
     /** Exit status and output (stdout + stderr) of LoadingProbe run with these options. */
     private static Object[] probe(String... options) throws IOException, InterruptedException {
+        return run(LoadingProbe.class, options);
+    }
+
+    /** Exit status and output (stdout + stderr) of this main class run with these options. */
+    private static Object[] run(Class<?> main, String... options)
+            throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(new File(System.getProperty("java.home"), "bin/java").getPath());
         command.add("-cp");
         command.add(System.getProperty("smyrf.test.classpath"));
         command.addAll(Arrays.asList(options));
-        command.add(LoadingProbe.class.getName());
+        command.add(main.getName());
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         return new Object[] {process.waitFor(), output.trim()};
@@ -61,5 +67,19 @@ class NativeLoadingTest {
         Object[] missing = probe("-D" + NativeLibrary.PATH_PROPERTY + "=/no-such-dir/libx.so");
         assertNotEquals(0, missing[0]);
         assertTrue(((String) missing[1]).contains("UnsatisfiedLinkError"), (String) missing[1]);
+    }
+
+    /**
+     * Java unloads the library with the class loader that loaded it; a thread that ran a
+     * multi-threaded execute through that loader must still exit cleanly afterwards (the
+     * library is linked -z nodelete so that the thread pool's exit code stays mapped).
+     */
+    @Test
+    void threadsExitCleanlyAfterTheLibraryIsUnloaded() throws Exception {
+        // A crash's report goes to the temporary folder, not the build tree; no core dump.
+        File errorFile = new File(System.getProperty("java.io.tmpdir"), "smyrf-hs_err_%p.log");
+        Object[] result = run(UnloadProbe.class, "-XX:ErrorFile=" + errorFile,
+                "-XX:-CreateCoredumpOnCrash");
+        assertEquals(0, result[0], (String) result[1]);
     }
 }
