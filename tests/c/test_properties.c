@@ -10,11 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The two modes every property holds for, with parameters that give several clusters. */
-static smyrf_plan *plan_for(const tc_shape *s, int dense, int64_t threads) {
-    smyrf_config *cfg = dense ? tc_config(s, SMYRF_MODE_DENSE) : tc_smyrf_config(s, 3, 24, 77);
+/* The plans the properties run: SMYRF with several clusters, DENSE, and HYBRID with and
+ * without its expansion (budget 48: it expands below 160 valid keys, never in causal). */
+enum { K_SMYRF, K_DENSE, K_HYBRID, K_HYBRID_NO_EXPAND, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"smyrf", "dense", "hybrid", "hybrid, expand 0"};
+static smyrf_plan *plan_of(const tc_shape *s, int kind, int64_t threads) {
+    smyrf_config *cfg = kind == K_SMYRF ? tc_smyrf_config(s, 3, 24, 77)
+                        : tc_config(s, kind == K_DENSE ? SMYRF_MODE_DENSE : SMYRF_MODE_HYBRID);
+    if (kind >= K_HYBRID) tc_set(cfg, SMYRF_PARAM_BUDGET, 48);
+    if (kind == K_HYBRID_NO_EXPAND) tc_set(cfg, SMYRF_PARAM_EXPAND, 0);
     tc_set(cfg, SMYRF_PARAM_THREADS, threads);
     return tc_plan_from(cfg);
+}
+
+/* The two modes most properties here hold for (HYBRID has its own suites). */
+static smyrf_plan *plan_for(const tc_shape *s, int dense, int64_t threads) {
+    return plan_of(s, dense ? K_DENSE : K_SMYRF, threads);
 }
 
 static const tc_shape shapes[] = {
@@ -189,21 +200,24 @@ static void reproducible_across_runs_and_threads(void **state) {
         }
 }
 
-/* Execute reads q, k, v and the mask and writes nothing else but out, lse, workspace. */
+/* Execute reads q, k, v and the mask and writes nothing else but out, lse, workspace
+ * (padded keys' rows included), in every mode. */
 static void inputs_unchanged(void **state) {
     (void)state;
-    for (int dense = 0; dense < 2; dense++) {
-        tc_inputs *in = tc_inputs_create(&shapes[1], 800, 0.6);
+    for (int kind = 0; kind < N_KINDS * 2; kind++) {
+        tc_inputs *in = tc_inputs_create(&shapes[kind / N_KINDS], 800, 0.6);
         float *q = (float *)tc_alloc(in->nq_el * 4), *k = (float *)tc_alloc(in->nk_el * 4), *v = (float *)tc_alloc(in->nv_el * 4);
         uint8_t *mask = (uint8_t *)tc_alloc((size_t)(in->s.batch * in->s.k_len));
         memcpy(q, in->q, in->nq_el * 4), memcpy(k, in->k, in->nk_el * 4), memcpy(v, in->v, in->nv_el * 4);
         memcpy(mask, in->mask, (size_t)(in->s.batch * in->s.k_len));
-        smyrf_plan *plan = plan_for(&in->s, dense, 0);
+        smyrf_plan *plan = plan_of(&in->s, kind % N_KINDS, 0);
         float *out = tc_nan_floats(in->no_el), *lse = tc_nan_floats(in->nlse);
         tc_run(plan, in, out, lse);
-        tc_assert_same_bits(in->q, q, in->nq_el * 4, "q");
-        tc_assert_same_bits(in->k, k, in->nk_el * 4, "k");
-        tc_assert_same_bits(in->v, v, in->nv_el * 4, "v");
+        char what[64];
+        snprintf(what, sizeof what, "q, k, v (%s, shape %d)", kind_names[kind % N_KINDS], kind / N_KINDS);
+        tc_assert_same_bits(in->q, q, in->nq_el * 4, what);
+        tc_assert_same_bits(in->k, k, in->nk_el * 4, what);
+        tc_assert_same_bits(in->v, v, in->nv_el * 4, what);
         assert_memory_equal(in->mask, mask, (size_t)(in->s.batch * in->s.k_len));
         smyrf_plan_destroy(plan);
         free(q), free(k), free(v), free(mask), free(out), free(lse);
@@ -216,23 +230,26 @@ static void inputs_unchanged(void **state) {
 static void previous_contents_make_no_difference(void **state) {
     (void)state;
     for (size_t c = 0; c < N_SHAPES; c++)
-        for (int dense = 0; dense < 2; dense++) {
+        for (int kind = 0; kind < N_KINDS; kind++) {
             tc_inputs *in = tc_inputs_create(&shapes[c], 900 + c, 0.7);
-            smyrf_plan *plan = plan_for(&in->s, dense, 0);
+            smyrf_plan *plan = plan_of(&in->s, kind, 0);
             float *out0 = tc_nan_floats(in->no_el), *lse0 = tc_nan_floats(in->nlse);
             float *out1 = (float *)tc_alloc(in->no_el * 4), *lse1 = (float *)tc_alloc(in->nlse * 4);
+            char what[80];
             tc_run(plan, in, out0, lse0);
             tc_run(plan, in, out1, lse1); /* zeros */
-            tc_assert_same_bits(out1, out0, in->no_el * 4, "out prefilled with zeros vs NaN");
-            tc_assert_same_bits(lse1, lse0, in->nlse * 4, "lse prefilled with zeros vs NaN");
+            snprintf(what, sizeof what, "prefilled with zeros vs NaN (%s, shape %zu)", kind_names[kind], c);
+            tc_assert_same_bits(out1, out0, in->no_el * 4, what);
+            tc_assert_same_bits(lse1, lse0, in->nlse * 4, what);
 
             const size_t ws = smyrf_plan_workspace_size(plan);
             float *work = tc_nan_floats(ws / 4 + 2);
             memset(out1, 0x7f, in->no_el * 4), memset(lse1, 0xff, in->nlse * 4);
             assert_int_equal(smyrf_execute(plan, in->q, in->k, in->v, in->mask, out1, lse1,
-                                           (char *)work + 4, ws, NULL), SMYRF_OK);
-            tc_assert_same_bits(out1, out0, in->no_el * 4, "out with a NaN workspace");
-            tc_assert_same_bits(lse1, lse0, in->nlse * 4, "lse with a NaN workspace");
+                                           (char *)work + 1, ws, NULL), SMYRF_OK);
+            snprintf(what, sizeof what, "with a NaN workspace (%s, shape %zu)", kind_names[kind], c);
+            tc_assert_same_bits(out1, out0, in->no_el * 4, what);
+            tc_assert_same_bits(lse1, lse0, in->nlse * 4, what);
             smyrf_plan_destroy(plan);
             free(out0), free(out1), free(lse0), free(lse1), free(work);
             tc_inputs_destroy(in);
