@@ -41,5 +41,27 @@ int main(void) {
     printf("libsmyrf %u on %s: out[0][0..3] = %.4f %.4f %.4f %.4f\n", smyrf_version_number(),
            smyrf_plan_backend_name(plan), out[0], out[1], out[2], out[3]);
     smyrf_plan_destroy(plan);
-    return smyrf_version_number() == SMYRF_VERSION_NUMBER ? 0 : 1;
+
+    /* Each out row is a weighted mean of v rows (weights >= 0, summing to 1), so every
+     * element lies within its column's range over v: a wrong build would show here. */
+    for (int c = 0; c < D; c++) {
+        float lo = v[c], hi = v[c];
+        for (int j = 1; j < N; j++) {
+            if (v[j * D + c] < lo) lo = v[j * D + c];
+            if (v[j * D + c] > hi) hi = v[j * D + c];
+        }
+        const float slack = 1e-5f * (hi - lo);
+        for (int i = 0; i < N; i++)
+            if (!(out[i * D + c] >= lo - slack && out[i * D + c] <= hi + slack)) {
+                fprintf(stderr, "out[%d][%d] = %g is not within v's range [%g, %g]\n", i, c,
+                        out[i * D + c], lo, hi);
+                return 1;
+            }
+    }
+    if (smyrf_version_number() != SMYRF_VERSION_NUMBER) {
+        fprintf(stderr, "header version %u, library version %u\n", SMYRF_VERSION_NUMBER,
+                smyrf_version_number());
+        return 1;
+    }
+    return 0;
 }
