@@ -5,6 +5,7 @@
 #include "test_hybrid_support.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define HYBRID_RTOL 1e-5
@@ -19,6 +20,34 @@ static void hybrid_matches_reference(void **state) {
         smyrf_plan_destroy(plan);
         tc_inputs_destroy(in);
     }
+}
+
+/* The core suite's awkward shapes (test_shapes.c) in HYBRID mode: lengths around a
+ * budget of 32 and odd ones, head dims 1 to 64, each length and dim in one of four
+ * variants (plain, causal, GQA with padding and another v_dim, cross-attention causal). */
+static void awkward_shapes(void **state) {
+    (void)state;
+    const int64_t lengths[] = {1, 31, 33, 143, 587, 1023}, dims[] = {1, 8, 21, 64};
+    const th_params hp = {32, 0, 0, -1, 0, 0, 41};
+    char what[160];
+    for (size_t li = 0; li < 6; li++)
+        for (size_t di = 0; di < 4; di++) {
+            const int variant = (int)((li + di) % 4);
+            tc_shape s = {1, 1, 0, lengths[li], lengths[li], dims[di], 0, 0};
+            double keep = 0;
+            if (variant == 1) s.causal = 1;
+            if (variant == 2) s.heads = 4, s.kv_heads = 2, keep = 0.75, s.v_dim = dims[(di + 1) % 4];
+            if (variant == 3) s.causal = 1, s.k_len = lengths[(li + 3) % 6];
+            tc_inputs *in = tc_inputs_create(&s, 2400 + li * 4 + di, keep);
+            snprintf(what, sizeof what, "hybrid Nq %lld Nk %lld d %lld dv %lld H %lld/%lld causal %d mask %d",
+                     (long long)in->s.q_len, (long long)in->s.k_len, (long long)in->s.qk_dim,
+                     (long long)in->s.v_dim, (long long)in->s.heads, (long long)in->s.kv_heads,
+                     in->s.causal, in->mask != NULL);
+            smyrf_plan *plan = th_plan(&in->s, &hp);
+            th_check_reference(plan, in, HYBRID_RTOL, what);
+            smyrf_plan_destroy(plan);
+            tc_inputs_destroy(in);
+        }
 }
 
 /* ALGORITHM.md's two forms of step 5 are one function. */
@@ -111,6 +140,7 @@ static void rows_without_keys_are_zero(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hybrid_matches_reference),
+        cmocka_unit_test(awkward_shapes),
         cmocka_unit_test(one_pass_equals_two_part),
         cmocka_unit_test(dense_when_budget_covers_every_key),
         cmocka_unit_test(rows_without_keys_are_zero),
