@@ -19,3 +19,28 @@ def rng():
 
 def randn(rng, *shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
+
+
+# What a libsmyrf says when it has no CUDA backend to offer here: built without it, its
+# experimental HYBRID kernels not built, a device or driver its CUDA runtime cannot use.
+# Any other failure is a failure.
+_NO_CUDA_BACKEND = (
+    "built without CUDA",
+    "the experimental kernels need the CMake option SMYRF_CUDA_HYBRID=ON",
+    "no CUDA device or NVIDIA driver on this machine",
+    "the CUDA backend needs 8.0 or newer",
+)
+
+
+def require_cuda_backend(mode, device=0):
+    """Skips the calling test, saying why, when this libsmyrf cannot run `mode` on CUDA
+    device `device` for want of a backend (see _NO_CUDA_BACKEND); creating a small plan
+    that fails for any other reason fails the test."""
+    import smyrf
+    try:
+        smyrf.Plan(q_len=16, qk_dim=8, mode=mode, backend="cuda", device=device,
+                   **({"budget": 8} if mode == "hybrid" else {})).close()
+    except (smyrf.BackendUnavailableError, smyrf.UnsupportedError) as e:
+        if any(reason in e.message for reason in _NO_CUDA_BACKEND):
+            pytest.skip(f"no CUDA {mode} backend in this libsmyrf: {e.message}")
+        raise

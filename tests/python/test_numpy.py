@@ -1,7 +1,7 @@
 """smyrf.attention and smyrf.Plan on NumPy arrays, against the float64 reference."""
 
+import gc
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -191,19 +191,14 @@ def test_padded_content_changes_nothing(rng):
 
 # ---------------------------------------------------------------- HYBRID
 
-def hybrid_or_skip(*args, **kwargs):
-    try:
-        return smyrf.attention(*args, mode="hybrid", **kwargs)
-    except smyrf.UnsupportedError as e:
-        pytest.skip(f"HYBRID is not in this build yet: {e.message}")
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_hybrid_dense_limit(rng, causal):
+    # A budget covering every key: HYBRID is exact attention (the CPU backend has it).
     q, k, v = qkv(rng, nq=40)
     mask = np.ones((2, 40), dtype=bool)
     mask[0, 30:] = False
-    out = hybrid_or_skip(q, k, v, budget=64, causal=causal, key_padding_mask=mask)
+    out = smyrf.attention(q, k, v, mode="hybrid", budget=64, causal=causal,
+                          key_padding_mask=mask)
     np.testing.assert_allclose(out, dense(q, k, v, causal=causal, key_padding_mask=mask)[0],
                                **F32)
 
@@ -321,28 +316,73 @@ def test_forked_workers_compute_after_the_parent(rng):
         np.testing.assert_array_equal(r, want)
 
 
-def test_execute_releases_the_gil(rng):
-    # While one thread is inside execute, another keeps running Python: its longest
-    # pause is far below the length of the call (with the GIL held it would span it).
-    q, k, v = qkv(rng, b=1, h=8, nq=2048, d=64)
-    done = threading.Event()
-    timing = {}
-    with smyrf.Plan(heads=8, q_len=2048, qk_dim=64, mode="dense", threads=1) as plan:
-        def work():
-            start = time.perf_counter()
-            plan.execute(q, k, v)
-            timing["call"] = time.perf_counter() - start
+UNWRITTEN = np.float32(1e30)  # no attention output or gradient here comes near it
+
+
+def ran_python_during(call, watched):
+    """Runs call() in a worker thread while this thread keeps copying `watched`, a small
+    view of an output that call() writes as it goes. True when a copy is neither the
+    contents before the call nor those after it: this thread ran Python while the call was
+    under way. Each copy is one tolist(), which holds the GIL from start to end, and the
+    garbage collector (whose finalizers could let go of the GIL inside it) is off: if the
+    call held the GIL, every copy would be taken wholly before it or wholly after it."""
+    before = watched.tolist()
+    seen, failure, done = [], [], threading.Event()
+
+    def work():
+        try:
+            call()
+        except BaseException as e:  # re-raised in the test's thread
+            failure.append(e)
+        finally:
             done.set()
 
-        t = threading.Thread(target=work)
-        longest, last = 0.0, time.perf_counter()
-        t.start()
+    worker = threading.Thread(target=work)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        worker.start()
+        last = before
         while not done.is_set():
-            now = time.perf_counter()
-            longest, last = max(longest, now - last), now
-        t.join()
-    assert timing["call"] > 0.02
-    assert longest < timing["call"] / 2, (longest, timing)
+            now = watched.tolist()
+            if now != last:
+                seen.append(now)
+                last = now
+        worker.join()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if failure:
+        raise failure[0]
+    after = watched.tolist()
+    assert after != before, "the call did not write the watched elements"
+    return any(copy != before and copy != after for copy in seen)
+
+
+@pytest.mark.parametrize("call", ["execute", "backward"])
+def test_execute_and_backward_release_the_gil(rng, call):
+    # smyrf_execute and smyrf_execute_backward run with the GIL released: this thread
+    # sees their output half written. A call so short that this thread never got to run
+    # during it proves nothing either way, so the problem grows (more heads, each one
+    # written in turn) until it is seen; a call that holds the GIL is never seen, at any
+    # size, and the test fails at the largest.
+    n, d = 1024, 64
+    for heads in (1, 2, 4, 8, 16, 32, 64):
+        q, k, v = qkv(rng, b=1, h=heads, nq=n, d=d)
+        with smyrf.Plan(heads=heads, q_len=n, qk_dim=d, mode="dense", threads=1) as plan:
+            if call == "execute":
+                out = np.full_like(q, UNWRITTEN)
+                watched = out[0, :, :: n // 16, 0]
+                run = (lambda: plan.execute(q, k, v, out=out))
+            else:
+                out, lse = plan.execute(q, k, v, return_lse=True)
+                dk = np.full_like(k, UNWRITTEN)
+                watched = dk[0, :, :: n // 16, 0]
+                run = (lambda: plan.backward(q, k, v, out, lse, out, dk=dk))
+            if ran_python_during(run, watched):
+                return
+    pytest.fail(f"no other thread ran Python during {call} on any problem up to {heads} "
+                f"heads x {n} tokens: the call holds the GIL")
 
 
 # ---------------------------------------------------------------- errors
