@@ -38,7 +38,9 @@ unsafe extern "C" {
         value: *mut i64,
     ) -> smyrf_status;
 
-    /// Sets the softmax scale: finite and > 0, or 0 for the default `1/sqrt(qk_dim)`.
+    /// Sets the softmax scale applied to q.k: a positive value that fp32 represents (from
+    /// `FLT_TRUE_MIN` to `FLT_MAX`; the kernels multiply in fp32), or 0 for the default
+    /// `1/sqrt(qk_dim)`.
     pub fn smyrf_config_set_scale(cfg: *mut smyrf_config, scale: c_double) -> smyrf_status;
 
     /// Reads the scale as set (0 = the default).

@@ -187,7 +187,8 @@ impl Builder {
         self.strides(Param::OUT_STRIDES, s)
     }
 
-    /// Softmax scale applied to q.k (default `1/sqrt(qk_dim)`).
+    /// Softmax scale applied to q.k (default `1/sqrt(qk_dim)`); the values accepted are
+    /// those of [`Config::set_scale`].
     pub fn scale(mut self, scale: f64) -> Builder {
         self.scale = Some(scale);
         self

@@ -60,8 +60,9 @@ impl Config {
         Ok(value)
     }
 
-    /// Sets the softmax scale applied to q.k: finite and > 0, or 0 for the default
-    /// `1/sqrt(qk_dim)`.
+    /// Sets the softmax scale applied to q.k: a positive value that f32 represents (from the
+    /// smallest subnormal, about 1.4e-45, to `f32::MAX`; the kernels multiply in f32), or 0
+    /// for the default `1/sqrt(qk_dim)`. Any other value is refused (`InvalidArgument`).
     pub fn set_scale(&mut self, scale: f64) -> Result<()> {
         // SAFETY: `raw` is a live configuration owned by `self`.
         check(unsafe { sys::smyrf_config_set_scale(self.raw.as_ptr(), scale) })
