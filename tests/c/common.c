@@ -358,3 +358,27 @@ int tc_mentions(const char *text, const char *word) {
     }
     return 0;
 }
+
+tc_shape tc_awkward_shape(size_t length_at, size_t dim_at, double *mask_keep) {
+    static const int64_t lengths[TC_AWKWARD_LENGTHS] = {1, 31, 33, 143, 587, 1023};
+    static const int64_t dims[TC_AWKWARD_DIMS] = {1, 8, 21, 64};
+    const size_t li = length_at, di = dim_at;
+    tc_shape s = {1, 1, 0, lengths[li], lengths[li], dims[di], 0, 0};
+    *mask_keep = 0;
+    switch ((li + di) % 4) {
+    case 1: s.causal = 1; break;
+    case 2:
+        s.heads = 4, s.kv_heads = 2, s.v_dim = dims[(di + 1) % TC_AWKWARD_DIMS];
+        *mask_keep = 0.75;
+        break;
+    case 3: s.causal = 1, s.k_len = lengths[(li + 3) % TC_AWKWARD_LENGTHS]; break;
+    }
+    return s;
+}
+
+void tc_describe(const tc_inputs *in, const char *mode, char *what, size_t size) {
+    snprintf(what, size, "%s Nq %lld Nk %lld d %lld dv %lld H %lld/%lld causal %d mask %d", mode,
+             (long long)in->s.q_len, (long long)in->s.k_len, (long long)in->s.qk_dim,
+             (long long)in->s.v_dim, (long long)in->s.heads, (long long)in->s.kv_heads,
+             in->s.causal, in->mask != NULL);
+}

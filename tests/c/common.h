@@ -117,6 +117,16 @@ void tc_round_to(float *x, size_t n, smyrf_dtype dt);
 /* `word` occurs in `text` as a whole identifier (so "q" does not match "seq"). */
 int tc_mentions(const char *text, const char *word);
 
+/* The awkward shapes of the core suite's sweep: every length of 1, 31, 33, 143, 587, 1023
+ * (around a cluster or budget of 32) with every head dim of 1, 8, 21, 64, each pair in
+ * one of four variants (plain; causal; GQA 4 over 2 with padding, *mask_keep, and another
+ * v_dim; cross-attention, causal) so that every variant meets every length. */
+#define TC_AWKWARD_LENGTHS 6
+#define TC_AWKWARD_DIMS 4
+tc_shape tc_awkward_shape(size_t length_at, size_t dim_at, double *mask_keep);
+/* "<mode> Nq .. Nk .. d .. dv .. H ../.. causal .. mask ..": in's shape, for messages. */
+void tc_describe(const tc_inputs *in, const char *mode, char *what, size_t size);
+
 /* ---- half precision (independent of the library's own conversions) */
 uint16_t tc_f32_to_f16(float f);
 float tc_f16_to_f32(uint16_t h);

@@ -5,7 +5,6 @@
 #include "test_hybrid_support.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #define HYBRID_RTOL 1e-5
@@ -22,27 +21,17 @@ static void hybrid_matches_reference(void **state) {
     }
 }
 
-/* The core suite's awkward shapes (test_shapes.c) in HYBRID mode: lengths around a
- * budget of 32 and odd ones, head dims 1 to 64, each length and dim in one of four
- * variants (plain, causal, GQA with padding and another v_dim, cross-attention causal). */
+/* Every awkward shape (common.h) in HYBRID mode, at a budget of 32. */
 static void awkward_shapes(void **state) {
     (void)state;
-    const int64_t lengths[] = {1, 31, 33, 143, 587, 1023}, dims[] = {1, 8, 21, 64};
     const th_params hp = {32, 0, 0, -1, 0, 0, 41};
     char what[160];
-    for (size_t li = 0; li < 6; li++)
-        for (size_t di = 0; di < 4; di++) {
-            const int variant = (int)((li + di) % 4);
-            tc_shape s = {1, 1, 0, lengths[li], lengths[li], dims[di], 0, 0};
-            double keep = 0;
-            if (variant == 1) s.causal = 1;
-            if (variant == 2) s.heads = 4, s.kv_heads = 2, keep = 0.75, s.v_dim = dims[(di + 1) % 4];
-            if (variant == 3) s.causal = 1, s.k_len = lengths[(li + 3) % 6];
+    for (size_t li = 0; li < TC_AWKWARD_LENGTHS; li++)
+        for (size_t di = 0; di < TC_AWKWARD_DIMS; di++) {
+            double keep;
+            const tc_shape s = tc_awkward_shape(li, di, &keep);
             tc_inputs *in = tc_inputs_create(&s, 2400 + li * 4 + di, keep);
-            snprintf(what, sizeof what, "hybrid Nq %lld Nk %lld d %lld dv %lld H %lld/%lld causal %d mask %d",
-                     (long long)in->s.q_len, (long long)in->s.k_len, (long long)in->s.qk_dim,
-                     (long long)in->s.v_dim, (long long)in->s.heads, (long long)in->s.kv_heads,
-                     in->s.causal, in->mask != NULL);
+            tc_describe(in, "hybrid", what, sizeof what);
             smyrf_plan *plan = th_plan(&in->s, &hp);
             th_check_reference(plan, in, HYBRID_RTOL, what);
             smyrf_plan_destroy(plan);

@@ -125,29 +125,17 @@ static void check(const tc_inputs *in, int dense, const view_spec *vs, uint64_t 
     free(out), free(sentinel), free(lse), free(got), free(want), free(want_lse), free(unsure);
 }
 
-static const int64_t lengths[] = {1, CQ - 1, CQ + 1, 143, 587, 1023};
-static const int64_t dims[] = {1, 8, 21, 64};
-#define N_LENGTHS (sizeof lengths / sizeof lengths[0])
-
-/* Every length with every head dim, each in one of four variants (plain, causal, GQA
- * with padding, cross-attention causal) so that every variant meets every length. */
+/* Every awkward shape (common.h) in DENSE and SMYRF mode. */
 static void awkward_shapes(void **state) {
     (void)state;
     char what[160];
-    for (size_t li = 0; li < N_LENGTHS; li++)
-        for (size_t di = 0; di < 4; di++) {
-            const int variant = (int)((li + di) % 4);
-            tc_shape s = {1, 1, 0, lengths[li], lengths[li], dims[di], 0, 0};
-            double keep = 0;
-            if (variant == 1) s.causal = 1;
-            if (variant == 2) s.heads = 4, s.kv_heads = 2, keep = 0.75, s.v_dim = dims[(di + 1) % 4];
-            if (variant == 3) s.causal = 1, s.k_len = lengths[(li + 3) % N_LENGTHS];
+    for (size_t li = 0; li < TC_AWKWARD_LENGTHS; li++)
+        for (size_t di = 0; di < TC_AWKWARD_DIMS; di++) {
+            double keep;
+            const tc_shape s = tc_awkward_shape(li, di, &keep);
             tc_inputs *in = tc_inputs_create(&s, 2000 + li * 4 + di, keep);
             for (int dense = 0; dense < 2; dense++) {
-                snprintf(what, sizeof what, "%s Nq %lld Nk %lld d %lld dv %lld H %lld/%lld causal %d mask %d",
-                         dense ? "dense" : "smyrf", (long long)in->s.q_len, (long long)in->s.k_len,
-                         (long long)in->s.qk_dim, (long long)in->s.v_dim, (long long)in->s.heads,
-                         (long long)in->s.kv_heads, in->s.causal, in->mask != NULL);
+                tc_describe(in, dense ? "dense" : "smyrf", what, sizeof what);
                 check(in, dense, &plain, 31 + li, what);
             }
             tc_inputs_destroy(in);
