@@ -32,8 +32,9 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSMYRF_WITH_CUDA=OFF \
   { cat "$build.configure.log" >&2; exit 2; }
 cmake --build "$build" -j "$jobs" --target smyrf >"$build.build.log" 2>&1 ||
   { cat "$build.build.log" >&2; exit 2; }
-lib=$(find "$build/src" -maxdepth 1 -name 'libsmyrf.so.*.*' -type f | head -n 1)
-[[ -n $lib ]] || { echo "abi/check.sh: libsmyrf.so not built" >&2; exit 2; }
+# The library the build just linked (its libsmyrf.so link), not whichever file of an
+# older version a reused tree still holds.
+lib=$(readlink -e "$build/src/libsmyrf.so") || { echo "abi/check.sh: libsmyrf.so not built" >&2; exit 2; }
 
 # Public types only (those reachable from include/smyrf), no paths or source locations,
 # hashed type ids: the file changes only when the ABI does.

@@ -26,8 +26,15 @@ want=$(printf '%s\n%s\n' "$requirements" "$("$base_python" -c 'import sys; print
        sha256sum | cut -d' ' -f1)
 stamp="$env_dir/.smyrf-requirements"
 
+# One run at a time builds or checks the venv: two pips in one site-packages break it.
+mkdir -p "$(dirname "$env_dir")"
+exec 9>"$env_dir.lock"
+flock 9
 if [[ ! -x "$env_dir/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "python-env: building $env_dir" >&2
+  # The stamp goes first: a run cut short while pip upgrades must not leave the old stamp
+  # beside a half-upgraded venv, which a later run of the old requirements would trust.
+  rm -f "$stamp"
   "$base_python" -m venv "$env_dir"
   req_file=$(mktemp)
   trap 'rm -f "$req_file"' EXIT

@@ -124,12 +124,14 @@ if want fuzz; then
     cp tests/fuzz/corpus/"$t"/* "$fz/$t/"
     # allocator_may_return_null: a failed malloc returns NULL (libsmyrf reports it)
     # rather than ending the run; -rss_limit_mb keeps a runaway allocation a finding.
+    local rc=0
     ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       build-rel-fuzz/tests/reliability/fuzz/"$t" -max_total_time="$fuzz_seconds" -timeout=30 \
       -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="build-rel-fuzz/findings/$t-" "$fz/$t" tests/fuzz/regressions/"$t" \
-      >"$fz/$t.log" 2>&1
+      >"$fz/$t.log" 2>&1 || rc=$?
+    echo "$rc" >"$fz/$t.rc"  # a fuzzer that failed without saying so is a finding too
   }
   pids=()
   for ((i = 0; i < ${#targets[@]}; i += jobs)); do
@@ -140,7 +142,7 @@ if want fuzz; then
   for t in "${targets[@]}"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$fz/$t.log" | tail -n 1)
     if grep -qE "ERROR: libFuzzer|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer|CONTRACT VIOLATION|runtime error" "$fz/$t.log" ||
-       [[ -z $runs ]]; then
+       [[ -z $runs || $(cat "$fz/$t.rc" 2>/dev/null) != 0 ]]; then
       echo "fuzz $t: FINDING (log $fz/$t.log, input in build-rel-fuzz/findings/):"
       grep -E -m 20 "CONTRACT|ERROR|SUMMARY|runtime error|#[0-9]+ 0x" "$fz/$t.log" || tail -n 30 "$fz/$t.log"
       failed+=("fuzz:$t")

@@ -29,7 +29,10 @@ fi
 ensure_packages "${packages[@]}"
 if ((${#java_options[@]})) && [[ -z "${JAVA_HOME:-}" ]]; then
   # CMake 3.25's FindJNI does not find JDK 17 by itself: point it at javac's JDK.
-  export JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")
+  # (Assigned apart from export, whose own status would hide a failure here.)
+  javac=$(command -v javac) || { echo "test.sh: no javac after installing the JDK" >&2; exit 1; }
+  JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$javac")")")
+  export JAVA_HOME
 fi
 
 python_options=()

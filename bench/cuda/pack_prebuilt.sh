@@ -16,9 +16,10 @@ cmake --build build-gpu -j"$(nproc)" >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"
 cp build-gpu/tests/cuda/test_cuda_vs_cpu build-gpu/tests/cuda/test_cuda_availability "$dir/"
 cp -L build-gpu/src/libsmyrf.so.0 "$dir/lib/"  # a file: links may not travel
-# Every non-system library the programs load (glibc, libstdc++ and libgcc are the device's).
+# Every non-system library the programs load (glibc, libstdc++ and libgcc are the device's;
+# often there is no other, and grep finding nothing must not end the script).
 ldd "$dir/test_cuda_vs_cpu" "$dir"/lib/libsmyrf.so.0 | awk '/=> \//{print $3}' | sort -u |
-  grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s)\.so' |
+  { grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s)\.so' || true; } |
   while read -r lib; do cp -L "$lib" "$dir/lib/$(basename "$lib")"; done
 # The Python package without its compiled module, and the wrapper source it is built from
 # (SWIG's output is the same C for every Python 3 version).

@@ -27,7 +27,7 @@ if [ -n "$prebuilt" ]; then
   export LD_LIBRARY_PATH="$PWD/$prebuilt/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   bin=$prebuilt; lib=$prebuilt/lib/libsmyrf.so.0
 else
-  cmake -S . -B build-gpu -DSMYRF_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  cmake -S . -B build-gpu -DSMYRF_WITH_CUDA=ON -DSMYRF_CUDA_HYBRID=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DSMYRF_BUILD_PYTHON=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
   cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
   bin=build-gpu/tests/cuda; lib=build-gpu/src/libsmyrf.so
