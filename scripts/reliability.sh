@@ -31,6 +31,10 @@ start=$SECONDS
 failed=()
 step_begin() { echo; echo "==== reliability: $1 ($((SECONDS - start)) s)"; }
 want() { [[ " $steps " == *" $1 "* ]]; }
+for step in $steps; do  # a misspelt step would otherwise be skipped, and "all clean" printed
+  [[ " asan tsan valgrind fuzz abi " == *" $step "* ]] ||
+    { echo "reliability.sh: unknown step '$step' (steps: asan tsan valgrind fuzz abi)" >&2; exit 2; }
+done
 common=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1"
         -DSMYRF_WITH_CUDA=OFF -DSMYRF_BUILD_TOOLS=OFF)
 

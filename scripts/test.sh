@@ -6,6 +6,9 @@
 # bindings/java exists, the Java binding and its JUnit tests are built and run too.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# From the clone's root from the start: pyenv picks python3 by the working directory's
+# .python-version, and the venv must not depend on where the script was called from.
+cd "$root"
 source "$root/scripts/ensure-packages.sh"
 
 packages=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev)
@@ -42,7 +45,6 @@ if [[ -f "$python_env" ]]; then
   python_options=(-DSMYRF_BUILD_PYTHON=ON "-DPython_EXECUTABLE=$python")  # FindPython
 fi
 
-cd "$root"
 cmake --preset test "${python_options[@]}" "${java_options[@]}"
 cmake --build --preset test -j "$(nproc)"
 ctest --preset test -j "$(nproc)"
