@@ -23,6 +23,9 @@
   static {
     NativeLibrary.load();
   }
+
+  /** Does nothing; calling it runs the static initialiser above once. */
+  static void ensureLoaded() {}
 %}
 
 /* Used inside this layer only: the throw helper reads them at the right moment. */

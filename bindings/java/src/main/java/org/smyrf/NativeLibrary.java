@@ -12,7 +12,9 @@ import java.util.Locale;
  * Loads the JNI library (libsmyrfjni.so) once per class loader, from the first of:
  * the file named by the system property {@value #PATH_PROPERTY}; a directory of
  * {@code java.library.path}; the copy inside the jar for this platform, extracted to a
- * temporary file that is deleted again once loaded.
+ * temporary file that is deleted again once loaded. A library of another libsmyrf
+ * version than these classes (a stale copy left on {@code java.library.path}) is refused
+ * with an UnsatisfiedLinkError that names both versions and the file.
  */
 final class NativeLibrary {
     /** System property naming the library file to load, overriding every other place. */
@@ -23,15 +25,42 @@ final class NativeLibrary {
 
     private NativeLibrary() {}
 
-    /** Loads the library unless already loaded; throws UnsatisfiedLinkError if not found. */
+    /**
+     * Loads the library and checks its version; called once, by the static initialiser of
+     * SmyrfNativeJNI, so a failure here fails that class for good (every later use throws
+     * NoClassDefFoundError) instead of letting the classes call into a mismatched library.
+     */
     static synchronized void load() {
         if (location != null) return;
+        String path = find();
+        location = path;
+        long found;
+        try {
+            found = SmyrfNativeJNI.smyrf_version_number();
+        } catch (UnsatisfiedLinkError e) {
+            found = -1;  // older than any library this check could ask
+        }
+        if (found != BuildVersion.NUMBER)
+            throw new UnsatisfiedLinkError(path + " is libsmyrf " + format(found)
+                    + " but these classes are " + format(BuildVersion.NUMBER)
+                    + "; remove the stale copy or set -D" + PATH_PROPERTY + " to the right one");
+    }
+
+    /** Where the library was loaded from (loads it first if needed). */
+    static String location() {
+        SmyrfNativeJNI.ensureLoaded();
+        synchronized (NativeLibrary.class) {
+            return location;
+        }
+    }
+
+    /** Loads the first library found and returns where it came from. */
+    private static String find() {
         String override = System.getProperty(PATH_PROPERTY, "");
         if (!override.isEmpty()) {
             String path = new File(override).getAbsolutePath();
             System.load(path);
-            location = path;
-            return;
+            return path;
         }
         String file = System.mapLibraryName(NAME);
         for (String dir : System.getProperty("java.library.path", "").split(File.pathSeparator)) {
@@ -39,17 +68,15 @@ final class NativeLibrary {
             if (candidate.isFile()) {
                 String path = candidate.getAbsolutePath();
                 System.load(path);
-                location = path;
-                return;
+                return path;
             }
         }
-        location = loadFromJar(file);
+        return loadFromJar(file);
     }
 
-    /** Where the library was loaded from (loads it first if needed). */
-    static synchronized String location() {
-        load();
-        return location;
+    private static String format(long number) {
+        return number < 0 ? "(no version)"
+                : (number / 10000) + "." + (number / 100 % 100) + "." + (number % 100);
     }
 
     private static String loadFromJar(String file) {

@@ -13,6 +13,9 @@ public final class Smyrf {
      * Where the JNI library was loaded from: an absolute file path (from the system
      * property {@code org.smyrf.library.path} or from {@code java.library.path}), or
      * {@code jar:/org/smyrf/native/<platform>/libsmyrfjni.so}. Loads it if needed.
+     *
+     * @throws UnsatisfiedLinkError where the library found is of another libsmyrf version
+     *     than these classes (then, and on every later use, nothing of it is called)
      */
     public static String nativeLibrary() {
         return NativeLibrary.location();

@@ -69,6 +69,18 @@ class NativeLoadingTest {
         assertTrue(((String) missing[1]).contains("UnsatisfiedLinkError"), (String) missing[1]);
     }
 
+    /** A library of another version is refused, and every later use fails too. */
+    @Test
+    void aStaleLibraryIsRefused() throws Exception {
+        String stale = System.getProperty("smyrf.test.staleJni");
+        Object[] result = probe("-D" + NativeLibrary.PATH_PROPERTY + "=" + stale);
+        String output = (String) result[1];
+        assertNotEquals(0, result[0], output);
+        assertTrue(output.contains("UnsatisfiedLinkError: " + new File(stale).getAbsolutePath()
+                + " is libsmyrf 0.0.1 but these classes are "), output);
+        assertTrue(output.contains("NoClassDefFoundError"), output);
+    }
+
     /**
      * Java unloads the library with the class loader that loaded it; a thread that ran a
      * multi-threaded execute through that loader must still exit cleanly afterwards (the
