@@ -6,6 +6,8 @@
 #include <cmath>
 #include <thread>
 
+#include <sched.h>
+
 namespace smyrf {
 namespace {
 
@@ -107,6 +109,17 @@ void check_out_not_self_overlapping(const Desc &d) {
         fail(SMYRF_ERR_INVALID_ARGUMENT,
              "out strides (%lld, %lld, %lld) make output rows overlap",
              (long long)d.out.batch, (long long)d.out.head, (long long)d.out.token);
+}
+
+// What SMYRF_PARAM_THREADS = 0 means: the CPUs this process may run on (taskset, a
+// container's cpuset), which can be far fewer than the machine has; more workers than
+// that only take turns on them. The machine's count where the mask cannot be read.
+int64_t usable_cpus() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw ? hw : 1;
 }
 
 void resolve_hybrid(const RawParams &raw, Desc &d) {
@@ -216,10 +229,7 @@ Desc resolve(const RawParams &raw) {
     d.backend = (smyrf_backend)v[SMYRF_PARAM_BACKEND];
     d.device = v[SMYRF_PARAM_DEVICE];
     d.threads = v[SMYRF_PARAM_THREADS];
-    if (d.threads == 0) {
-        unsigned hw = std::thread::hardware_concurrency();
-        d.threads = hw ? hw : 1;
-    }
+    if (d.threads == 0) d.threads = usable_cpus();
     d.layout = (smyrf_layout)v[SMYRF_PARAM_LAYOUT];
 
     // Balanced cut: the largest key cluster holds ceil(Nk / C) keys.

@@ -2,12 +2,14 @@
  * positive control at the boundary (out of memory: test_out_of_memory.c). A refused call
  * returns its status, names the argument in smyrf_last_error_message(), writes no output
  * and prints nothing. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_SET */
 #include "common.h"
 
 #include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,8 +229,23 @@ static void plan_reports_resolved_values(void **state) {
             fail_msg("%s = %lld, want %lld", smyrf_param_name(resolved[i].p), (long long)v,
                      (long long)resolved[i].want);
     }
+    /* 0 threads resolves to the CPUs this thread may run on, not the machine's count */
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
     expect_ok(smyrf_plan_get(plan, SMYRF_PARAM_THREADS, &v));
-    assert_true(v >= 1); /* 0 resolves to the hardware's count */
+    assert_int_equal(v, CPU_COUNT(&all));
+    smyrf_plan_destroy(plan);
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &all)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    plan = tc_plan(cfg);
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+    expect_ok(smyrf_plan_get(plan, SMYRF_PARAM_THREADS, &v));
+    assert_int_equal(v, 1);
     double scale;
     expect_ok(smyrf_plan_get_scale(plan, &scale));
     assert_true(scale == 0.25);

@@ -125,7 +125,8 @@ impl Builder {
         self.param(Param::Device, device)
     }
 
-    /// CPU worker threads (0 = all hardware threads); results do not depend on it.
+    /// CPU worker threads (0 = as many as the CPUs the process may run on, its affinity
+    /// mask); results do not depend on it.
     pub fn threads(self, threads: i64) -> Builder {
         self.param(Param::Threads, threads)
     }

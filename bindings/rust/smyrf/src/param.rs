@@ -62,7 +62,7 @@ params! {
     Backend = sys::SMYRF_PARAM_BACKEND,
     /// CUDA device ordinal (default 0).
     Device = sys::SMYRF_PARAM_DEVICE,
-    /// CPU worker threads; 0 = all hardware threads (default).
+    /// CPU worker threads; 0 = as many as the CPUs the process may run on (default).
     Threads = sys::SMYRF_PARAM_THREADS,
     /// A [`Layout`](crate::Layout) value (default BHND).
     Layout = sys::SMYRF_PARAM_LAYOUT,

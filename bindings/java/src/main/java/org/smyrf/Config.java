@@ -105,7 +105,7 @@ public final class Config {
         return set(Param.SEED, seed);
     }
 
-    /** CPU worker threads of one execute call; 0 = all hardware threads (default). */
+    /** CPU worker threads of one execute call; 0 = the CPUs the process may run on (default). */
     public Config threads(int threads) {
         return set(Param.THREADS, threads);
     }
