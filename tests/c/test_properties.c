@@ -66,6 +66,43 @@ static void padding_changes_nothing(void **state) {
         }
 }
 
+/* Causal DENSE and HYBRID: the first `cut + 1` queries' outputs and lse keep their bits
+ * when every key and value they may not see changes. SMYRF does not promise this: its
+ * hashing runs over all valid keys, future ones included (docs/guarantees.md). */
+static void causal_ignores_future_keys(void **state) {
+    (void)state;
+    const int kinds[] = {K_DENSE, K_HYBRID, K_HYBRID_NO_EXPAND};
+    for (size_t c = 1; c < N_SHAPES; c++) /* the causal shapes */
+        for (size_t kind = 0; kind < 3; kind++) {
+            tc_inputs *in = tc_inputs_create(&shapes[c], 480 + c, 0.7);
+            const tc_shape *s = &in->s;
+            smyrf_plan *plan = plan_of(s, kinds[kind], 2);
+            float *out0 = tc_nan_floats(in->no_el), *lse0 = tc_nan_floats(in->nlse);
+            float *out1 = tc_nan_floats(in->no_el), *lse1 = tc_nan_floats(in->nlse);
+            tc_run(plan, in, out0, lse0);
+            /* (with q_len > k_len the first queries see no key at all: zeros, -inf) */
+            const int64_t cut = s->q_len * 2 / 3, last_seen = cut + s->k_len - s->q_len,
+                          first_future = last_seen < 0 ? 0 : last_seen + 1;
+            tc_rng r = tc_rng_make(490 + c);
+            for (int64_t bh = 0; bh < s->batch * s->kv_heads; bh++)
+                for (int64_t j = first_future; j < s->k_len; j++) {
+                    tc_fill_normal(&r, in->k + (bh * s->k_len + j) * s->qk_dim, (size_t)s->qk_dim, 4.0);
+                    tc_fill_normal(&r, in->v + (bh * s->k_len + j) * s->v_dim, (size_t)s->v_dim, 4.0);
+                }
+            tc_run(plan, in, out1, lse1);
+            for (int64_t bh = 0; bh < s->batch * s->heads; bh++) {
+                const size_t row0 = (size_t)(bh * s->q_len), rows = (size_t)(cut + 1);
+                tc_assert_same_bits(out1 + row0 * s->v_dim, out0 + row0 * s->v_dim,
+                                    rows * s->v_dim * sizeof(float), kind_names[kinds[kind]]);
+                tc_assert_same_bits(lse1 + row0, lse0 + row0, rows * sizeof(float),
+                                    kind_names[kinds[kind]]);
+            }
+            smyrf_plan_destroy(plan);
+            free(out0), free(out1), free(lse0), free(lse1);
+            tc_inputs_destroy(in);
+        }
+}
+
 /* DENSE and HYBRID (expanding where a shape allows): a query row reaches its own output
  * row and nothing else, whatever it holds (a padded position's query included). SMYRF
  * promises no such thing: every query takes part in its problem's hashing
@@ -359,6 +396,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(padding_changes_nothing),
         cmocka_unit_test(query_rows_are_independent),
+        cmocka_unit_test(causal_ignores_future_keys),
         cmocka_unit_test(outputs_are_convex_combinations),
         cmocka_unit_test(lse_is_consistent),
         cmocka_unit_test(reproducible_across_runs_and_threads),
