@@ -8,7 +8,10 @@ concatenated in name order; the last tenth (modules late in the alphabet) is hel
 Two models with the same initial weights and the same batches are trained, one with exact
 causal attention (torch's scaled_dot_product_attention) and one with libsmyrf's SMYRF
 attention (smyrf.torch, gradients through smyrf_execute_backward: each query attends only
-to the keys of its clusters, n_hashes rounds of q_cluster_size keys). Afterwards each is
+to the keys of its clusters, n_hashes rounds of q_cluster_size keys; the causal mask
+keeps its weights off later tokens, but which cluster a query lands in depends on the
+later keys too, docs/guarantees.md, so this is the paper's experiment, not a recipe for
+causal models, which should use HYBRID or dense attention). Afterwards each is
 evaluated on held-out text with both attentions, giving four losses:
 
     trained dense, evaluated dense   |  trained dense, evaluated smyrf
