@@ -17,7 +17,8 @@ Contenders, on one (batch, head) problem of N x d fp32 queries, keys and values:
   hyper     HyperAttention, HyperAttention from a checkout of
             https://github.com/insuhan/hyper-attn (--hyper-code DIR), its PyTorch path:
             sorted blocks of --cluster keys plus (--hashes - 1) x --cluster sampled keys,
-            the same keys per query as SMYRF.
+            the same keys per query as SMYRF, at every N (its exact attention below
+            min_seq_len turned off).
 Prints one JSON line per N: {"contender", "n", "median_ms", "min_ms"}; or one line
 {"contender", "error"} saying why the contender cannot run.
 """
@@ -121,8 +122,10 @@ def contender(args, torch, F):
             raise RuntimeError(f"{args.hyper_code} is not a checkout of insuhan/hyper-attn")
         sys.path.insert(0, str(args.hyper_code))
         from models.attention.hyper_attn import HyperAttention
+        # min_seq_len=0: by default (4096) it runs exact attention below 4096 queries,
+        # N^2 work where SMYRF meets the same keys per query as here.
         hyper = HyperAttention(input_dim=args.d, block_size=args.cluster,
-                               sample_size=(args.hashes - 1) * args.cluster)
+                               sample_size=(args.hashes - 1) * args.cluster, min_seq_len=0)
         return lambda q, k, v: hyper(q[None, None], k[None, None], v[None, None])
 
     from transformers import ReformerConfig

@@ -183,12 +183,33 @@ int bench_command(int argc, char **argv) {
     const std::string load_note = busy_machine_note();
     if (!load_note.empty()) std::fprintf(stderr, "[smyrf] %s\n", load_note.c_str());
     if (!fixture.empty()) return bench_fixture(fixture, json, opt.settings) ? 0 : 1;
+
+    // The rows of each N after DENSE: every SMYRF pair, and HYBRID once per budget.
+    std::vector<ModeSpec> specs;
+    std::set<int64_t> budgets;
+    for (int64_t r : hashes)
+        for (int64_t c : clusters) {
+            ModeSpec spec;
+            spec.hashes = r;
+            spec.cluster = c;
+            if (wanted.count("smyrf")) specs.push_back(spec);
+            spec.mode = SMYRF_MODE_HYBRID;
+            spec.budget = r * c;
+            if (wanted.count("hybrid") && budgets.insert(spec.budget).second)
+                specs.push_back(spec);
+        }
+    ModeSpec dense_spec;
+    dense_spec.mode = SMYRF_MODE_DENSE;
+    std::vector<ModeSpec> every = specs;
+    if (wanted.count("dense")) every.push_back(dense_spec);
+
     Reporter reporter(json, opt.settings.backward, opt.settings.reps, dense_max_n);
     bool failed = false;
     for (int64_t n : lengths) {
         Shape shape = opt.shape;
         shape.n = n;
         const Problem problem = clustered_problem(shape, opt.settings.seed);
+        if (n == lengths.front()) warm_up(shape, every, opt.settings);
         auto run = [&](const ModeSpec &spec, const Row *dense) {
             Row row{spec, measure(problem, spec, opt.settings)};
             failed |= !row.m.ok() && row.m.status != SMYRF_ERR_UNSUPPORTED;
@@ -196,7 +217,7 @@ int bench_command(int argc, char **argv) {
             return row;
         };
         Row dense_row;
-        dense_row.spec.mode = SMYRF_MODE_DENSE;
+        dense_row.spec = dense_spec;
         const bool have_dense = wanted.count("dense") && n <= dense_max_n;
         if (have_dense) dense_row = run(dense_row.spec, nullptr);
         else if (wanted.count("dense")) {
@@ -204,18 +225,7 @@ int bench_command(int argc, char **argv) {
             reporter.report(problem, dense_row, nullptr);
         }
         const Row *dense = have_dense ? &dense_row : nullptr;
-        std::set<int64_t> budgets_done;
-        for (int64_t r : hashes)
-            for (int64_t c : clusters) {
-                ModeSpec spec;
-                spec.hashes = r;
-                spec.cluster = c;
-                if (wanted.count("smyrf")) run(spec, dense);
-                spec.mode = SMYRF_MODE_HYBRID;
-                spec.budget = r * c;
-                if (wanted.count("hybrid") && budgets_done.insert(spec.budget).second)
-                    run(spec, dense);
-            }
+        for (const ModeSpec &spec : specs) run(spec, dense);
         reporter.end_length();
     }
     reporter.finish();

@@ -3,10 +3,12 @@
 #   FIXTURE_ERRORS=table|json: the real-attention sweep (demo's table, or bench --fixture
 #   --json) must show, at 32, 64 and 128 keys per query, HYBRID's mean error below both
 #   SMYRF's and the sliding window's.
+#   FIELD=name, FIELD_MAX=x: every stdout line is a JSON object whose field `name` is at
+#   most x, or null (a figure this machine cannot give).
 #   EMULATOR: the command line that runs the tool (a cross build's emulator), or empty.
 # Usage: cmake -DTOOL=... "-DARGS=demo --n 300" -DEXPECT_RC=0 [-DEXPECT=regex]
-#              [-DJSON_LINES=ON] [-DFIXTURE_ERRORS=table|json] [-DEMULATOR=...]
-#              -P check_cli.cmake
+#              [-DJSON_LINES=ON] [-DFIXTURE_ERRORS=table|json] [-DFIELD=name -DFIELD_MAX=x]
+#              [-DEMULATOR=...] -P check_cli.cmake
 separate_arguments(ARGS UNIX_COMMAND "${ARGS}")
 separate_arguments(EMULATOR UNIX_COMMAND "${EMULATOR}")
 execute_process(COMMAND ${EMULATOR} "${TOOL}" ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out
@@ -25,6 +27,17 @@ if(JSON_LINES)
     if(json_error)
       message(FATAL_ERROR "not a JSON object with a status: ${line}\n${json_error}")
     endif()
+  endforeach()
+endif()
+if(FIELD)
+  string(REGEX MATCHALL "[^\n]+" lines "${out}")
+  foreach(line IN LISTS lines)
+    string(JSON type TYPE "${line}" ${FIELD})
+    string(JSON value GET "${line}" ${FIELD})
+    if(NOT type STREQUAL "NULL" AND value GREATER FIELD_MAX)
+      message(FATAL_ERROR "${FIELD} ${value} is above ${FIELD_MAX}: ${line}")
+    endif()
+    message("${FIELD}: ${value}")
   endforeach()
 endif()
 

@@ -69,6 +69,8 @@ const std::string *Args::value_of(const std::string &name) {
 
 std::string Args::text(const std::string &name, const std::string &fallback) {
     const std::string *v = value_of(name);
+    // "--fixture=" would otherwise read as not given
+    if (v && v->empty()) throw UsageError("--" + name + " needs a value, not an empty one");
     return v ? *v : fallback;
 }
 

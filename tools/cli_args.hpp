@@ -22,6 +22,7 @@ public:
     // reading it then says it needs a value, and finish() that it is unknown.
     Args(int argc, char **argv, int first, const std::set<std::string> &flags);
 
+    // The option's text; an empty one ("--name=") is refused.
     std::string text(const std::string &name, const std::string &fallback);
     int64_t integer(const std::string &name, int64_t fallback, int64_t lo, int64_t hi);
     // A comma-separated list such as "1024,4096".

@@ -101,7 +101,10 @@ int demo_command(int argc, char **argv) {
         Shape shape = opt.shape;
         shape.n = n;
         const Problem problem = clustered_problem(shape, opt.settings.seed);
-        if (n == lengths.front()) std::printf("inputs: %s\n", problem.origin.c_str());
+        if (n == lengths.front()) {
+            std::printf("inputs: %s\n", problem.origin.c_str());
+            warm_up(shape, specs, opt.settings);
+        }
         std::vector<Measurement> results;
         for (const ModeSpec &spec : specs) {
             results.push_back(measure(problem, spec, opt.settings));

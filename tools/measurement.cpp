@@ -80,10 +80,14 @@ bool time_calls(const std::string &what, int reps, std::vector<double> &ms, Meas
 void time_backward(const smyrf_plan *plan, const Problem &p, const Tensor &lse,
                    const std::string &what, const RunSettings &settings, Measurement &m) {
     const size_t ws_bytes = smyrf_plan_backward_workspace_size(plan);
-    std::vector<unsigned char> workspace(ws_bytes, 0);
+    std::vector<unsigned char> workspace;
+    resize_or_explain(workspace, ws_bytes, "the backward's workspace");
     // The complement of the seed: a stream apart from the inputs' own.
-    const Tensor dout = normal_values(m.out.size(), ~settings.seed);
-    Tensor dq(p.q.size()), dk(p.k.size()), dv(p.v.size());
+    const Tensor dout = normal_values(m.out.size(), ~settings.seed, "dout");
+    Tensor dq, dk, dv;
+    resize_or_explain(dq, p.q.size(), "dq");
+    resize_or_explain(dk, p.k.size(), "dk");
+    resize_or_explain(dv, p.v.size(), "dv");
     if (!time_calls(what, settings.reps, m.backward_ms, m, [&] {
             return smyrf_execute_backward(plan, p.q.data(), p.k.data(), p.v.data(), nullptr,
                                           m.out.data(), lse.data(), dout.data(), dq.data(),
@@ -137,12 +141,14 @@ Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSetti
     // Touch the output and the workspace first so that they count as resident before the
     // peak is reset: the extra memory is then only what the library allocates itself.
     const size_t ws_bytes = smyrf_plan_workspace_size(plan.get());
-    std::vector<unsigned char> workspace(ws_bytes, 0);
+    std::vector<unsigned char> workspace;
+    resize_or_explain(workspace, ws_bytes, "the workspace of " + spec.label());
     m.workspace_mib = ws_bytes / 1048576.0;
-    m.out.assign(problem.q.size(), 0.0f);
+    resize_or_explain(m.out, problem.q.size(), "out");
     // lse only for the backward, so that the forward alone runs as it always did.
     const Shape &s = problem.shape;
-    Tensor lse(settings.backward ? (size_t)(s.batch * s.heads * s.n) : 0);
+    Tensor lse;
+    resize_or_explain(lse, settings.backward ? (size_t)(s.batch * s.heads * s.n) : 0, "lse");
     float *const lse_out = settings.backward ? lse.data() : nullptr;
 
     const double rss_before = current_rss_mib();
@@ -159,6 +165,16 @@ Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSetti
     if (settings.backward)
         time_backward(plan.get(), problem, lse, spec.label() + " backward" + at, settings, m);
     return m;
+}
+
+void warm_up(const Shape &shape, const std::vector<ModeSpec> &specs, const RunSettings &settings) {
+    Shape small;  // one head: milliseconds at d = 64, even for DENSE
+    small.n = std::min<int64_t>(shape.n, 4096);
+    small.d = shape.d;
+    const Problem problem = clustered_problem(small, settings.seed);
+    RunSettings once = settings;
+    once.reps = 0;  // measure's warm-up call alone
+    for (const ModeSpec &spec : specs) measure(problem, spec, once);
 }
 
 }  // namespace smyrf_cli

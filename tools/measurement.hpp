@@ -19,7 +19,7 @@ struct ModeSpec {
 };
 
 struct RunSettings {
-    int64_t threads = 0;  // 0 = all hardware threads
+    int64_t threads = 0;  // 0 = the CPUs the process may run on
     uint64_t seed = 0;
     int reps = 3;         // timed calls, after one untimed warm-up call
     // Also time smyrf_execute_backward, after the forward's calls and their memory figures.
@@ -52,6 +52,13 @@ struct Measurement {
 };
 
 Measurement measure(const Problem &problem, const ModeSpec &spec, const RunSettings &settings);
+
+// One untimed call of each spec (and its backward, with settings.backward) before any
+// measurement, on one head of shape's d and N up to 4096 (at 1024, 20 KiB of first-time
+// costs were left for 4096): what a process pays once (code pages faulted in, the thread
+// pool started) then falls on no row, where it would be charged to the first row's time
+// and extra memory. Failures are left to the measured rows to report.
+void warm_up(const Shape &shape, const std::vector<ModeSpec> &specs, const RunSettings &settings);
 
 // Floating-point operations of the attention products (q.k and p.v, 2 per multiply-add)
 // that the mode computes on the shape: the figure to hold against the GEMM peak. Hashing,

@@ -62,17 +62,21 @@ Problem clustered_problem(const Shape &shape, uint64_t seed) {
     p.origin = "built-in: " + std::to_string(kTopics) + " topics in runs of ~" +
                std::to_string(kMeanRun) + " tokens, seed " + std::to_string(seed);
     const size_t count = (size_t)shape.elements();
-    p.q.resize(count);
-    p.k.resize(count);
-    p.v.resize(count);
+    const std::string dims = " (batch x heads x N x d = " + std::to_string(shape.batch) + " x " +
+                             std::to_string(shape.heads) + " x " + std::to_string(shape.n) +
+                             " x " + std::to_string(shape.d) + " fp32)";
+    resize_or_explain(p.q, count, "q" + dims);
+    resize_or_explain(p.k, count, "k" + dims);
+    resize_or_explain(p.v, count, "v" + dims);
     Random rng(seed);
     const int64_t head_elems = shape.n * shape.d;
     for (int64_t h = 0; h < shape.batch * shape.heads; h++) fill_head(p, h * head_elems, rng);
     return p;
 }
 
-Tensor normal_values(size_t count, uint64_t seed) {
-    Tensor values(count);
+Tensor normal_values(size_t count, uint64_t seed, const std::string &what) {
+    Tensor values;
+    resize_or_explain(values, count, what);
     Random rng(seed);
     for (float &x : values) x = (float)rng.normal();
     return values;

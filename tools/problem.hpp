@@ -30,7 +30,8 @@ struct Problem {
 Problem clustered_problem(const Shape &shape, uint64_t seed);
 
 // `count` standard normal values from `seed`, by the same generator: the fixed gradient of
-// out that bench --backward feeds to smyrf_execute_backward.
-Tensor normal_values(size_t count, uint64_t seed);
+// out that bench --backward feeds to smyrf_execute_backward. `what` names them where
+// memory runs out.
+Tensor normal_values(size_t count, uint64_t seed, const std::string &what);
 
 }  // namespace smyrf_cli

@@ -6,7 +6,7 @@ const char *const kRunOptionsHelp =
     "  --batch B        batch size (default 1)\n"
     "  --heads H        heads (default 1)\n"
     "  --d D            head dimension of q, k and v (default 64)\n"
-    "  --threads T      worker threads, 0 = all hardware threads (default 0)\n"
+    "  --threads T      worker threads, 0 = the CPUs this process may run on (default 0)\n"
     "  --seed S         seed of the inputs and of the hash directions (default 0)\n"
     "  --expand E       HYBRID keys per query spent expanding the heaviest summaries\n"
     "                   (SMYRF_PARAM_EXPAND; default -1: derived from the budget, 0: none)\n"

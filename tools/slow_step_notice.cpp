@@ -6,14 +6,19 @@
 namespace smyrf_cli {
 
 SlowStepNotice::SlowStepNotice(std::string what)
-    : what_(std::move(what)), watcher_([this] { watch(); }) {}
+    : what_(std::move(what)), watcher_([this] { watch(); }) {
+    // Back only once the watcher waits, so that its start-up is not part of the step (a
+    // timed call starts right after).
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [this] { return started_; });
+}
 
 SlowStepNotice::~SlowStepNotice() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         done_ = true;
     }
-    done_cv_.notify_one();
+    cv_.notify_all();
     watcher_.join();
 }
 
@@ -21,9 +26,11 @@ void SlowStepNotice::watch() {
     using namespace std::chrono;
     const auto start = steady_clock::now();
     std::unique_lock<std::mutex> lock(mutex_);
-    if (done_cv_.wait_for(lock, seconds(1), [this] { return done_; })) return;
+    started_ = true;
+    cv_.notify_all();
+    if (cv_.wait_for(lock, seconds(1), [this] { return done_; })) return;
     std::fprintf(stderr, "[smyrf] %s...\n", what_.c_str());
-    while (!done_cv_.wait_for(lock, seconds(5), [this] { return done_; })) {
+    while (!cv_.wait_for(lock, seconds(5), [this] { return done_; })) {
         const double s = duration<double>(steady_clock::now() - start).count();
         std::fprintf(stderr, "[smyrf] %s: %.0f s so far\n", what_.c_str(), s);
     }

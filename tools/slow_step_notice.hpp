@@ -9,7 +9,8 @@
 namespace smyrf_cli {
 
 // While alive, prints "what..." on stderr once the step has run for a second, then the
-// elapsed time every few seconds. A waiting thread costs nothing while the step computes.
+// elapsed time every few seconds. The watcher is running and waiting when the constructor
+// returns, and a waiting thread costs nothing while the step computes.
 class SlowStepNotice {
 public:
     explicit SlowStepNotice(std::string what);
@@ -22,9 +23,9 @@ private:
 
     std::string what_;
     std::mutex mutex_;
-    std::condition_variable done_cv_;
-    bool done_ = false;
-    std::thread watcher_;
+    std::condition_variable cv_;  // started_ or done_ changed
+    bool started_ = false, done_ = false;
+    std::thread watcher_;  // last: it starts once the members above exist
 };
 
 }  // namespace smyrf_cli

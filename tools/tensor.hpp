@@ -7,8 +7,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if defined(__linux__)
@@ -42,5 +45,20 @@ struct CacheLineAllocator {
 };
 
 using Tensor = std::vector<float, CacheLineAllocator<float>>;
+
+// v.resize(count), where running out of memory says what `what` is and how large it was
+// (a huge shape would otherwise end the tool with a bare "std::bad_alloc").
+template <class Vector>
+void resize_or_explain(Vector &v, size_t count, const std::string &what) {
+    try {
+        v.resize(count);
+    } catch (const std::bad_alloc &) {
+        const double mib = (double)count * sizeof(typename Vector::value_type) / 1048576.0;
+        char size[64];
+        std::snprintf(size, sizeof size, mib < 1024 ? "%.1f MiB" : "%.1f GiB",
+                      mib < 1024 ? mib : mib / 1024);
+        throw std::runtime_error("out of memory: cannot allocate " + what + ", " + size);
+    }
+}
 
 }  // namespace smyrf_cli
