@@ -57,10 +57,29 @@ def test_key_padding_mask(rng, mode):
     mask[:, 0] = True
     out = smyrf.attention(q, k, v, mode=mode, q_cluster_size=64, key_padding_mask=mask)
     np.testing.assert_allclose(out, dense(q, k, v, key_padding_mask=mask)[0], **F32)
-    # uint8 masks are the same thing
-    out8 = smyrf.attention(q, k, v, mode=mode, q_cluster_size=64,
-                           key_padding_mask=mask.astype(np.uint8))
-    np.testing.assert_array_equal(out, out8)
+    # uint8 and other integer masks are the same thing: nonzero = valid
+    for dtype in (np.uint8, np.int8, np.int32, np.int64, np.uint64):
+        masked = smyrf.attention(q, k, v, mode=mode, q_cluster_size=64,
+                                 key_padding_mask=mask.astype(dtype) * 3)
+        np.testing.assert_array_equal(out, masked)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.complex64])
+def test_float_masks_are_refused(rng, dtype):
+    # An additive float mask (0 = keep, -inf = pad) read as nonzero = valid would keep
+    # exactly the padded keys: refused, with the conversion to use.
+    q, k, v = qkv(rng, b=1, nq=16)
+    mask = np.zeros((1, 16), dtype=dtype)
+    mask[0, 10:] = -np.inf
+    for call in (lambda: smyrf.attention(q, k, v, key_padding_mask=mask),
+                 lambda: smyrf.Plan(heads=4, q_len=16, qk_dim=16).execute(
+                     q, k, v, key_padding_mask=mask)):
+        with pytest.raises(TypeError, match=rf"key_padding_mask must be bool or an integer "
+                                            rf"type \(true / nonzero = valid key\); got "
+                                            rf"{np.dtype(dtype)}.*mask == 0"):
+            call()
+    converted = smyrf.attention(q, k, v, mode="dense", key_padding_mask=mask == 0)
+    np.testing.assert_allclose(converted, dense(q, k, v, key_padding_mask=mask == 0)[0], **F32)
 
 
 @pytest.mark.parametrize("mode", ["dense", "smyrf"])
@@ -401,7 +420,7 @@ def test_type_errors(rng):
         smyrf.attention(q, k, v, n_hashes=True)
     with pytest.raises(TypeError, match="scale"):
         smyrf.attention(q, k, v, scale="big")
-    with pytest.raises(TypeError, match="bool or uint8"):
+    with pytest.raises(TypeError, match="bool or an integer type"):
         smyrf.attention(q, k, v, key_padding_mask=np.ones((2, 37), dtype=np.float32))
     with pytest.raises(TypeError, match="seed"):
         smyrf.attention(q, k, v, seed=1.5)
@@ -423,6 +442,23 @@ def test_shape_errors(rng):
         smyrf.attention(q6, kv4, kv4)
     with pytest.raises(ValueError, match="key_padding_mask has shape"):
         smyrf.attention(q, k, v, key_padding_mask=np.ones((2, 36), dtype=bool))
+
+
+@pytest.mark.parametrize("b", [2, 0])
+def test_zero_head_dimension_is_named(rng, b):
+    # The library reads qk_dim 0 as "not set" and v_dim 0 as "same as qk_dim": the error
+    # comes from here, before any plan, and says which tensor is empty (also for a
+    # problem that is otherwise empty).
+    q, k, v = qkv(rng, b=b)
+    for args, message in (((q[..., :0], k[..., :0], v), "q and k have last dimension 0"),
+                          ((q, k, v[..., :0]), "v has last dimension 0")):
+        with pytest.raises(ValueError, match=f"^{message}; the head dimension must be >= 1$") \
+                as info:
+            smyrf.attention(*args)
+        assert not isinstance(info.value, smyrf.SmyrfError)
+    with pytest.raises(ValueError, match="qk_dim must be >= 1; got 0") as info:
+        smyrf.Plan(q_len=8, qk_dim=0)
+    assert not isinstance(info.value, smyrf.SmyrfError)
 
 
 def test_contiguity_errors(rng):
@@ -484,6 +520,21 @@ def test_plan_execute_errors(rng):
         smyrf.Plan(q_len=8, qk_dim=4, strides={"q": (0, 4, 4)})
     with pytest.raises(smyrf.InvalidArgumentError, match="SMYRF_PARAM_Q_LEN"):
         smyrf.Plan(q_len=0, qk_dim=4)
+
+
+def test_bfloat16_plan_refuses_numpy_arrays(rng):
+    # NumPy has no bfloat16: such a plan is for execute_addresses (smyrf.torch), and
+    # execute/backward say so instead of failing inside NumPy.
+    q, k, v = qkv(rng, b=1, h=1, nq=16, d=8)
+    with smyrf.Plan(q_len=16, qk_dim=8, dtype="bfloat16", mode="dense") as plan:
+        assert plan.get("dtype") == smyrf.capi.SMYRF_DTYPE_BF16
+        expected = r"dtype='bfloat16', which NumPy has no arrays of: it runs only through " \
+                   r"execute_addresses\(\)"
+        with pytest.raises(TypeError, match=expected):
+            plan.execute(q, k, v)
+        lse = np.zeros((1, 1, 16), dtype=np.float32)
+        with pytest.raises(TypeError, match=expected):
+            plan.backward(q, k, v, q, lse, q)
 
 
 def test_argument_errors_name_the_argument(rng):

@@ -51,9 +51,50 @@ def test_masks_gqa_causal_cross():
                                                      key_padding_mask=mask.numpy()), **F32)
         assert lse.shape == (2, 6, 20) and lse.dtype == torch.float32
     # integer masks: nonzero = valid
-    out_i = st.attention(q, k, v, key_padding_mask=mask.long() * 3, q_cluster_size=64)
-    torch.testing.assert_close(out_i, st.attention(q, k, v, key_padding_mask=mask,
-                                                   q_cluster_size=64))
+    want = st.attention(q, k, v, key_padding_mask=mask, q_cluster_size=64)
+    for dtype in (torch.uint8, torch.int8, torch.int32, torch.int64):
+        out_i = st.attention(q, k, v, key_padding_mask=mask.to(dtype) * 3, q_cluster_size=64)
+        torch.testing.assert_close(out_i, want)
+
+
+FLOAT_MASK = (r"key_padding_mask must be bool or an integer type \(true / nonzero = valid "
+              r"key\); got torch\.{}.*mask == 0")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16,
+                                   torch.complex64])
+def test_float_masks_are_refused(dtype):
+    # An additive float mask (0 = keep, -inf = pad) read as nonzero = valid would keep
+    # exactly the padded keys: refused, as the NumPy API refuses it.
+    q, k, v = qkv(b=1, nq=16)
+    valid = torch.arange(16) < 10
+    additive = torch.zeros(1, 16, dtype=dtype).masked_fill(~valid, float("-inf"))
+    match = FLOAT_MASK.format(str(dtype).split(".")[1])
+    with pytest.raises(TypeError, match=match):
+        st.attention(q, k, v, key_padding_mask=additive)
+    # the fake kernel (meta tensors, torch.compile) applies the same rule
+    with pytest.raises(TypeError, match=match):
+        st.attention(*(t.to("meta") for t in (q, k, v)), key_padding_mask=additive.to("meta"))
+    # and so does the backward op (its fake kernel shares the check)
+    out, lse = st.attention(q, k, v, return_lse=True)
+    with pytest.raises(TypeError, match=match):
+        torch.ops.smyrf.attention_backward(q, k, v, additive, out, lse, out, False, 0.0,
+                                           "dense", 2, 64, 0, 0, 0, 0)
+    converted = st.attention(q, k, v, mode="dense", key_padding_mask=additive == 0)
+    torch.testing.assert_close(converted.double(),
+                               ref(q, k, v, key_padding_mask=valid[None].numpy()), **F32)
+
+
+def test_float_mask_is_refused_under_torch_compile():
+    q, k, v = qkv(b=1, nq=16)
+
+    def f(q, k, v, mask):
+        return st.attention(q, k, v, mode="dense", key_padding_mask=mask)
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    # dynamo wraps the fake kernel's TypeError in an error of its own that quotes it
+    with pytest.raises(Exception, match=FLOAT_MASK.format("float32")):
+        compiled(q, k, v, torch.zeros(1, 16))
 
 
 def test_bnhd_layout_and_strided_views():
@@ -120,6 +161,14 @@ def test_errors():
         st.attention(q, k[..., :8], v)
     with pytest.raises(ValueError, match="same heads and length"):
         st.attention(q, k, v[:, :, :20])
+    # a zero head dimension is named here, not misread by the library as "not set"
+    # (qk_dim) or "same as qk_dim" (v_dim); the fake kernel shares the check
+    for device in ("cpu", "meta"):
+        qd, kd, vd = (t.to(device) for t in (q, k, v))
+        for args, message in (((qd[..., :0], kd[..., :0], vd), "q and k have last dimension 0"),
+                              ((qd, kd, vd[..., :0]), "v has last dimension 0")):
+            with pytest.raises(ValueError, match=f"^{message}; the head dimension must be >= 1$"):
+                st.attention(*args, mode="dense")
     # the meta device stands in for a second device (no GPU is needed)
     with pytest.raises(ValueError, match="on one device"):
         st.attention(q, k.to("meta"), v)

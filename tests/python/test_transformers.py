@@ -345,3 +345,67 @@ def test_logit_softcapping_is_refused():
     model.set_attn_implementation("smyrf")  # Gemma2 has no SDPA path to return to
     with pytest.raises(NotImplementedError, match="softcap"), torch.inference_mode():
         model(ids)
+
+
+def test_output_attentions_warns(llama, caplog):
+    # As transformers' SDPA does: no attention weights are formed, and the user is told
+    # to use eager attention instead of getting an empty tuple without a word.
+    ids = torch.randint(1, 128, (1, 16), generator=torch.Generator().manual_seed(3))
+    llama.set_attn_implementation("smyrf")
+    try:
+        with caplog.at_level("WARNING", logger="smyrf.transformers"), torch.inference_mode():
+            out = llama(ids, output_attentions=True)
+    finally:
+        llama.set_attn_implementation("sdpa")
+    assert not any(a is not None for a in out.attentions or ())
+    warnings = [r for r in caplog.records
+                if r.name == "smyrf.transformers" and "output_attentions" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert "'eager'" in warnings[0].getMessage()
+
+
+def test_causal_smyrf_warns(llama, caplog):
+    # SMYRF's hashing sees later tokens (docs/guarantees.md): a causal layer in SMYRF mode
+    # says so once; HYBRID, causal in value, says nothing.
+    ids = torch.randint(1, 128, (1, 48), generator=torch.Generator().manual_seed(5))
+    stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=16, min_seq_len=0)
+    warned = {}
+    for impl in ("smyrf_hybrid", "smyrf"):
+        transformers.utils.logging.warning_once.cache_clear()  # once per process otherwise
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="smyrf.transformers"):
+            _logits(llama, ids, impl)
+        warned[impl] = [r.getMessage() for r in caplog.records
+                        if r.name == "smyrf.transformers" and "causal layer" in r.getMessage()]
+    assert warned["smyrf_hybrid"] == []
+    assert len(warned["smyrf"]) == 1 and "smyrf_hybrid" in warned["smyrf"][0]
+
+
+def test_torch_compile_fullgraph_without_padding(llama):
+    # The settings are read without a lock, which torch.compile cannot trace: a model
+    # without a padding mask compiles to one graph, and configure() takes effect on the
+    # compiled model (it recompiles). A padding mask needs graph breaks (the valid keys
+    # of each sequence decide shapes and the mode): fullgraph=False.
+    ids = torch.randint(1, 128, (2, 64), generator=torch.Generator().manual_seed(4))
+    mask = torch.ones_like(ids)
+    mask[1, :8] = 0
+    torch._dynamo.reset()
+    llama.set_attn_implementation("smyrf")
+    try:
+        compiled = torch.compile(llama, backend="aot_eager", fullgraph=True)
+        with torch.no_grad():
+            results = []
+            for cluster in (16, 64):
+                stf.configure(mode="smyrf", n_hashes=1, q_cluster_size=cluster, min_seq_len=0)
+                got = compiled(ids).logits
+                torch.testing.assert_close(got, llama(ids).logits, rtol=1e-5, atol=1e-5)
+                results.append(got)
+            assert not torch.allclose(results[0], results[1], rtol=1e-3, atol=1e-3)
+            with_breaks = torch.compile(llama, backend="aot_eager")
+            valid = mask.bool()
+            torch.testing.assert_close(with_breaks(ids, attention_mask=mask).logits[valid],
+                                       llama(ids, attention_mask=mask).logits[valid],
+                                       rtol=1e-5, atol=1e-5)
+    finally:
+        llama.set_attn_implementation("sdpa")
+        torch._dynamo.reset()

@@ -88,6 +88,16 @@ def seed_bits(seed):
     return seed - 2**64 if seed >= 2**63 else seed
 
 
+def check_head_dims(d, dv):
+    """Refuses a zero last dimension of q and k (d) or of v (dv). The library would read
+    it as qk_dim "not set" or v_dim "same as qk_dim", and its message would not say that
+    a tensor has an empty last dimension."""
+    if d == 0:
+        raise ValueError("q and k have last dimension 0; the head dimension must be >= 1")
+    if dv == 0:
+        raise ValueError("v has last dimension 0; the head dimension must be >= 1")
+
+
 def logical_shape(layout, b, h, n, d):
     """The array shape of a [b, h, n, d] tensor in layout."""
     return (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
@@ -107,6 +117,9 @@ class Plan:
     tensor not named follows `layout`. Errors in the combination raise
     smyrf.InvalidArgumentError (a ValueError) with the library's explanation.
 
+    dtype "bfloat16" has no NumPy arrays: such a plan runs only through
+    execute_addresses() and backward_addresses() (smyrf.torch's bfloat16 tensors).
+
     backend defaults to "cpu", not the library's "auto": execute() and backward() take
     NumPy arrays, which live in host memory, and "auto" would pick CUDA on a CUDA build
     with a GPU. Pass backend="auto" or "cuda" for a plan run through execute_addresses()
@@ -122,6 +135,9 @@ class Plan:
                  window=None, summaries=None, sinks=None, kmeans_iters=None, expand=None,
                  backend="cpu", device=0, threads=0, layout="bhnd", strides=None):
         self._handle = None
+        if integer("qk_dim", qk_dim) == 0:
+            # the library reads 0 as "not set" and would say so
+            raise ValueError("qk_dim must be >= 1; got 0")
         self.dtype = dtype
         self.layout = layout
         settings = [
@@ -221,18 +237,27 @@ class Plan:
         if self._handle is None:
             raise ValueError("this smyrf.Plan is closed")
 
-    def execute(self, q, k, v, *, key_padding_mask=None, out=None, return_lse=False):
-        """Attention of NumPy arrays q, k, v (shapes, dtype and strides of the plan).
-
-        key_padding_mask: [batch, k_len] bool or uint8, true = valid key.
-        out: optional preallocated output with the plan's out strides; by default a new
-        array with those strides.
-        Returns out, or (out, lse) with lse [batch, heads, q_len] float32.
-        """
+    def _check_numpy(self):
+        """The plan can run NumPy arrays (execute, backward)."""
         self._check_open()
         if self.backend != "cpu":
             raise ValueError(f"NumPy arrays live in host memory; this plan runs on "
                              f"{self.backend!r}: create it with backend='cpu'")
+        if self.dtype == "bfloat16":
+            raise TypeError("this plan has dtype='bfloat16', which NumPy has no arrays of: it "
+                            "runs only through execute_addresses() and backward_addresses() "
+                            "(as smyrf.torch does); create it with dtype='float32' or "
+                            "'float16' for execute() and backward()")
+
+    def execute(self, q, k, v, *, key_padding_mask=None, out=None, return_lse=False):
+        """Attention of NumPy arrays q, k, v (shapes, dtype and strides of the plan).
+
+        key_padding_mask: [batch, k_len] bool or integer, true / nonzero = valid key.
+        out: optional preallocated output with the plan's out strides; by default a new
+        array with those strides.
+        Returns out, or (out, lse) with lse [batch, heads, q_len] float32.
+        """
+        self._check_numpy()
         for name, arr in (("q", q), ("k", k), ("v", v)):
             self._check_array(name, arr)
         b, h, nq, _ = self.dims["out"]
@@ -261,10 +286,7 @@ class Plan:
         by default new arrays with those strides (a view of a fused QKV array gets a
         gradient array spanning as much memory as the view does).
         """
-        self._check_open()
-        if self.backend != "cpu":
-            raise ValueError(f"NumPy arrays live in host memory; this plan runs on "
-                             f"{self.backend!r}: create it with backend='cpu'")
+        self._check_numpy()
         for name, arr in (("q", q), ("k", k), ("v", v), ("out", out)):
             self._check_array(name, arr)
         self._check_array("out", dout, label="dout")
@@ -345,6 +367,15 @@ class Plan:
         return mask_array(mask, b, nk)
 
 
+def mask_dtype_error(dtype):
+    """The TypeError for a key-padding mask that is neither bool nor integer (smyrf.torch
+    raises the same). Such a mask is refused, not read as nonzero = valid: the usual float
+    mask is additive (0 = keep, -inf = pad) and would come out inverted."""
+    return TypeError(f"key_padding_mask must be bool or an integer type (true / nonzero = "
+                     f"valid key); got {dtype}. An additive float mask (0 = keep, -inf = "
+                     f"pad) converts with mask == 0")
+
+
 def mask_array(mask, b, nk):
     """A key-padding mask [b, nk] as the library reads it (None stays None), or the
     error saying what is wrong with it."""
@@ -354,8 +385,10 @@ def mask_array(mask, b, nk):
         raise TypeError(f"key_padding_mask must be a numpy.ndarray; got {type(mask).__name__}")
     if mask.shape != (b, nk):
         raise ValueError(f"key_padding_mask has shape {mask.shape}; expected {(b, nk)}")
+    if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
+        raise mask_dtype_error(mask.dtype)
     if mask.dtype not in (np.bool_, np.uint8):
-        raise TypeError(f"key_padding_mask must be bool or uint8; got {mask.dtype}")
+        mask = mask != 0  # the library reads one byte per key
     return np.ascontiguousarray(mask)
 
 
@@ -414,7 +447,8 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     q [B, H, Nq, d], k [B, Hkv, Nk, d], v [B, Hkv, Nk, dv] in layout "bhnd" (or
     [B, N, H, d] with layout="bnhd"); float32 or float16; Hkv divides H (grouped-query
     attention). Views with a contiguous last dimension are read in place.
-    key_padding_mask [B, Nk]: true = valid key. causal: bottom-right aligned mask.
+    key_padding_mask [B, Nk], bool or integer: true / nonzero = valid key (a float mask is
+    refused: convert an additive one with mask == 0). causal: bottom-right aligned mask.
     scale defaults to 1/sqrt(d). mode="hybrid" takes `budget` keys per query, of which
     `expand` (default: derived, round(budget / 3); 0 = none) go to the exact members of
     the summaries with the most weight (budget = window + sinks + summaries + expand; a
@@ -442,6 +476,7 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
     if (hv, nv) != (hkv, nk):
         raise ValueError(f"k and v must have the same heads and length; got k {k.shape}, "
                          f"v {v.shape} ({layout})")
+    check_head_dims(d, dv)
     if h % hkv if hkv else h:
         raise ValueError(f"k's {hkv} heads must divide q's {h} heads (grouped-query attention)")
     if 0 in (b, h, nq, nk):

@@ -29,7 +29,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from ._core import LAYOUTS, MODES, Plan, choice, default_strides, integer, seed_bits
+from ._core import (LAYOUTS, MODES, Plan, check_head_dims, choice, default_strides, integer,
+                    mask_dtype_error, seed_bits)
 
 __all__ = ["attention", "clear_plan_cache", "PLAN_CACHE_SIZE"]
 
@@ -83,6 +84,7 @@ def _check_inputs(q, k, v, key_padding_mask):
     if k.shape[1:3] != v.shape[1:3]:
         raise ValueError(f"k and v must have the same heads and length; got k {tuple(k.shape)}, "
                          f"v {tuple(v.shape)}")
+    check_head_dims(d, v.shape[3])
     if h % k.shape[1] if k.shape[1] else h:
         raise ValueError(f"k's {k.shape[1]} heads must divide q's {h} heads (grouped-query attention)")
     if key_padding_mask is not None:
@@ -91,6 +93,8 @@ def _check_inputs(q, k, v, key_padding_mask):
                              f"expected {(b, k.shape[2])}")
         if key_padding_mask.device != q.device:
             raise ValueError("key_padding_mask must be on the device of q")
+        if key_padding_mask.dtype.is_floating_point or key_padding_mask.dtype.is_complex:
+            raise mask_dtype_error(key_padding_mask.dtype)
 
 
 def _element_strides(t):
@@ -139,6 +143,7 @@ def _usable(t):
 
 
 def _uint8_mask(key_padding_mask):
+    """A bool or integer mask (_check_inputs) as the bytes the library reads."""
     if key_padding_mask is None:
         return None
     mask = key_padding_mask if key_padding_mask.dtype in (torch.bool, torch.uint8) \
@@ -318,7 +323,9 @@ def attention(q, k, v, *, n_hashes=2, q_cluster_size=64, k_cluster_size=None, ca
               key_padding_mask=None, scale=None, seed=0, mode="smyrf", budget=None,
               expand=None, layout="bhnd", threads=0, return_lse=False):
     """SMYRF (or "dense", or "hybrid") attention of torch tensors; see smyrf.attention for
-    the arguments. layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
+    the arguments. key_padding_mask [B, Nk]: a bool or integer tensor on the device of q,
+    true / nonzero = valid key (a float mask is refused: convert an additive one with
+    mask == 0). layout="bnhd" takes and returns [B, N, H, D] tensors. The output is a
     new tensor on the device of q; with return_lse=True, also lse [B, H, Nq] float32 (not
     differentiable). Differentiable with respect to q, k and v (the clusters are
     constants of the forward). With no batch, head, query or key, out is zeros and lse

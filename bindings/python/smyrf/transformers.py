@@ -23,15 +23,23 @@ With a padding mask and as many queries as keys, each sequence of the batch runs
 its valid keys (so a sentence gets the same result whatever it is batched with, exact
 below `min_seq_len` valid keys); every query row gets attention over those keys, as SDPA
 gives it, except a causal layer's padded rows, which get zeros.
+
+output_attentions=True returns no attention weights (none are formed); a warning says so,
+as transformers' SDPA does: use attn_implementation="eager" for them.
+
+torch.compile: a model called without an attention_mask compiles to one graph
+(fullgraph=True works; configure() makes it recompile). An attention_mask, even one of all
+ones, needs graph breaks, because which keys of each sequence are valid, and how many,
+decide the shapes and the mode: compile such calls with fullgraph=False.
 """
 
-import logging
 import threading
 
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.utils import logging
 
 from ._core import MODES, integer
 from . import torch as _smyrf_torch  # noqa: F401  (registers torch.ops.smyrf)
@@ -40,8 +48,11 @@ __all__ = ["configure", "NAMES"]
 
 NAMES = ("smyrf", "smyrf_hybrid")
 
-_log = logging.getLogger(__name__)
-_lock = threading.Lock()
+_log = logging.get_logger(__name__)
+_lock = threading.Lock()  # serialises configure() calls
+# configure() replaces _config with a new dict and never changes one in place, so the
+# attention reads it without the lock (torch.compile cannot trace a lock, and a new dict
+# makes a compiled model recompile with the new settings).
 _config = {
     "mode": "smyrf",
     "budget": 128,         # HYBRID keys per query
@@ -84,8 +95,9 @@ def configure(mode=None, budget=None, n_hashes=None, q_cluster_size=None, seed=N
             updates[name] = value
     if seed is not None:
         updates["seed"] = integer("seed", seed)
+    global _config
     with _lock:
-        _config.update(updates)
+        _config = {**_config, **updates}
         return dict(_config)
 
 
@@ -127,18 +139,28 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, is_causal=is_causal,
                                       **kwargs)
+    if kwargs.get("output_attentions") and not torch.compiler.is_compiling():
+        # As transformers' SDPA and flash attention say: no weights are ever formed.
+        _log.warning_once("smyrf attention does not return attention weights "
+                          "(output_attentions=True): set the model's attention to 'eager' "
+                          "to get them")
     if dropout and module.training:
         raise NotImplementedError("smyrf attention has no attention dropout: set the model's "
                                   "attention dropout to 0 to train with it")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
-    with _lock:
-        cfg = dict(_config)
+    cfg = _config
     mode = mode or cfg["mode"]
     nq, nk = query.shape[2], key.shape[2]
     if nk < cfg["min_seq_len"] or nq == 1:
         mode = "dense"
     causal = bool(is_causal and nq > 1)
+    # (Not while torch.compile traces: a log call breaks the graph.)
+    if causal and mode == "smyrf" and not torch.compiler.is_compiling():
+        _log.warning_once("smyrf: SMYRF mode on a causal layer: the mask keeps weights off "
+                          "later tokens, but the hashing sees them, so a later token can "
+                          "change an earlier output (docs/guarantees.md); causal models "
+                          "should use 'smyrf_hybrid' or configure(mode='hybrid')")
 
     def run(q, k, v, mask, mode):
         out, _ = torch.ops.smyrf.attention(
