@@ -46,7 +46,7 @@ if want asan; then
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
   cmake --build build-rel-asan -j "$jobs" >/dev/null
-  # allocator_may_return_null: test_bad_input limits the address space and expects a failed
+  # allocator_may_return_null: test_out_of_memory limits the address space and expects a failed
   # allocation to come back as NULL (ASan would otherwise end the process).
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1 \
        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -111,8 +111,8 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
     SMYRF_PARAM_BACKEND = 14,        /* smyrf_backend, default AUTO */
     SMYRF_PARAM_DEVICE = 15,         /* CUDA device ordinal, default 0 */
     SMYRF_PARAM_THREADS = 16,        /* CPU worker threads; 0 = as many as the CPUs the
-                                        process may run on (its affinity mask, read
-                                        when the plan is created) */
+                                        process may run on (the affinity mask of the
+                                        thread creating the plan) */
     SMYRF_PARAM_LAYOUT = 17,         /* smyrf_layout of q, k, v, out; default BHND */
     /* HYBRID mode (keys per query = window + sinks + summaries + SMYRF_PARAM_EXPAND). */
     SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128 unless w and G are set */

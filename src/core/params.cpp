@@ -111,9 +111,10 @@ void check_out_not_self_overlapping(const Desc &d) {
              (long long)d.out.batch, (long long)d.out.head, (long long)d.out.token);
 }
 
-// What SMYRF_PARAM_THREADS = 0 means: the CPUs this process may run on (taskset, a
-// container's cpuset), which can be far fewer than the machine has; more workers than
-// that only take turns on them. The machine's count where the mask cannot be read.
+// What SMYRF_PARAM_THREADS = 0 means: the CPUs the process may run on (taskset, a
+// container's cpuset), as the affinity mask of the thread creating the plan has them;
+// they can be far fewer than the machine has, and more workers than that only take turns
+// on them. The machine's count where the mask cannot be read.
 int64_t usable_cpus() {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
