@@ -45,6 +45,15 @@ float *tc_nan_floats(size_t n) {
     return x;
 }
 
+void tc_fill_prior(float *x, size_t n, int kind, uint64_t seed) {
+    tc_rng r = tc_rng_make(seed);
+    switch (kind % 3) {
+    case 0: for (size_t i = 0; i < n; i++) x[i] = NAN; break;
+    case 1: memset(x, 0, n * sizeof(float)); break;
+    default: tc_fill_normal(&r, x, n, 100.0); break;
+    }
+}
+
 double *tc_doubles(size_t n) { return (double *)tc_alloc(n * sizeof(double)); }
 
 void tc_to_double(const float *x, double *y, size_t n) {

@@ -102,6 +102,9 @@ double tc_max_abs_rows(const double *x, size_t n, size_t row_len, const uint8_t 
 /* ---- allocation and small utilities */
 void *tc_alloc(size_t bytes);     /* calloc that asserts */
 float *tc_nan_floats(size_t n);   /* n quiet NaNs */
+/* What an output buffer held before a call, which must make no difference to the result:
+ * kind % 3 picks quiet NaN, zeros, or N(0, 100) values drawn from seed. */
+void tc_fill_prior(float *x, size_t n, int kind, uint64_t seed);
 double *tc_doubles(size_t n);     /* zeroed */
 void tc_to_double(const float *x, double *y, size_t n);
 

@@ -432,6 +432,20 @@ static smyrf_plan *plan_threads(const tc_shape *s, int smyrf, int64_t threads) {
     return tc_plan_from(cfg);
 }
 
+/* dq, dk and dv the same bits as want's. */
+static void assert_same_grads(const tc_inputs *in, const float *dq, const float *dk,
+                              const float *dv, const grads *want, const char *what) {
+    char name[200];
+    snprintf(name, sizeof name, "%s: dq", what);
+    tc_assert_same_bits(dq, want->dq, in->nq_el * sizeof(float), name);
+    snprintf(name, sizeof name, "%s: dk", what);
+    tc_assert_same_bits(dk, want->dk, in->nk_el * sizeof(float), name);
+    snprintf(name, sizeof name, "%s: dv", what);
+    tc_assert_same_bits(dv, want->dv, in->nv_el * sizeof(float), name);
+}
+
+/* The same gradients whatever the thread count and whatever dq, dk and dv held before:
+ * NaN (run_grads), the previous result, zeros or random values. */
 static void bitwise_across_thread_counts(void **state) {
     (void)state;
     static const grad_case det[] = {
@@ -452,16 +466,20 @@ static void bitwise_across_thread_counts(void **state) {
             for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
                 plan = plan_threads(&in->s, smyrf, threads[t]);
                 grads g = run_grads(plan, in, dout);
-                snprintf(what, sizeof what, "%s, %s, %lld threads: dq", smyrf ? "SMYRF" : "DENSE",
+                snprintf(what, sizeof what, "%s, %s, %lld threads", smyrf ? "SMYRF" : "DENSE",
                          det[c].name, (long long)threads[t]);
-                tc_assert_same_bits(g.dq, one.dq, in->nq_el * sizeof(float), what);
-                what[strlen(what) - 1] = 'k';
-                tc_assert_same_bits(g.dk, one.dk, in->nk_el * sizeof(float), what);
-                what[strlen(what) - 1] = 'v';
-                tc_assert_same_bits(g.dv, one.dv, in->nv_el * sizeof(float), what);
-                /* run again on the same plan: the same bits */
+                assert_same_grads(in, g.dq, g.dk, g.dv, &one, what);
+                /* run again on the same plan, over the previous result: the same bits */
                 backward_ok(plan, in, g.out, g.lse, dout, g.dq, g.dk, g.dv);
-                tc_assert_same_bits(g.dq, one.dq, in->nq_el * sizeof(float), "rerun dq");
+                assert_same_grads(in, g.dq, g.dk, g.dv, &one, "rerun over the result");
+                /* and over zeros or random values (kinds 1 and 2 of tc_fill_prior) */
+                const int kind = 1 + (int)(t % 2);
+                tc_fill_prior(g.dq, in->nq_el, kind, 2000 + t);
+                tc_fill_prior(g.dk, in->nk_el, kind, 2100 + t);
+                tc_fill_prior(g.dv, in->nv_el, kind, 2200 + t);
+                backward_ok(plan, in, g.out, g.lse, dout, g.dq, g.dk, g.dv);
+                assert_same_grads(in, g.dq, g.dk, g.dv, &one,
+                                  kind == 1 ? "rerun over zeros" : "rerun over random values");
                 grads_free(&g);
                 smyrf_plan_destroy(plan);
             }
@@ -654,6 +672,8 @@ static void error_paths(void **state) {
             if (!isnan(dq[i_])) fail_msg("%s: dq written", #call);                         \
         for (size_t i_ = 0; i_ < in->nk_el; i_++)                                          \
             if (!isnan(dk[i_])) fail_msg("%s: dk written", #call);                         \
+        for (size_t i_ = 0; i_ < in->nv_el; i_++)                                          \
+            if (!isnan(dv[i_])) fail_msg("%s: dv written", #call);                         \
     } while (0)
 
     EXPECT_INVALID(smyrf_execute_backward(NULL, q, k, v, NULL, o, lse, dO, dq, dk, dv, NULL, 0, NULL), "plan");
@@ -684,7 +704,7 @@ static void error_paths(void **state) {
     EXPECT_INVALID(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, (char *)dk + 3, dv, NULL, 0, NULL), "dk");
     /* the positive control */
     assert_int_equal(smyrf_execute_backward(plan, q, k, v, NULL, o, lse, dO, dq, dk, dv, NULL, 0, NULL), SMYRF_OK);
-    tc_assert_same_bits(dq, g.dq, in->nq_el * 4, "control dq");
+    assert_same_grads(in, dq, dk, dv, &g, "control");
     free(dq), free(dk), free(dv), free(dout);
     grads_free(&g);
     smyrf_plan_destroy(plan);

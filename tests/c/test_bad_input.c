@@ -29,6 +29,12 @@
 #define expect_ok(call) expect_status(call, SMYRF_OK, "")
 #define expect_invalid(call, arg) expect_status(call, SMYRF_ERR_INVALID_ARGUMENT, arg)
 
+/* What a getter's outputs hold before a call that must refuse, and still hold after it. */
+#define KEPT_I64 ((int64_t)0x5a5a5a5a5a5a5a5aLL)
+#define KEPT_SCALE (-7.25)
+#define expect_kept_i64(x) assert_true((x) == KEPT_I64)
+#define expect_kept_scale(x) assert_true((x) == KEPT_SCALE)
+
 /* A small valid shape and its inputs, for the execute and plan tests. */
 static const tc_shape small = {2, 2, 1, 40, 50, 8, 4, 1};
 
@@ -55,19 +61,24 @@ static void status_strings(void **state) {
 static void config_null_pointers(void **state) {
     (void)state;
     smyrf_config *cfg = NULL;
-    int64_t v = 0;
-    double scale = 0;
+    int64_t v = KEPT_I64;
+    double scale = KEPT_SCALE;
     expect_invalid(smyrf_config_create(NULL), "cfg");
     expect_invalid(smyrf_config_set(NULL, SMYRF_PARAM_Q_LEN, 4), "cfg");
     expect_invalid(smyrf_config_get(NULL, SMYRF_PARAM_Q_LEN, &v), "cfg");
+    expect_kept_i64(v);
     expect_invalid(smyrf_config_set_scale(NULL, 1.0), "cfg");
     expect_invalid(smyrf_config_get_scale(NULL, &scale), "cfg");
+    expect_kept_scale(scale);
     expect_ok(smyrf_config_create(&cfg));
     expect_invalid(smyrf_config_get(cfg, SMYRF_PARAM_Q_LEN, NULL), "value");
     expect_invalid(smyrf_config_get_scale(cfg, NULL), "scale");
-    int64_t lo, hi;
+    /* one output NULL: the other is not written either */
+    int64_t lo = KEPT_I64, hi = KEPT_I64;
     expect_invalid(smyrf_param_bounds(SMYRF_PARAM_Q_LEN, NULL, &hi), "lower");
+    expect_kept_i64(hi);
     expect_invalid(smyrf_param_bounds(SMYRF_PARAM_Q_LEN, &lo, NULL), "upper");
+    expect_kept_i64(lo);
     smyrf_config_destroy(cfg);
     smyrf_config_destroy(NULL); /* a no-op */
 }
@@ -123,19 +134,25 @@ static void enum_params_refuse_unknown_values(void **state) {
 
 static void unknown_params(void **state) {
     (void)state;
-    smyrf_config *cfg;
-    int64_t v, lo, hi;
-    expect_ok(smyrf_config_create(&cfg));
+    smyrf_config *cfg = tc_config(&small, SMYRF_MODE_SMYRF);
+    smyrf_plan *plan = tc_plan(cfg);
+    int64_t v = KEPT_I64, lo = KEPT_I64, hi = KEPT_I64;
     const int unknown[] = {-1, SMYRF_PARAM_EXPAND + 1, 1 << 20};
     for (int i = 0; i < 3; i++) {
         const smyrf_param p = (smyrf_param)unknown[i];
         expect_invalid(smyrf_config_set(cfg, p, 1), "smyrf_param");
         expect_invalid(smyrf_config_get(cfg, p, &v), "smyrf_param");
+        expect_kept_i64(v);
+        expect_invalid(smyrf_plan_get(plan, p, &v), "smyrf_param");
+        expect_kept_i64(v);
         expect_invalid(smyrf_param_bounds(p, &lo, &hi), "smyrf_param");
+        expect_kept_i64(lo);
+        expect_kept_i64(hi);
         assert_null(smyrf_param_name(p));
     }
     /* the last known parameter is known */
     expect_ok(smyrf_param_bounds(SMYRF_PARAM_EXPAND, &lo, &hi));
+    smyrf_plan_destroy(plan);
     smyrf_config_destroy(cfg);
 }
 
@@ -187,15 +204,18 @@ static void plan_null_pointers(void **state) {
     (void)state;
     smyrf_config *cfg = small_config();
     smyrf_plan *plan;
-    int64_t v;
-    double scale;
+    int64_t v = KEPT_I64;
+    double scale = KEPT_SCALE;
     expect_invalid(smyrf_plan_create(NULL, cfg), "plan");
     expect_invalid(smyrf_plan_create(&plan, NULL), "cfg");
     expect_invalid(smyrf_plan_get(NULL, SMYRF_PARAM_Q_LEN, &v), "plan");
+    expect_kept_i64(v);
     expect_invalid(smyrf_plan_get_scale(NULL, &scale), "plan");
+    expect_kept_scale(scale);
     plan = tc_plan(cfg);
     expect_invalid(smyrf_plan_get(plan, SMYRF_PARAM_Q_LEN, NULL), "value");
     expect_invalid(smyrf_plan_get(plan, (smyrf_param)-1, &v), "smyrf_param");
+    expect_kept_i64(v);
     expect_invalid(smyrf_plan_get_scale(plan, NULL), "scale");
     assert_int_equal(smyrf_plan_workspace_size(NULL), 0);
     assert_string_equal(smyrf_plan_backend_name(NULL), "");

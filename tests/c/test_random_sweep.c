@@ -3,8 +3,10 @@
  * rounds and cluster sizes, HYBRID parameters, lse, backward), so that it crosses
  * features the fixed sweeps keep apart. The same cases every run. Per case: out, lse
  * and (for a share) the gradients against the reference, out's gaps untouched, a second
- * run and threads 2 bitwise equal. Tolerances are those of the randomized soak this
- * suite distils (they grow with the logit size, the HYBRID group size and the dtype).
+ * run and another thread count (2, 3, 5 or all CPUs) bitwise equal, each run over other
+ * previous contents of out, lse and the gradients (NaN, zeros, random values).
+ * Tolerances are those of the randomized soak this suite distils (they grow with the
+ * logit size, the HYBRID group size and the dtype).
  * A soak runs other ids: SMYRF_SWEEP_IDS=FIRST:COUNT (e.g. 600:20000). */
 #include "test_hybrid_support.h"
 
@@ -39,6 +41,7 @@ typedef struct sw_case {
     uint64_t seed;
     int64_t budget, window, summaries, sinks, iters, expand; /* 0 unset; sinks, expand -1 */
     int want_lse, backward;
+    int64_t threads;          /* of the third run: 2, 3, 5 or 0 (all CPUs) */
 } sw_case;
 
 typedef struct sw_stats {
@@ -160,6 +163,8 @@ static void draw_case(uint64_t id, sw_case *c) {
     c->seed = coin(&r, 0.2) ? tc_next(&r) : (uint64_t)draw(&r, 0, 1000);
     c->want_lse = coin(&r, 0.8);
     c->backward = coin(&r, 0.4);
+    /* drawn last, so that the draws above (the cases) stay as they were */
+    { const int64_t t[] = {2, 3, 5, 0}; c->threads = t[draw(&r, 0, 3)]; }
 }
 
 /* q, k (sigma), v rounded to the dtype, with float64 copies, and the case's mask. */
@@ -216,6 +221,17 @@ static void *view_of(const float *src, int64_t B, int64_t H, int64_t N, int64_t 
     for (size_t i = 0; i < n; i++) tmp[i] = src ? src[i] : fill;
     tc_scatter(tmp, B, H, N, D, st.b, st.h, st.n, dt, buf);
     free(tmp);
+    return buf;
+}
+
+/* view_of a tensor that holds what tc_fill_prior(kind, seed) puts there. */
+static void *prior_view(int kind, uint64_t seed, int64_t B, int64_t H, int64_t N, int64_t D,
+                        sw_strides st, smyrf_dtype dt) {
+    const size_t n = (size_t)(B * H * N * D);
+    float *prior = (float *)tc_alloc(n * sizeof(float));
+    tc_fill_prior(prior, n, kind, seed);
+    void *buf = view_of(prior, B, H, N, D, st, dt, 0, SENTINEL);
+    free(prior);
     return buf;
 }
 
@@ -366,8 +382,9 @@ static void reference_grads(const sw_case *c, const smyrf_ref_problem *rp,
     else smyrf_ref_hybrid_backward(rp, hp, dout, dq, dk, dv);
 }
 
-/* The backward on the forward's out and lse: three runs (threads 1 twice, threads 2)
- * bitwise equal, gaps untouched, the gradients against the reference. */
+/* The backward on the forward's out and lse: three runs (threads 1 twice, the case's
+ * threads), each over other previous contents of dq, dk and dv, bitwise equal, gaps
+ * untouched, the gradients against the reference. */
 static void check_backward(const sw_case *c, const tc_inputs *in, const smyrf_plan *p1,
                            const smyrf_plan *p2, const void *qb, const void *kb, const void *vb,
                            const void *out, const float *lse, const smyrf_ref_hybrid_params *hp,
@@ -387,9 +404,9 @@ static void check_backward(const sw_case *c, const tc_inputs *in, const smyrf_pl
     void *doutb = view_of(dout, B, H, Nq, dv, so, dt, 0, NAN);
     void *g[3][3];
     for (int run = 0; run < 3; run++) {
-        g[run][0] = view_of(NULL, B, H, Nq, d, sq, dt, NAN, SENTINEL);
-        g[run][1] = view_of(NULL, B, Hk, Nk, d, sk, dt, NAN, SENTINEL);
-        g[run][2] = view_of(NULL, B, Hk, Nk, dv, sv, dt, NAN, SENTINEL);
+        g[run][0] = prior_view(run, c->id + 10, B, H, Nq, d, sq, dt);
+        g[run][1] = prior_view(run, c->id + 11, B, Hk, Nk, d, sk, dt);
+        g[run][2] = prior_view(run, c->id + 12, B, Hk, Nk, dv, sv, dt);
         const smyrf_status st = smyrf_execute_backward(run < 2 ? p1 : p2, qb, kb, vb, in->mask, out, lse,
                                                        doutb, g[run][0], g[run][1], g[run][2], NULL, 0, NULL);
         if (st != SMYRF_OK) fail_msg("%s: backward: %s", what, smyrf_last_error_message());
@@ -398,7 +415,7 @@ static void check_backward(const sw_case *c, const tc_inputs *in, const smyrf_pl
     for (int t = 0; t < 3; t++) {
         snprintf(name, sizeof name, "%s gradient %d: run 1 vs run 2", what, t);
         tc_assert_same_bits(g[0][t], g[1][t], ext[t] * es, name);
-        snprintf(name, sizeof name, "%s gradient %d: threads 1 vs 2", what, t);
+        snprintf(name, sizeof name, "%s gradient %d: threads 1 vs %lld", what, t, (long long)c->threads);
         tc_assert_same_bits(g[0][t], g[2][t], ext[t] * es, name);
     }
     assert_gaps_kept(g[0][0], B, H, Nq, d, sq, dt, "dq");
@@ -465,7 +482,8 @@ static void run_case(const sw_case *c, sw_stats *stats) {
     const int64_t d = s->qk_dim, dv = s->v_dim;
     const smyrf_dtype dt = c->dt;
     const size_t es = dt == SMYRF_DTYPE_F32 ? 4 : 2;
-    smyrf_plan *p1 = tc_plan_from(case_config(c, 1, 0)), *p2 = tc_plan_from(case_config(c, 2, 0));
+    smyrf_plan *p1 = tc_plan_from(case_config(c, 1, 0));
+    smyrf_plan *p2 = tc_plan_from(case_config(c, c->threads, 0));
     const sw_strides sq = case_strides(c, H, Nq, d, 0), sk = case_strides(c, Hk, Nk, d, 0);
     const sw_strides sv = case_strides(c, Hk, Nk, dv, 0), so = case_strides(c, H, Nq, dv, 1);
     const size_t eo = extent(so, B, H, Nq, dv);
@@ -475,9 +493,14 @@ static void run_case(const sw_case *c, sw_stats *stats) {
     void *out[3];
     float *lse[3];
     for (int run = 0; run < 3; run++) {
-        out[run] = view_of(NULL, B, H, Nq, dv, so, dt, run ? 0.0f : NAN, SENTINEL);
-        /* the backward needs an lse: the threads 2 run provides it */
-        lse[run] = c->want_lse || (run == 2 && c->backward) ? tc_nan_floats(in->nlse) : NULL;
+        /* before each run, out and lse hold something else: NaN, zeros, random values */
+        out[run] = prior_view(run, c->id + 1, B, H, Nq, dv, so, dt);
+        /* the backward needs an lse: the third run provides it */
+        lse[run] = NULL;
+        if (c->want_lse || (run == 2 && c->backward)) {
+            lse[run] = (float *)tc_alloc(in->nlse * sizeof(float));
+            tc_fill_prior(lse[run], in->nlse, run, c->id + 2);
+        }
         const smyrf_status st = smyrf_execute(run < 2 ? p1 : p2, qb, kb, vb, in->mask, out[run],
                                               lse[run], NULL, 0, NULL);
         if (st != SMYRF_OK) fail_msg("%s: execute: %s", what, smyrf_last_error_message());
@@ -485,10 +508,14 @@ static void run_case(const sw_case *c, sw_stats *stats) {
     char name[240];
     snprintf(name, sizeof name, "%s out: run 1 vs run 2", what);
     tc_assert_same_bits(out[0], out[1], eo * es, name);
-    snprintf(name, sizeof name, "%s out: threads 1 vs 2", what);
+    snprintf(name, sizeof name, "%s out: threads 1 vs %lld", what, (long long)c->threads);
     tc_assert_same_bits(out[0], out[2], eo * es, name);
-    snprintf(name, sizeof name, "%s lse: threads 1 vs 2", what);
-    if (c->want_lse) tc_assert_same_bits(lse[0], lse[2], in->nlse * 4, name);
+    if (c->want_lse) {
+        snprintf(name, sizeof name, "%s lse: run 1 vs run 2", what);
+        tc_assert_same_bits(lse[0], lse[1], in->nlse * 4, name);
+        snprintf(name, sizeof name, "%s lse: threads 1 vs %lld", what, (long long)c->threads);
+        tc_assert_same_bits(lse[0], lse[2], in->nlse * 4, name);
+    }
     assert_gaps_kept(out[0], B, H, Nq, dv, so, dt, what);
     float *got = (float *)tc_alloc(in->no_el * 4);
     tc_gather(out[0], B, H, Nq, dv, so.b, so.h, so.n, dt, got);

@@ -9,7 +9,8 @@
 //  - a finite input (every q, k, v finite, magnitude <= kFiniteBound) gives a finite out
 //    and an lse that is finite or -inf (a row with no allowed key: zeros);
 //  - the result is the same bits run after run, with or without a caller workspace
-//    (at an odd address), and for SMYRF_PARAM_THREADS 1 and 2;
+//    (at an odd address), and for SMYRF_PARAM_THREADS 1 and 2, whatever the outputs held
+//    before (the guard pattern, NaN, zeros);
 //  - with lse, smyrf_execute_backward on that forward and a dout from the input: OK,
 //    nothing written outside dq, dk and dv or into their gaps, and the same bits in the
 //    same three runs. (Gradients may overflow for finite inputs at these magnitudes, so
@@ -150,6 +151,14 @@ void put(uint8_t *base, size_t i, smyrf_dtype dt, float f) {
     }
 }
 
+// What the elements of an output hold before run `run` of three (its guard zones and gaps
+// hold kGuard): the guard pattern, NaN or zeros. Not the previous result: an element a
+// run left unwritten would then pass.
+void prefill(Buffer &b, const Tensor &t, smyrf_dtype dt, int run) {
+    std::fill(b.bytes.begin(), b.bytes.end(), kGuard);
+    if (run > 0) for_each_elem(t, [&](size_t i) { put(b.data(), i, dt, run == 1 ? NAN : 0.0f); });
+}
+
 // Guard zones of b untouched, and (where t has gaps) every element outside t's logical
 // ones too.
 void check_guards(const Buffer &b, const Tensor &t, const char *what) {
@@ -252,12 +261,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     Buffer out(to.span, es), lse((size_t)(B * H * Nq), 4);
+    const Tensor tl{1, 1, 1, (int64_t)lse.n, 0, 0, 0, lse.n};  // lse as a tensor
     const size_t ws_bytes = smyrf_plan_workspace_size(plan);
     std::vector<uint8_t> ws(ws_bytes + 1);
     std::vector<uint8_t> first_out, first_lse;
     for (int run = 0; run < 3; run++) {
-        std::fill(out.bytes.begin(), out.bytes.end(), kGuard);
-        std::fill(lse.bytes.begin(), lse.bytes.end(), kGuard);
+        prefill(out, to, dt, run);
+        if (with_lse) prefill(lse, tl, SMYRF_DTYPE_F32, run);  // else it stays kGuard
         const smyrf_plan *p = run == 2 ? plan2 : plan;
         const bool own_ws = run == 1 && ws_bytes;
         st = smyrf_execute(p, q.data(), k.data(), v.data(), with_mask ? mask.data() : nullptr,
@@ -302,7 +312,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         std::vector<uint8_t> first[3];
         for (int run = 0; run < 3; run++) {
             Buffer *grads[3] = {&dq, &dk, &dvb};
-            for (Buffer *g : grads) std::fill(g->bytes.begin(), g->bytes.end(), kGuard);
+            prefill(dq, tq, dt, run), prefill(dk, tk, dt, run), prefill(dvb, tv, dt, run);
             const bool own_ws = run == 1 && bws_bytes;
             st = smyrf_execute_backward(run == 2 ? plan2 : plan, q.data(), k.data(), v.data(),
                                         with_mask ? mask.data() : nullptr, out.data(),

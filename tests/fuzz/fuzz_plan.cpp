@@ -2,8 +2,9 @@
 // Each input is a list of operations on one config: set a parameter (any int, including
 // unknown ids and out-of-range values), set the scale (any double bits), get; then a plan.
 // Checked: every call returns a defined status; a refused set leaves the config as it
-// was; a failed call writes no output and leaves a message; a plan reports values inside
-// the parameter bounds, the scale it was given, a workspace size, and destroys cleanly.
+// was; a failed call writes no output (a refused get keeps what its output held) and
+// leaves a message; a plan reports values inside the parameter bounds, the scale it was
+// given, a workspace size, and destroys cleanly.
 #include <smyrf/smyrf.h>
 
 #include "fuzz_input.hpp"
@@ -30,9 +31,14 @@ int64_t pick_value(fuzz::Input &in, int64_t lower, int64_t upper) {
     }
 }
 
+// What a getter's output holds before a call that may refuse: kept if it does.
+constexpr int64_t kKept = 0x5a5a5a5a5a5a5a5a;
+constexpr double kKeptScale = -7.25;
+
 bool known(smyrf_status s) { return s >= SMYRF_OK && s <= SMYRF_ERR_INTERNAL; }
 
 void check_failure(smyrf_status s, const char *call) {
+    FUZZ_REQUIRE(s != SMYRF_OK, call);
     FUZZ_REQUIRE(known(s), call);
     FUZZ_REQUIRE(s != SMYRF_ERR_INTERNAL, call);
     FUZZ_REQUIRE(smyrf_last_error_message()[0] != '\0', call);
@@ -56,11 +62,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             // Mostly real parameters, sometimes unknown ids around them.
             const int raw = (op % 40) - 2;
             const smyrf_param p = (smyrf_param)raw;
-            int64_t lower = 0, upper = 0, before = 0, after = 0;
+            int64_t lower = kKept, upper = kKept, before = kKept, after = 0;
             const bool valid = smyrf_param_bounds(p, &lower, &upper) == SMYRF_OK;
             FUZZ_REQUIRE(valid == (smyrf_param_name(p) != nullptr), "bounds vs name");
             const bool had = smyrf_config_get(cfg, p, &before) == SMYRF_OK;
             FUZZ_REQUIRE(had == valid, "get of a parameter");
+            if (!valid) {
+                FUZZ_REQUIRE(lower == kKept && upper == kKept, "bounds written on failure");
+                FUZZ_REQUIRE(before == kKept, "get wrote its value on failure");
+                lower = upper = 0;  // pick_value's edges for an unknown id, as before
+            }
             const int64_t value = pick_value(in, lower, upper);
             const smyrf_status st = smyrf_config_set(cfg, p, value);
             const bool in_range = valid && value >= lower && value <= upper;
@@ -88,11 +99,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_REQUIRE(st == SMYRF_OK ? after == scale : std::memcmp(&after, &before, 8) == 0,
                          "scale set / get");
         } else {
-            // NULL arguments: refused with a message, nothing crashes.
-            int64_t v;
+            // NULL arguments: refused with a message, nothing crashes, nothing written.
+            int64_t v = kKept, lower = kKept, upper = kKept;
+            double scale = kKeptScale;
             check_failure(smyrf_config_set(nullptr, SMYRF_PARAM_BATCH, 1), "set(NULL)");
             check_failure(smyrf_config_get(cfg, SMYRF_PARAM_BATCH, nullptr), "get(.., NULL)");
             check_failure(smyrf_config_get(nullptr, SMYRF_PARAM_BATCH, &v), "get(NULL)");
+            check_failure(smyrf_config_get_scale(nullptr, &scale), "get_scale(NULL)");
+            check_failure(smyrf_plan_get(nullptr, SMYRF_PARAM_BATCH, &v), "plan_get(NULL)");
+            check_failure(smyrf_plan_get_scale(nullptr, &scale), "plan_get_scale(NULL)");
+            check_failure(smyrf_param_bounds(SMYRF_PARAM_BATCH, nullptr, &upper), "bounds(NULL, ..)");
+            check_failure(smyrf_param_bounds(SMYRF_PARAM_BATCH, &lower, nullptr), "bounds(.., NULL)");
+            FUZZ_REQUIRE(v == kKept && scale == kKeptScale, "refused get wrote its output");
+            FUZZ_REQUIRE(lower == kKept && upper == kKept, "refused bounds wrote an output");
             check_failure(smyrf_plan_create(nullptr, cfg), "plan_create(NULL)");
         }
     }
@@ -133,6 +152,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             p != SMYRF_PARAM_K_CLUSTER_SIZE && !(mode != SMYRF_MODE_HYBRID && ((p >= SMYRF_PARAM_BUDGET && p <= SMYRF_PARAM_KMEANS_ITERS) ||
                                                p == SMYRF_PARAM_EXPAND)))
             FUZZ_REQUIRE(v == set, smyrf_param_name((smyrf_param)p));
+    }
+    // Unknown ids: refused, the output kept.
+    const int unknown[] = {-1, SMYRF_PARAM_EXPAND + 1};
+    for (int p : unknown) {
+        int64_t v = kKept;
+        check_failure(smyrf_plan_get(plan, (smyrf_param)p, &v), "plan_get(unknown)");
+        FUZZ_REQUIRE(v == kKept, "plan_get wrote its value on failure");
     }
     double scale = 0, set_scale = 0;
     FUZZ_REQUIRE(smyrf_plan_get_scale(plan, &scale) == SMYRF_OK, "plan_get_scale");

@@ -2,13 +2,15 @@
 //
 // The life: smyrf_config_create, smyrf_config_set (every parameter of the case),
 // smyrf_config_set_scale, smyrf_plan_create, smyrf_config_destroy, smyrf_execute without a
-// workspace (the call allocates its own), smyrf_execute with a caller workspace, the
-// getters, smyrf_plan_destroy. A dry run counts the allocations libsmyrf makes in that
-// life (N); then for every k in 1..N the life runs again with the k-th allocation failing
+// workspace (the call allocates its own), smyrf_execute with a caller workspace,
+// smyrf_execute_backward without and with a caller workspace, the getters,
+// smyrf_plan_destroy. A dry run counts the allocations libsmyrf makes in that life (N);
+// then for every k in 1..N the life runs again with the k-th allocation failing
 // (alloc_hook.cpp). The call that meets the failure must return SMYRF_ERR_OUT_OF_MEMORY
-// with a message, leave its outputs (handle pointer, out, lse) untouched and leak
-// nothing; the same call is then repeated (memory is back) and must succeed, and every
-// execute must give the dry run's bits: the plan is still usable.
+// with a message, leave its outputs (handle pointer, out, lse, dq, dk, dv) untouched and
+// leak nothing; the same call is then repeated (memory is back) and must succeed, and
+// every execute must give the dry run's bits: the plan is still usable. A call with a
+// caller workspace must allocate nothing.
 //
 // Leaks: operator new blocks are accounted by the hook (live_new() must be 0 after each
 // life); everything, aligned_alloc's workspace included, is also checked by the heap
@@ -17,7 +19,7 @@
 //
 // Plans use SMYRF_PARAM_THREADS = 1: the calls then run on the calling thread only (the
 // counting window is per thread). The worker pool's own allocations are failed one by one
-// at the end (pool_under_failures).
+// at the end (pool_under_failures), also when a later call asks for more threads.
 #include <smyrf/smyrf.h>
 
 #include "alloc_hook.hpp"
@@ -81,8 +83,15 @@ int64_t param(const Case &c, smyrf_param p, int64_t fallback) {
 
 // Inputs of a case: deterministic bytes that are valid numbers in every dtype.
 struct Inputs {
-    std::vector<uint8_t> q, k, v, mask;
+    std::vector<uint8_t> q, k, v, dout, mask;
     size_t out_bytes, lse_n;
+};
+
+// What a life computes: the forward's out and lse, the backward's dq, dk and dv.
+struct Results {
+    std::vector<uint8_t> out;
+    std::vector<float> lse;
+    std::vector<uint8_t> dq, dk, dv;
 };
 
 Inputs make_inputs(const Case &c) {
@@ -116,7 +125,8 @@ Inputs make_inputs(const Case &c) {
             }
         }
     };
-    fill(in.q), fill(in.k), fill(in.v);
+    in.dout.resize(in.out_bytes);
+    fill(in.q), fill(in.k), fill(in.v), fill(in.dout);
     if (c.mask) {
         in.mask.resize((size_t)(B * Nk));
         for (size_t j = 0; j < in.mask.size(); j++) in.mask[j] = (uint8_t)(j % 3 != 1);
@@ -154,10 +164,9 @@ bool leak_check(const char *what) {
     return true;
 }
 
-// Runs the life with the fail_at-th allocation failing (0: none). want_out / want_lse:
-// filled by the dry run, compared against on every other run.
-bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &want_out,
-          std::vector<float> &want_lse) {
+// Runs the life with the fail_at-th allocation failing (0: none). want: filled by the dry
+// run, compared against on every other run.
+bool life(const Case &c, const Inputs &in, long fail_at, Results &want) {
     alloc_hook::reset(fail_at);
     const bool dry = fail_at == 0;
     // Wraps one step: detects whether this call met the injected failure; if so, checks
@@ -220,10 +229,20 @@ bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &w
     };
     auto compare = [&](const char *what) {
         if (dry) return true;
-        CHECK(std::memcmp(out.data(), want_out.data(), out.size()) == 0,
+        CHECK(std::memcmp(out.data(), want.out.data(), out.size()) == 0,
               "%s k=%ld: %s: out differs from the run without failures", c.name, fail_at, what);
-        CHECK(std::memcmp(lse.data(), want_lse.data(), lse.size() * 4) == 0,
+        CHECK(std::memcmp(lse.data(), want.lse.data(), lse.size() * 4) == 0,
               "%s k=%ld: %s: lse differs from the run without failures", c.name, fail_at, what);
+        return true;
+    };
+    // A step with a caller workspace, which must allocate nothing (counted in the dry run).
+    auto allocates_nothing = [&](const char *name, const std::function<smyrf_status()> &f,
+                                 const std::function<bool()> &untouched) -> bool {
+        const long before = alloc_hook::counted();
+        if (!step(name, f, untouched)) return false;
+        if (dry)
+            CHECK(alloc_hook::counted() == before, "%s: %s made %ld allocations", c.name, name,
+                  alloc_hook::counted() - before);
         return true;
     };
     const uint8_t *mask = c.mask ? in.mask.data() : nullptr;
@@ -236,8 +255,8 @@ bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &w
               poisoned))
         return false;
     if (dry) {
-        want_out = out;
-        want_lse = lse;
+        want.out = out;
+        want.lse = lse;
     }
     if (!compare("own workspace")) return false;
 
@@ -245,20 +264,65 @@ bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &w
     call_void([&] { ws_bytes = smyrf_plan_workspace_size(plan); });
     std::vector<uint8_t> ws(ws_bytes + 1);
     poison();
-    const long before_ws = alloc_hook::counted();
-    if (!step("smyrf_execute (caller workspace)",
-              [&] {
-                  return smyrf_execute(plan, in.q.data(), in.k.data(), in.v.data(), mask,
-                                       out.data(), lse.data(), ws_bytes ? ws.data() + 1 : nullptr,
-                                       ws_bytes, nullptr);
-              },
-              poisoned))
+    if (!allocates_nothing("smyrf_execute (caller workspace)",
+                           [&] {
+                               return smyrf_execute(plan, in.q.data(), in.k.data(), in.v.data(),
+                                                    mask, out.data(), lse.data(),
+                                                    ws_bytes ? ws.data() + 1 : nullptr, ws_bytes,
+                                                    nullptr);
+                           },
+                           poisoned))
         return false;
-    if (dry)
-        CHECK(alloc_hook::counted() == before_ws,
-              "%s: smyrf_execute with a caller workspace made %ld allocations", c.name,
-              alloc_hook::counted() - before_ws);
     if (!compare("caller workspace")) return false;
+
+    // Backwards on that forward (out and lse now hold its result): dq, dk, dv start as a
+    // pattern no gradient has.
+    std::vector<uint8_t> dq(in.q.size()), dk(in.k.size()), dv(in.v.size());
+    auto poison_grads = [&] {
+        for (auto *g : {&dq, &dk, &dv}) std::memset(g->data(), 0xa5, g->size());
+    };
+    auto grads_poisoned = [&] {
+        for (auto *g : {&dq, &dk, &dv})
+            for (uint8_t b : *g)
+                CHECK(b == 0xa5, "%s k=%ld: %s written on failure", c.name, fail_at,
+                      g == &dq ? "dq" : g == &dk ? "dk" : "dv");
+        return true;
+    };
+    auto compare_grads = [&](const char *what) {
+        if (dry) return true;
+        CHECK(dq == want.dq, "%s k=%ld: %s: dq differs from the run without failures", c.name,
+              fail_at, what);
+        CHECK(dk == want.dk, "%s k=%ld: %s: dk differs from the run without failures", c.name,
+              fail_at, what);
+        CHECK(dv == want.dv, "%s k=%ld: %s: dv differs from the run without failures", c.name,
+              fail_at, what);
+        return true;
+    };
+    auto backward = [&](void *workspace, size_t bytes) {
+        return smyrf_execute_backward(plan, in.q.data(), in.k.data(), in.v.data(), mask,
+                                      out.data(), lse.data(), in.dout.data(), dq.data(),
+                                      dk.data(), dv.data(), workspace, bytes, nullptr);
+    };
+    poison_grads();
+    if (!step("smyrf_execute_backward (own workspace)", [&] { return backward(nullptr, 0); },
+              grads_poisoned))
+        return false;
+    if (dry) {
+        want.dq = dq;
+        want.dk = dk;
+        want.dv = dv;
+    }
+    if (!compare_grads("backward, own workspace")) return false;
+
+    size_t bws_bytes = 0;
+    call_void([&] { bws_bytes = smyrf_plan_backward_workspace_size(plan); });
+    std::vector<uint8_t> bws(bws_bytes + 1);
+    poison_grads();
+    if (!allocates_nothing("smyrf_execute_backward (caller workspace)",
+                           [&] { return backward(bws_bytes ? bws.data() + 1 : nullptr, bws_bytes); },
+                           grads_poisoned))
+        return false;
+    if (!compare_grads("backward, caller workspace")) return false;
 
     int64_t value = 0;
     double scale = 0;
@@ -279,20 +343,19 @@ bool life(const Case &c, const Inputs &in, long fail_at, std::vector<uint8_t> &w
 
 bool run_case(const Case &c) {
     const Inputs in = make_inputs(c);
-    std::vector<uint8_t> want_out;
-    std::vector<float> want_lse;
+    Results want;
     // Two dry runs: the first lets the C and C++ libraries make their one-time
     // allocations, the second gives the count and the heap baseline.
-    if (!life(c, in, 0, want_out, want_lse)) return false;
+    if (!life(c, in, 0, want)) return false;
     const size_t heap0 = heap_in_use();
-    if (!life(c, in, 0, want_out, want_lse)) return false;
+    if (!life(c, in, 0, want)) return false;
     const long n = alloc_hook::counted();
     CHECK(n > 0, "%s: no allocation counted: the hook is not interposed", c.name);
     CHECK(heap_in_use() == heap0, "%s: heap grew by %zd bytes over a life", c.name,
           (ssize_t)(heap_in_use() - heap0));
     for (long k = 1; k <= n; k++) {
         const size_t before = heap_in_use();
-        if (!life(c, in, k, want_out, want_lse)) return false;
+        if (!life(c, in, k, want)) return false;
         CHECK(heap_in_use() == before, "%s k=%ld: heap grew by %zd bytes", c.name, k,
               (ssize_t)(heap_in_use() - before));
         if (!leak_check(c.name)) return false;
@@ -301,27 +364,37 @@ bool run_case(const Case &c) {
     return true;
 }
 
-// The worker pool starts at a process's first multi-threaded call and allocates then (the
-// pool, its threads' records). Each of those allocations is failed in turn, in a forked
-// child that has no pool yet (this process makes no multi-threaded call), in a call with a
-// caller workspace (which allocates nothing else): the call must still succeed, on fewer
-// threads, with the single-threaded bits.
-bool pool_under_failures(const Case &c) {
+// The worker pool starts at a thread's first multi-threaded call and allocates then (the
+// pool, its threads' records), and grows at a later call that asks for more threads than
+// it has. Each of those allocations is failed in turn, in a forked child that has no pool
+// yet (this process makes no multi-threaded call), in a call with a caller workspace
+// (which allocates nothing else): the call must still succeed, on fewer threads, with the
+// single-threaded bits. earlier > 0: the child first makes a call with that many threads,
+// without failures, so that the failures meet the pool's growth to `threads`.
+bool pool_under_failures(const Case &c, int64_t earlier, int64_t threads) {
     const Inputs in = make_inputs(c);
-    auto plan_with = [&](int64_t threads) {
+    auto plan_with = [&](int64_t n) {
         smyrf_config *cfg = nullptr;
         smyrf_plan *plan = nullptr;
         if (smyrf_config_create(&cfg) != SMYRF_OK) return plan;
         for (auto &p : c.params)
-            smyrf_config_set(cfg, p.first, p.first == SMYRF_PARAM_THREADS ? threads : p.second);
+            smyrf_config_set(cfg, p.first, p.first == SMYRF_PARAM_THREADS ? n : p.second);
         smyrf_plan_create(&plan, cfg);
         smyrf_config_destroy(cfg);
         return plan;
     };
-    smyrf_plan *serial = plan_with(1), *parallel = plan_with(2);
-    CHECK(serial && parallel, "%s: plan_create: %s", c.name, smyrf_last_error_message());
+    smyrf_plan *serial = plan_with(1), *first = plan_with(earlier ? earlier : 1);
+    smyrf_plan *parallel = plan_with(threads);
+    CHECK(serial && first && parallel, "%s: plan_create: %s", c.name, smyrf_last_error_message());
     std::vector<uint8_t> want(in.out_bytes), out(in.out_bytes);
+    // Workspaces made here: inside the counting window a vector's allocation would count.
+    std::vector<uint8_t> ws_first(smyrf_plan_workspace_size(first));
     std::vector<uint8_t> ws(smyrf_plan_workspace_size(parallel));
+    auto run = [&](const smyrf_plan *plan, std::vector<uint8_t> &w) {
+        std::fill(out.begin(), out.end(), 0xa5);
+        return smyrf_execute(plan, in.q.data(), in.k.data(), in.v.data(), nullptr, out.data(),
+                             nullptr, w.data(), w.size(), nullptr);
+    };
     CHECK(smyrf_execute(serial, in.q.data(), in.k.data(), in.v.data(), nullptr, want.data(),
                         nullptr, nullptr, 0, nullptr) == SMYRF_OK,
           "%s: %s", c.name, smyrf_last_error_message());
@@ -331,11 +404,12 @@ bool pool_under_failures(const Case &c) {
         const pid_t pid = fork();
         CHECK(pid >= 0, "fork failed");
         if (pid == 0) {
+            if (earlier) {  // outside the counting window: nothing of it fails
+                if (run(first, ws_first) != SMYRF_OK) _exit(kError);
+                if (out != want) _exit(kOtherBits);
+            }
             alloc_hook::reset(k);
-            const smyrf_status st = call([&] {
-                return smyrf_execute(parallel, in.q.data(), in.k.data(), in.v.data(), nullptr,
-                                     out.data(), nullptr, ws.data(), ws.size(), nullptr);
-            });
+            const smyrf_status st = call([&] { return run(parallel, ws); });
             _exit(st != SMYRF_OK ? kError : out != want ? kOtherBits
                   : alloc_hook::injected() ? kFailedOne : kNoneFailed);
         }
@@ -346,9 +420,12 @@ bool pool_under_failures(const Case &c) {
         CHECK(code != kError, "%s k=%ld: the call failed", c.name, k);
         CHECK(code != kOtherBits, "%s k=%ld: not the single-threaded bits", c.name, k);
     }
-    smyrf_plan_destroy(serial), smyrf_plan_destroy(parallel);
-    CHECK(k > 2, "%s: the pool's start made no allocation through the hook", c.name);
-    std::printf("%-28s the pool's %ld start allocations, each failed once: ok\n", c.name, k - 2);
+    smyrf_plan_destroy(serial), smyrf_plan_destroy(first), smyrf_plan_destroy(parallel);
+    CHECK(k > 2, "%s: the pool's %s made no allocation through the hook", c.name,
+          earlier ? "growth" : "start");
+    std::printf("%-28s the pool's %ld %s allocations (%lld threads%s), each failed once: ok\n",
+                c.name, k - 2, earlier ? "growth" : "start", (long long)threads,
+                earlier ? " after a smaller call" : "");
     return true;
 }
 
@@ -383,7 +460,8 @@ int main() {
          0.0, false},
     };
     for (const Case &c : cases) run_case(c);
-    pool_under_failures(cases[0]);
+    pool_under_failures(cases[0], 0, 2);  // the pool's start
+    pool_under_failures(cases[0], 2, 3);  // its growth at a later call with more threads
     if (g_failures) {
         std::fprintf(stderr, "test_oom: %d failure(s)\n", g_failures);
         return 1;
