@@ -115,7 +115,8 @@ typedef enum smyrf_param SMYRF_ENUM_BASE {
                                         thread creating the plan) */
     SMYRF_PARAM_LAYOUT = 17,         /* smyrf_layout of q, k, v, out; default BHND */
     /* HYBRID mode (keys per query = window + sinks + summaries + SMYRF_PARAM_EXPAND). */
-    SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128 unless w and G are set */
+    SMYRF_PARAM_BUDGET = 18,         /* keys per query B; 0 = 128, or w + S + G + E
+                                        where the window is set (G unset: 26) */
     SMYRF_PARAM_WINDOW = 19,         /* window w; 0 = derived: B - G - S - E */
     SMYRF_PARAM_SUMMARIES = 20,      /* k-means groups G; 0 = derived: max(1, round(B/5)) */
     SMYRF_PARAM_SINKS = 21,          /* sink keys S in 0..2; -1 = derived: 2 (default) */
@@ -197,11 +198,16 @@ SMYRF_API smyrf_status smyrf_config_get_scale(const smyrf_config *cfg, double *s
 typedef struct smyrf_plan smyrf_plan;
 
 /* Checks the configuration, resolves derived values, picks the backend and prepares it.
- * The plan copies what it needs: cfg may be destroyed or changed afterwards. */
+ * The plan copies what it needs: cfg may be destroyed or changed afterwards. Parameters
+ * of another mode (HYBRID's in SMYRF or DENSE mode, N_HASHES and the cluster sizes
+ * outside SMYRF mode) are neither checked nor used, so one config can serve several
+ * modes. */
 SMYRF_API smyrf_status smyrf_plan_create(smyrf_plan **plan, const smyrf_config *cfg);
 SMYRF_API void smyrf_plan_destroy(smyrf_plan *plan); /* NULL is a no-op */
 
-/* The resolved value of p in the plan (derived values filled in, e.g. K_LEN, WINDOW). */
+/* The resolved value of p in the plan (derived values filled in, e.g. K_LEN, WINDOW).
+ * Outside their mode, HYBRID's parameters read 0; N_HASHES and the cluster sizes read as
+ * set or derived, unchecked and unused. */
 SMYRF_API smyrf_status smyrf_plan_get(const smyrf_plan *plan, smyrf_param p, int64_t *value);
 SMYRF_API smyrf_status smyrf_plan_get_scale(const smyrf_plan *plan, double *scale);
 

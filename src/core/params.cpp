@@ -130,9 +130,14 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
     int64_t sinks = raw.value[SMYRF_PARAM_SINKS];
     int64_t expand = raw.value[SMYRF_PARAM_EXPAND];
     if (sinks < 0) sinks = kDefaultSinks;
+    const auto round_fifth = [](int64_t b) { return b / 5 + (b % 5 >= 3 ? 1 : 0); };
     if (budget == 0) {
-        budget = (window > 0 && groups > 0) ? window + sinks + groups + std::max<int64_t>(expand, 0)
-                                            : kDefaultBudget;
+        // Unset: 128 keys per query, unless the window is set; then it is what the parts
+        // add up to (summaries unset: as many as for 128), so that the plan reports the
+        // keys a query really gets and the dense limit (budget >= valid keys) follows them.
+        if (window > 0 && groups == 0) groups = round_fifth(kDefaultBudget);
+        budget = window > 0 ? window + sinks + groups + std::max<int64_t>(expand, 0)
+                            : kDefaultBudget;
         const ParamInfo &bi = *param_info(SMYRF_PARAM_BUDGET);
         if (budget > bi.upper)  // a plan reports it: it must be a value the parameter takes
             fail(SMYRF_ERR_INVALID_ARGUMENT,
@@ -142,7 +147,7 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
                  (long long)std::max<int64_t>(expand, 0), (long long)budget,
                  (long long)bi.upper);
     }
-    if (groups == 0) groups = budget / 5 + (budget % 5 >= 3 ? 1 : 0);  // round(B/5)
+    if (groups == 0) groups = round_fifth(budget);
     if (groups < 1) groups = 1;
     // Derived expansion: round(B/3) (measured: docs/hybrid-notes.md), leaving a window of
     // at least one key; none when the window is set, so that w + S + G keeps its meaning.

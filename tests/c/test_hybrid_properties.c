@@ -220,6 +220,39 @@ static void defaults_derive_from_the_budget(void **state) {
     assert_int_equal(r.expand, 0);
     assert_int_equal(r.budget, 30 + 2 + 8);
     smyrf_plan_destroy(plan);
+    /* The window alone: summaries as for 128, and the budget is what the parts add up to,
+     * not 128 (which refused a window of 200, and ran 60 keys dense with a window of 5) */
+    const int64_t windows[] = {5, 200};
+    for (int c = 0; c < 2; c++) {
+        const th_params alone = {0, windows[c], 0, -1, 0, 0, 0};
+        plan = th_plan(&s, &alone);
+        const smyrf_ref_hybrid_params a = th_resolved(plan);
+        assert_int_equal(a.summaries, 26);
+        assert_int_equal(a.expand, 0);
+        assert_int_equal(a.budget, windows[c] + 2 + 26);
+        smyrf_plan_destroy(plan);
+    }
+}
+
+/* The dense limit follows the keys a query gets: a window of 5 alone (33 keys per query)
+ * is not dense on 60 keys, as it was when the unset budget stayed 128. */
+static void window_alone_is_not_dense(void **state) {
+    (void)state;
+    const tc_shape s = {1, 1, 0, 60, 0, 8, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 720, 0);
+    const th_params hp = {0, 5, 0, -1, 0, 0, 0};
+    smyrf_plan *plan = th_plan(&in->s, &hp);
+    smyrf_plan *dense = tc_plan_from(tc_config(&in->s, SMYRF_MODE_DENSE));
+    float *out, *lse, *want, *want_lse;
+    run(plan, in, &out, &lse);
+    run(dense, in, &want, &want_lse);
+    double diff = 0;
+    for (size_t e = 0; e < in->no_el; e++) diff = fmax(diff, fabs((double)out[e] - want[e]));
+    if (!(diff > 1e-3)) fail_msg("window 5 alone on 60 keys gave dense attention (%g)", diff);
+    smyrf_plan_destroy(plan);
+    smyrf_plan_destroy(dense);
+    free(out), free(lse), free(want), free(want_lse);
+    tc_inputs_destroy(in);
 }
 
 int main(void) {
@@ -230,6 +263,7 @@ int main(void) {
         cmocka_unit_test(layouts_and_half_precision),
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(defaults_derive_from_the_budget),
+        cmocka_unit_test(window_alone_is_not_dense),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,7 +66,8 @@ params! {
     Threads = sys::SMYRF_PARAM_THREADS,
     /// A [`Layout`](crate::Layout) value (default BHND).
     Layout = sys::SMYRF_PARAM_LAYOUT,
-    /// HYBRID: keys per query; 0 = 128 unless window and summaries are set.
+    /// HYBRID: keys per query; 0 = 128, or window + sinks + summaries + expand where the
+    /// window is set (summaries unset: 26).
     Budget = sys::SMYRF_PARAM_BUDGET,
     /// HYBRID: window w; 0 = derived.
     Window = sys::SMYRF_PARAM_WINDOW,
