@@ -6,7 +6,9 @@
 #include <cmath>
 #include <thread>
 
+#if defined(__linux__)
 #include <sched.h>
+#endif
 
 namespace smyrf {
 namespace {
@@ -116,9 +118,11 @@ void check_out_not_self_overlapping(const Desc &d) {
 // they can be far fewer than the machine has, and more workers than that only take turns
 // on them. The machine's count where the mask cannot be read.
 int64_t usable_cpus() {
+#if defined(__linux__)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
         return CPU_COUNT(&set);
+#endif
     const unsigned hw = std::thread::hardware_concurrency();
     return hw ? hw : 1;
 }
