@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -54,12 +55,19 @@ class ConcurrencyTest {
         }
     }
 
+    /**
+     * Every call that returns normally, the ones running while close() is called included,
+     * has the full result: a close that freed the native plan under a running call would
+     * leave that call reading freed memory (wrong values or a crash).
+     */
     @Test
     void closeWaitsForRunningCallsAndLaterCallsFail() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(THREADS);
         try {
             Plan plan = new Plan(TestData.smallConfig(Mode.SMYRF, 78));
             float[][] in = TestData.inputs(plan, 78);
+            float[] expected = new float[(int) plan.outLength()];
+            plan.execute(in[0], in[1], in[2], expected);
             CountDownLatch running = new CountDownLatch(THREADS);
             List<Future<?>> runs = new ArrayList<>();
             for (int t = 0; t < THREADS; t++)
@@ -67,7 +75,11 @@ class ConcurrencyTest {
                     float[] out = new float[(int) plan.outLength()];
                     running.countDown();
                     try {
-                        while (true) plan.execute(in[0], in[1], in[2], out);
+                        for (int call = 0; ; call++) {
+                            Arrays.fill(out, Float.NaN);
+                            plan.execute(in[0], in[1], in[2], out);
+                            assertArrayEquals(expected, out, "call " + call);
+                        }
                     } catch (IllegalStateException closed) {
                         return null;  // the plan was closed between two calls
                     }
