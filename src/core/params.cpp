@@ -139,9 +139,12 @@ void resolve_hybrid(const RawParams &raw, Desc &d) {
         // Unset: 128 keys per query, unless the window is set; then it is what the parts
         // add up to (summaries unset: as many as for 128), so that the plan reports the
         // keys a query really gets and the dense limit (budget >= valid keys) follows them.
-        if (window > 0 && groups == 0) groups = round_fifth(kDefaultBudget);
-        budget = window > 0 ? window + sinks + groups + std::max<int64_t>(expand, 0)
-                            : kDefaultBudget;
+        if (window > 0) {
+            if (groups == 0) groups = round_fifth(kDefaultBudget);
+            budget = window + sinks + groups + std::max<int64_t>(expand, 0);
+        } else {
+            budget = kDefaultBudget;
+        }
         const ParamInfo &bi = *param_info(SMYRF_PARAM_BUDGET);
         if (budget > bi.upper)  // a plan reports it: it must be a value the parameter takes
             fail(SMYRF_ERR_INVALID_ARGUMENT,

@@ -31,7 +31,6 @@ final class NativeLibrary {
      * NoClassDefFoundError) instead of letting the classes call into a mismatched library.
      */
     static synchronized void load() {
-        if (location != null) return;
         String path = find();
         location = path;
         long found;
