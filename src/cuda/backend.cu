@@ -16,6 +16,10 @@ namespace smyrf {
 namespace gpu {
 
 void raise(cudaError_t e, const char *call, const char *file, int line) {
+    // A failed call (cudaMallocAsync out of memory, a CUB launch it only peeked at) stays
+    // the thread's last error until read: the next call's launch check would report it
+    // again. Reported here, so cleared (a sticky error still fails every later call).
+    (void)cudaGetLastError();
     const smyrf_status status =
         e == cudaErrorMemoryAllocation ? SMYRF_ERR_OUT_OF_MEMORY : SMYRF_ERR_DEVICE;
     const char *base = file;
