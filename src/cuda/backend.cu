@@ -57,26 +57,26 @@ Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *byte
     Work w{};
     const size_t B = (size_t)d.batch, H = (size_t)d.heads, Hkv = (size_t)d.kv_heads;
     const size_t Nq = (size_t)d.q_len, Nk = (size_t)d.k_len, dv = (size_t)d.v_dim;
-    w.valid = c.take<int32_t>(B * Nk);
-    w.n_valid = c.take<int32_t>(B);
+    w.valid = c.take<int32_t>({B, Nk});
+    w.n_valid = c.take<int32_t>({B});
     if (d.mode == SMYRF_MODE_SMYRF) {
         const size_t R = (size_t)d.n_hashes;
-        w.q_norm = c.take<float>(B * H * Nq);
-        w.k_norm = c.take<float>(B * Hkv * Nk);
-        w.q_max = c.take<uint32_t>(B * H);
-        w.k_max = c.take<uint32_t>(B * Hkv);
+        w.q_norm = c.take<float>({B, H, Nq});
+        w.k_norm = c.take<float>({B, Hkv, Nk});
+        w.q_max = c.take<uint32_t>({B, H});
+        w.k_max = c.take<uint32_t>({B, Hkv});
         // Query segments, then key segments, contiguous: one sort can take both.
-        const size_t nq = B * H * R * Nq, nk = B * H * R * Nk;
+        const size_t nq = B * H * R * Nq;
         for (int i = 0; i < 2; i++) {
-            w.q_key[i] = c.take<uint64_t>(nq + nk);
+            w.q_key[i] = c.take<uint64_t>({B, H, R, Nq + Nk});
             w.k_key[i] = w.q_key[i] ? w.q_key[i] + nq : nullptr;
-            w.q_idx[i] = c.take<int32_t>(nq + nk);
+            w.q_idx[i] = c.take<int32_t>({B, H, R, Nq + Nk});
             w.k_idx[i] = w.q_idx[i] ? w.q_idx[i] + nq : nullptr;
         }
         // The raw projections live in the sorts' second buffers until the sort keys exist.
         w.q_raw = (float *)w.q_key[1];
         w.k_raw = (float *)w.k_key[1];
-        w.sort_temp = c.take<unsigned char>(sort_temp);
+        w.sort_temp = c.take<unsigned char>({sort_temp});
         w.sort_temp_bytes = sort_temp;
     }
     if (d.mode == SMYRF_MODE_HYBRID) {
@@ -92,15 +92,15 @@ Work carve(const Desc &d, void *base, size_t sort_temp, bool grads, size_t *byte
     }
     if (grads) {
         const size_t dq = (size_t)d.qk_dim;
-        w.dq = c.take<float>(B * H * Nq * dq);
-        w.dk = c.take<float>(B * H * Nk * dq);
-        w.dv = c.take<float>(B * H * Nk * dv);
-        w.delta = c.take<float>(B * H * Nq);
-        w.met = c.take<int32_t>(B * H * Nq);
+        w.dq = c.take<float>({B, H, Nq, dq});
+        w.dk = c.take<float>({B, H, Nk, dq});
+        w.dv = c.take<float>({B, H, Nk, dv});
+        w.delta = c.take<float>({B, H, Nq});
+        w.met = c.take<int32_t>({B, H, Nq});
     } else {
-        w.acc = c.take<float>(B * H * Nq * dv);
-        w.m = c.take<float>(B * H * Nq);
-        w.l = c.take<float>(B * H * Nq);
+        w.acc = c.take<float>({B, H, Nq, dv});
+        w.m = c.take<float>({B, H, Nq});
+        w.l = c.take<float>({B, H, Nq});
     }
     if (bytes) *bytes = c.used();
     return w;

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 // A bound the kernels rely on (a scratch array's size, say), checked where
 // tests/cuda/sim runs the device code on the CPU, which defines it first; nothing on a
@@ -99,19 +100,29 @@ inline Problem make_problem(const Desc &d) {
 }
 
 // Bump allocator over the workspace (256-byte aligned pieces); a sizing pass when base is
-// null.
+// null. A piece is the product of its factors; a size that no machine could hold is
+// refused (as out of memory, as the CPU's Arena does) instead of wrapping around: a
+// wrapped, small workspace would be written far past its end.
 class Carver {
 public:
     explicit Carver(void *base) : base_((char *)base) {}
     template <class T>
-    T *take(size_t count) {
+    T *take(std::initializer_list<size_t> factors) {
+        size_t bytes = sizeof(T);
+        for (size_t f : factors)
+            if (__builtin_mul_overflow(bytes, f, &bytes)) too_large();
+        if (bytes > kMaxBytes || kMaxBytes - bytes < used_) too_large();
         const size_t at = used_;
-        used_ += (count * sizeof(T) + 255) & ~(size_t)255;
+        used_ += (bytes + 255) & ~(size_t)255;
         return base_ ? (T *)(base_ + at) : nullptr;
     }
     size_t used() const { return used_; }
 
 private:
+    [[noreturn]] static void too_large() {
+        fail(SMYRF_ERR_OUT_OF_MEMORY, "CUDA backend: the workspace would exceed 2^62 bytes");
+    }
+    static constexpr size_t kMaxBytes = (size_t)1 << 62;
     char *base_;
     size_t used_ = 0;
 };

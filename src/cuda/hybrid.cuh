@@ -87,18 +87,18 @@ inline HybridGrads carve_hybrid_grads(Carver &c, const Desc &d, const HybridPara
     HybridGrads g{};
     const size_t rows = (size_t)(d.batch * d.heads * d.q_len), G = (size_t)hp.max_groups;
     const size_t P = (size_t)(d.batch * d.kv_heads);
-    g.c = c.take<float>(rows * G);
-    g.u = c.take<float>(rows * G);
-    if (!d.causal) g.chosen = c.take<uint8_t>(rows * G);
-    g.delta = c.take<float>(rows);
+    g.c = c.take<float>({rows, G});
+    g.u = c.take<float>({rows, G});
+    if (!d.causal) g.chosen = c.take<uint8_t>({rows, G});
+    g.delta = c.take<float>({rows});
     if (d.causal) {
-        g.cp = c.take<float>(rows);
-        g.up = c.take<float>(rows);
+        g.cp = c.take<float>({rows});
+        g.up = c.take<float>({rows});
     }
-    g.dksum = c.take<float>(P * G * (size_t)d.qk_dim);
-    g.dvsum = c.take<float>(P * G * (size_t)d.v_dim);
-    g.sink_partial = c.take<float>(P * 2 * (size_t)sink_chunks(make_problem(d)) *
-                                   (size_t)(d.qk_dim + d.v_dim));
+    g.dksum = c.take<float>({P, G, (size_t)d.qk_dim});
+    g.dvsum = c.take<float>({P, G, (size_t)d.v_dim});
+    g.sink_partial = c.take<float>(
+        {P, 2, (size_t)sink_chunks(make_problem(d)), (size_t)(d.qk_dim + d.v_dim)});
     return g;
 }
 
@@ -107,29 +107,29 @@ inline HybridWork carve_hybrid(Carver &c, const Desc &d, const HybridParams &hp,
     HybridWork h{};
     const size_t P = (size_t)(d.batch * d.kv_heads), Nk = (size_t)d.k_len;
     const size_t G = (size_t)hp.max_groups, dim = (size_t)d.qk_dim, dv = (size_t)d.v_dim;
-    h.info = c.take<PairInfo>(P);
-    h.count = c.take<int32_t>(P * G);
-    h.ksum = c.take<float>(P * G * dim);
-    h.vsum = c.take<float>(P * G * dv);
+    h.info = c.take<PairInfo>({P});
+    h.count = c.take<int32_t>({P, G});
+    h.ksum = c.take<float>({P, G, dim});
+    h.vsum = c.take<float>({P, G, dv});
     if (d.causal) {
-        h.pk = c.take<float>(P * Nk * dim);
-        h.pv = c.take<float>(P * Nk * dv);
-        h.pn = c.take<int32_t>(P * Nk);
+        h.pk = c.take<float>({P, Nk, dim});
+        h.pv = c.take<float>({P, Nk, dv});
+        h.pn = c.take<int32_t>({P, Nk});
     } else {
-        h.label = c.take<int32_t>(P * Nk);
-        h.members = c.take<int32_t>(P * Nk);
-        h.member_start = c.take<int32_t>(P * (G + 1));
-        h.centres = c.take<float>(P * G * dim);
-        h.cnorm = c.take<float>(P * G);
-        h.hash_in = c.take<uint64_t>(P * Nk);
-        h.hash_out = c.take<uint64_t>(P * Nk);
-        h.order = c.take<int32_t>(P * Nk);
-        h.label_sorted = c.take<int32_t>(P * Nk);
+        h.label = c.take<int32_t>({P, Nk});
+        h.members = c.take<int32_t>({P, Nk});
+        h.member_start = c.take<int32_t>({P, G + 1});
+        h.centres = c.take<float>({P, G, dim});
+        h.cnorm = c.take<float>({P, G});
+        h.hash_in = c.take<uint64_t>({P, Nk});
+        h.hash_out = c.take<uint64_t>({P, Nk});
+        h.order = c.take<int32_t>({P, Nk});
+        h.label_sorted = c.take<int32_t>({P, Nk});
     }
-    h.ident = c.take<int32_t>(P * Nk);
-    h.seg_begin = c.take<int32_t>(P);
-    h.seg_end = c.take<int32_t>(P);
-    h.sort_temp = c.take<unsigned char>(sort_temp);
+    h.ident = c.take<int32_t>({P, Nk});
+    h.seg_begin = c.take<int32_t>({P});
+    h.seg_end = c.take<int32_t>({P});
+    h.sort_temp = c.take<unsigned char>({sort_temp});
     h.sort_temp_bytes = sort_temp;
     return h;
 }

@@ -229,10 +229,34 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
                 what.c_str(), worst, worst_lse, wq, wk, wv);
 }
 
+// A layout larger than any machine is refused as out of memory, not wrapped around 2^64:
+// here rows * G * 4 bytes = 2^16 * (2^31 - 1) * 2^20 * 4 (a wrapped size came out small,
+// and the kernels would have written far past the workspace).
+void workspace_overflow_is_refused() {
+    smyrf::Desc d{};
+    d.batch = 1, d.heads = 1 << 16, d.kv_heads = 1;
+    d.q_len = INT32_MAX, d.k_len = 1 << 20, d.qk_dim = d.v_dim = 64;
+    d.mode = SMYRF_MODE_HYBRID;
+    d.budget = (1 << 20) + 64, d.window = 64, d.summaries = 1 << 20;
+    const smyrf::gpu::HybridParams hp = smyrf::gpu::make_hybrid_params(d);
+    smyrf::gpu::Carver sizing(nullptr);
+    smyrf_status status = SMYRF_OK;
+    try {
+        smyrf::gpu::carve_hybrid(sizing, d, hp, 0);
+        smyrf::gpu::carve_hybrid_grads(sizing, d, hp);
+    } catch (const smyrf::Error &e) {
+        status = e.status();
+    }
+    CHECK(status == SMYRF_ERR_OUT_OF_MEMORY,
+          "a workspace beyond 2^62 bytes: status %s, %zu bytes carved",
+          smyrf_status_string(status), sizing.used());
+}
+
 }  // namespace
 
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    workspace_overflow_is_refused();
     for (const Case &c : kCases) {  // each dtype once, both layouts, both thread orders
         run_case<float>(c, SMYRF_LAYOUT_BHND, true);
         run_case<__half>(c, SMYRF_LAYOUT_BNHD, false);
