@@ -77,10 +77,44 @@ static void seed_moves_the_groups(void **state) {
     tc_inputs_destroy(in);
 }
 
+/* Exact ties in the assignment: keys that are copies of three points, A, -A and the
+ * point M midway (equally far from A and -A), so the initial centres repeat points and
+ * every key sits at the same distance from several of them. ALGORITHM.md: the first
+ * minimum wins; random keys never tie, so groups_match_reference cannot see the rule. */
+static void tied_keys_take_the_first_centre(void **state) {
+    (void)state;
+    const tc_shape s = {1, 1, 0, 60, 90, 4, 0, 0};
+    tc_inputs *in = tc_inputs_create(&s, 860, 0);
+    static const float points[3][4] = {{0.5f, 0, 0, 0}, {-0.5f, 0, 0, 0}, {0, 0.25f, 0, 0}};
+    for (int j = 0; j < 90; j++)
+        for (int c = 0; c < 4; c++) in->k[j * 4 + c] = points[(j * 7) % 3][c];
+    tc_inputs_sync(in);
+    const smyrf_ref_problem rp = tc_ref_problem(in);
+    int32_t *labels = tc_alloc(90 * 4), *want = tc_alloc(90 * 4), *counts = tc_alloc(6 * 4);
+    float *ksum = tc_alloc(6 * 4 * 4), *vsum = tc_alloc(6 * 4 * 4);
+    double *want_k = tc_doubles(6 * 4), *want_v = tc_doubles(6 * 4);
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        const th_params p = {0, 10, 6, 2, 1 + (int64_t)seed % 3, 0, seed};
+        smyrf_plan *plan = th_plan(&in->s, &p);
+        const smyrf_ref_hybrid_params hp = th_resolved(plan);
+        assert_int_equal(smyrf_hybrid_probe_groups(plan, in->k, in->v, NULL, 0, 0, labels,
+                                                   counts, ksum, vsum), 6);
+        assert_int_equal(smyrf_ref_hybrid_groups(&rp, &hp, 0, 0, want, counts, want_k, want_v), 6);
+        for (int j = 0; j < 90; j++)
+            if (labels[j] != want[j])
+                fail_msg("seed %llu: key %d in group %d, want %d", (unsigned long long)seed, j,
+                         labels[j], want[j]);
+        smyrf_plan_destroy(plan);
+    }
+    free(labels), free(want), free(counts), free(ksum), free(vsum), free(want_k), free(want_v);
+    tc_inputs_destroy(in);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(groups_match_reference),
         cmocka_unit_test(seed_moves_the_groups),
+        cmocka_unit_test(tied_keys_take_the_first_centre),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

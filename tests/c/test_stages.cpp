@@ -272,6 +272,34 @@ static void projection_is_dot_of(void **) {
             }
 }
 
+// The directions generator is the one stage the reference shares with the library (it
+// calls smyrf::direction_component), so no comparison can see a bug in it: check what
+// ALGORITHM.md asks of it directly. Keyed by (seed, head, round, component): every one of
+// 8 x 8 x 66 draws is distinct (doubles: a repeat means a dropped key part), and another
+// seed changes them all; N(0, 1): sample mean and variance within 5 standard errors.
+static void directions_are_keyed_and_normal(void **) {
+    const int64_t H = 8, R = 8, dim2 = 66, n = H * R * dim2;
+    for (const uint64_t seed : {0ULL, 7ULL, 0xfeedULL}) {
+        std::vector<double> x, other;
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < dim2; c++) {
+                    x.push_back(smyrf::direction_component(seed, h, r, c));
+                    other.push_back(smyrf::direction_component(seed + 1, h, r, c));
+                }
+        for (int64_t e = 0; e < n; e++)
+            if (x[e] == other[e]) fail_msg("seed %llu: draw %lld ignores the seed", (unsigned long long)seed, (long long)e);
+        std::sort(x.begin(), x.end());
+        for (int64_t e = 1; e < n; e++)
+            if (x[e] == x[e - 1]) fail_msg("seed %llu: a draw repeats (%.17g)", (unsigned long long)seed, x[e]);
+        double mean = 0, var = 0;
+        for (const double v : x) mean += v / n;
+        for (const double v : x) var += (v - mean) * (v - mean) / (n - 1);
+        assert_true(std::fabs(mean) < 5.0 / std::sqrt((double)n));
+        assert_true(std::fabs(var - 1.0) < 5.0 * std::sqrt(2.0 / n));
+    }
+}
+
 // hash: the library's directions are the reference's, bit for bit; its projections land
 // within the reference's float32 error bound (the bound the SMYRF suite relies on).
 static void hash_matches_reference(void **) {
@@ -800,6 +828,7 @@ int main() {
         cmocka_unit_test(conversions_match_reference),
         cmocka_unit_test(transform_matches_reference),
         cmocka_unit_test(projection_is_dot_of),
+        cmocka_unit_test(directions_are_keyed_and_normal),
         cmocka_unit_test(hash_matches_reference),
         cmocka_unit_test(hash_error_bound_is_tight),
         cmocka_unit_test(sort_matches_reference),
