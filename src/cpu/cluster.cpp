@@ -9,10 +9,12 @@ namespace smyrf::cpu {
 namespace {
 
 // Maps float bits to unsigned integers in the float order; NaNs land beyond +-inf by
-// sign, so every bit pattern has a fixed place.
+// sign, so every bit pattern has a fixed place. -0 is +0: equal hashes, so the position
+// decides (as with CUB's float keys).
 uint32_t sortable_bits(float f) {
     uint32_t u;
     std::memcpy(&u, &f, sizeof u);
+    if (u == 0x80000000u) u = 0;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 

@@ -61,9 +61,10 @@ template <class T> __device__ __forceinline__ float to_f32(T x) { return Elem<T>
 template <class T> __device__ __forceinline__ T from_f32(float x) { return Elem<T>::store(x); }
 
 // Float bits as unsigned integers in the float order (cpu/cluster.cpp, sortable_bits):
-// NaNs land beyond +-inf by sign, so every bit pattern has a fixed place.
+// NaNs land beyond +-inf by sign, so every bit pattern has a fixed place; -0 is +0.
 __device__ __forceinline__ uint32_t sortable_bits(float f) {
-    const uint32_t u = __float_as_uint(f);
+    uint32_t u = __float_as_uint(f);
+    if (u == 0x80000000u) u = 0;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 

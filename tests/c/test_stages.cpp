@@ -377,19 +377,20 @@ static void hash_error_bound_is_tight(void **) {
 }
 
 // cluster (sort): on the same float hashes the radix sort and std::stable_sort agree
-// exactly, duplicates and infinities included, with a stride and an item subset. The last
-// four trials are long: with the pool's values one digit's bucket then holds more than
-// 2^16 entries.
+// exactly, duplicates, infinities and both zeros (equal: in position order) included,
+// with a stride and an item subset. The last four trials are long: with the pool's
+// values one digit's bucket then holds more than 2^16 entries.
 static void sort_matches_reference(void **) {
     tc_rng r = tc_rng_make(14);
-    const float pool[] = {-kInf, -3.5f, -1e-30f, 0.0f, 1e-30f, 2.0f, 2.0f, 7.25e10f, kInf};
+    const float pool[] = {-kInf, -3.5f, -1e-30f, -0.0f, 0.0f, 1e-30f, 2.0f, 2.0f, 7.25e10f, kInf};
+    const uint64_t pooled = sizeof pool / sizeof pool[0];
     for (int trial = 0; trial < 24; trial++) {
         const int64_t n = trial < 20 ? 1 + (int64_t)(tc_next(&r) % 1000)
                                      : 150000 + (int64_t)(tc_next(&r) % 1000);
         const int64_t stride = 1 + trial % 3;
         std::vector<float> hash(n * stride);
         for (float &x : hash)
-            x = (trial % 2) ? pool[tc_next(&r) % 9] : (float)tc_normal(&r);  // many ties, or none
+            x = (trial % 2) ? pool[tc_next(&r) % pooled] : (float)tc_normal(&r);  // many ties, or none
         std::vector<double> hd(n);
         for (int64_t i = 0; i < n; i++) hd[i] = hash[i * stride];
         const std::vector<int32_t> items =
