@@ -65,6 +65,12 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
     const TileKernel kernel = tile_kernel();
     Tile t = tile_of(d, a, b, h, qi, nq, kj, nk, ws, state, normalise);
     t.ahead = ahead, t.ahead_rows = ahead_rows;
+    Ahead own;  // with ahead (SMYRF), this tile's v and out rows: see ahead_of
+    if (ahead) {
+        ahead_add(own, kj, nk, a.v.row(b, d.kv_head_of(h), 0), a.v.s.token, d.v_dim);
+        ahead_add(own, qi, nq, a.out.row(b, h, 0), a.out.s.token, d.v_dim);
+        t.own = &own;
+    }
     kernel(t);
 }
 
@@ -92,8 +98,6 @@ Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t
     Ahead x;
     ahead_add(x, qi, nq, a.q.row(b, h, 0), a.q.s.token, d.qk_dim);
     ahead_add(x, kj, nk, a.k.row(b, hk, 0), a.k.s.token, d.qk_dim);
-    ahead_add(x, qi, nq, a.out.row(b, h, 0), a.out.s.token, d.v_dim);
-    ahead_add(x, kj, nk, a.v.row(b, hk, 0), a.v.s.token, d.v_dim);
     return x;
 }
 

@@ -17,8 +17,8 @@ namespace smyrf::cpu {
 // Queries and keys per tile; kTileQueries is a multiple of every vector width.
 constexpr int64_t kTileQueries = 64, kTileKeys = 256;
 
-// Rows another tile reads next (SMYRF: the next cluster's, which sit at random
-// positions): lists of rows, row x of a list at base + at[x] * step, dim floats long.
+// Rows a tile reads later (SMYRF: the next cluster's q and k rows, or the tile's own v
+// and out rows, which sit at random positions): lists of rows, row x of a list at base + at[x] * step, dim floats long.
 // The kernel starts loading them a few rows after each block of its arithmetic, so that
 // their cache misses overlap the arithmetic instead of stalling it in one burst. Of
 // `rows` rows, list after list, the first `done` have been asked for. (Plain data: this
@@ -80,8 +80,10 @@ struct Tile {
     // leaves alone stays for combine_finish.
     bool normalise = false;
     float *inv;
-    // Rows to start loading during this tile (nullptr: none): the next `ahead_rows` rows
-    // of `ahead`, spread over the tile's blocks.
+    // Rows to start loading during this tile (nullptr: none): all rows of `own` during
+    // the products (this tile's rows that only the sums read), then the next
+    // `ahead_rows` rows of `ahead` during the sums.
+    Ahead *own = nullptr;
     Ahead *ahead = nullptr;
     int64_t ahead_rows = 0;
 };
