@@ -10,11 +10,12 @@
  * that moved by a few bytes), so only trust differences beyond that.
  *
  *   cc -O2 -Iinclude bench/ab_builds.c -ldl -o /tmp/ab_builds
- *   /tmp/ab_builds OLD/libsmyrf.so.0 NEW/libsmyrf.so.0 [n] [mode] [pairs] [threads]
+ *   /tmp/ab_builds OLD/libsmyrf.so.0 NEW/libsmyrf.so.0 [n] [mode] [pairs] [threads] [backward]
  *
  * n: sequence length (default 16384); mode: 0 SMYRF (default), 1 DENSE, 2 HYBRID, with
  * the library's defaults otherwise (fp32, one head, d = 64); pairs (default 200);
- * threads (default 2). Inputs: 32 topics in turn, in fixed runs of 128 tokens, plus uniform
+ * threads (default 2); backward 1: time smyrf_execute_backward instead (out and lse from
+ * one forward call of build A, dout fixed values; default 0). Inputs: 32 topics in turn, in fixed runs of 128 tokens, plus uniform
  * noise: topic structure like `smyrf bench`'s inputs, but not the same values (those have
  * runs of random length and normal noise); 2 MiB-aligned on transparent huge pages, as
  * `smyrf bench` allocates its tensors of 4 MiB and more. Not part of the build or the tests.
@@ -34,6 +35,9 @@
 typedef struct {
     smyrf_status (*execute)(const smyrf_plan *, const void *, const void *, const void *,
                             const uint8_t *, void *, float *, void *, size_t, void *);
+    smyrf_status (*backward)(const smyrf_plan *, const void *, const void *, const void *,
+                             const uint8_t *, const void *, const float *, const void *,
+                             void *, void *, void *, void *, size_t, void *);
     const char *(*last_error)(void);
     smyrf_plan *plan;
     void *workspace;
@@ -76,7 +80,9 @@ static int load(Build *b, const char *path, int64_t n, int64_t mode, int64_t thr
     void (*config_destroy)(smyrf_config *) = dlsym(lib, "smyrf_config_destroy");
     smyrf_status (*plan_create)(smyrf_plan **, const smyrf_config *) = dlsym(lib, "smyrf_plan_create");
     size_t (*workspace_size)(const smyrf_plan *) = dlsym(lib, "smyrf_plan_workspace_size");
+    size_t (*backward_size)(const smyrf_plan *) = dlsym(lib, "smyrf_plan_backward_workspace_size");
     b->execute = dlsym(lib, "smyrf_execute");
+    b->backward = dlsym(lib, "smyrf_execute_backward");
     b->last_error = dlsym(lib, "smyrf_last_error_message");
     smyrf_config *cfg = NULL;
     const int failed = config_create(&cfg) || config_set(cfg, SMYRF_PARAM_Q_LEN, n) ||
@@ -88,23 +94,29 @@ static int load(Build *b, const char *path, int64_t n, int64_t mode, int64_t thr
     config_destroy(cfg);
     if (failed) return fprintf(stderr, "ab_builds: %s: %s\n", path, b->last_error()), 1;
     b->workspace_bytes = workspace_size(b->plan);
+    if (backward_size(b->plan) > b->workspace_bytes) b->workspace_bytes = backward_size(b->plan);
     b->workspace = huge_buffer(b->workspace_bytes + 1);
     return b->workspace == NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) return fprintf(stderr, "usage: %s LIB_A LIB_B [n] [mode] [pairs] [threads]\n", argv[0]), 2;
+    if (argc < 3)
+        return fprintf(stderr, "usage: %s LIB_A LIB_B [n] [mode] [pairs] [threads] [backward]\n", argv[0]), 2;
     const int64_t n = argc > 3 ? atoll(argv[3]) : 16384, mode = argc > 4 ? atoll(argv[4]) : 0;
     const int pairs = argc > 5 ? atoi(argv[5]) : 200;
     const int64_t threads = argc > 6 ? atoll(argv[6]) : 2, d = 64;
-    if (n < 1 || pairs < 4 || threads < 1) return fprintf(stderr, "ab_builds: bad arguments\n"), 2;
+    const int backward = argc > 7 ? atoi(argv[7]) : 0;
+    if (n < 1 || pairs < 4 || threads < 1 || backward < 0 || backward > 1)
+        return fprintf(stderr, "ab_builds: bad arguments\n"), 2;
     Build b[2];
     if (load(&b[0], argv[1], n, mode, threads) || load(&b[1], argv[2], n, mode, threads)) return 1;
 
     const size_t bytes = (size_t)n * d * sizeof(float);
     float *q = huge_buffer(bytes), *k = huge_buffer(bytes), *v = huge_buffer(bytes),
-          *out = huge_buffer(bytes);
-    if (!q || !k || !v || !out) return fprintf(stderr, "ab_builds: out of memory\n"), 1;
+          *out = huge_buffer(bytes), *dout = huge_buffer(bytes), *dq = huge_buffer(bytes),
+          *dk = huge_buffer(bytes), *dv = huge_buffer(bytes), *lse = huge_buffer(n * sizeof(float));
+    if (!q || !k || !v || !out || !dout || !dq || !dk || !dv || !lse)
+        return fprintf(stderr, "ab_builds: out of memory\n"), 1;
     uint64_t state = 1; /* a 64-bit LCG: the same inputs on every run */
 #define UNIFORM() ((float)((state = state * 6364136223846793005u + 1442695040888963407u) >> 40) / 16777216.0f - 0.5f)
     float topic[32][64];
@@ -116,7 +128,11 @@ int main(int argc, char **argv) {
             q[i * d + j] = c[j] + UNIFORM();
             k[i * d + j] = c[j] + UNIFORM();
             v[i * d + j] = UNIFORM();
+            dout[i * d + j] = UNIFORM();
         }
+    if (backward && b[0].execute(b[0].plan, q, k, v, NULL, out, lse, b[0].workspace,
+                                 b[0].workspace_bytes, NULL))
+        return fprintf(stderr, "ab_builds: %s\n", b[0].last_error()), 1;
 
     double *ms[2] = {malloc(pairs * sizeof(double)), malloc(pairs * sizeof(double))};
     double *ratio = malloc(pairs * sizeof(double));
@@ -125,8 +141,10 @@ int main(int argc, char **argv) {
             const int x = (call & 1) ? 1 - j : j; /* A B, then B A */
             usleep(1000); /* the other build's idle workers stop spinning first */
             const double t0 = now_ms();
-            if (b[x].execute(b[x].plan, q, k, v, NULL, out, NULL, b[x].workspace,
-                             b[x].workspace_bytes, NULL))
+            if (backward ? b[x].backward(b[x].plan, q, k, v, NULL, out, lse, dout, dq, dk, dv,
+                                         b[x].workspace, b[x].workspace_bytes, NULL)
+                         : b[x].execute(b[x].plan, q, k, v, NULL, out, NULL, b[x].workspace,
+                                        b[x].workspace_bytes, NULL))
                 return fprintf(stderr, "ab_builds: %s\n", b[x].last_error()), 1;
             if (call >= 0) ms[x][call] = now_ms() - t0;
         }

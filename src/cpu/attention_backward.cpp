@@ -51,17 +51,13 @@ void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64
 }
 
 Ahead backward_ahead_of(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
-                        const GradRows &dk, const GradRows &dv) {
+                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk) {
     const int64_t hk = d.kv_head_of(h), dim = d.qk_dim, dvd = d.v_dim;
     Ahead x;
     ahead_add(x, qi, nq, g.q.row(b, h, 0), g.q.s.token, dim);
     ahead_add(x, qi, nq, g.dout.row(b, h, 0), g.dout.s.token, dvd);
-    ahead_add(x, qi, nq, g.dq.row(b, h, 0), g.dq.s.token, dim);
     ahead_add(x, kj, nk, g.k.row(b, hk, 0), g.k.s.token, dim);
     ahead_add(x, kj, nk, g.v.row(b, hk, 0), g.v.s.token, dvd);
-    ahead_add(x, kj, nk, dk.base, dk.ld, dim);
-    ahead_add(x, kj, nk, dv.base, dv.ld, dvd);
     return x;
 }
 
@@ -111,6 +107,13 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
             Waiting w{order, q0};
             if (order) t.before_dq = wait_for_dq, t.ctx = &w;
             t.ahead_rows = ahead_share(ahead, tiles--);
+            Ahead own;  // with ahead (SMYRF), the tile's dk, dv and dq rows: see cpu/stages.hpp
+            if (ahead) {
+                if (dk) ahead_add(own, t.kj, t.nk, dk->base, dk->ld, d.qk_dim);
+                if (dv) ahead_add(own, t.kj, t.nk, dv->base, dv->ld, d.v_dim);
+                if (want_dq) ahead_add(own, t.qi, t.nq, g.dq.row(b, h, 0), g.dq.s.token, d.qk_dim);
+                t.own = &own;
+            }
             kernel(t);
             if (order) order->done(order->ctx, q0);
         }

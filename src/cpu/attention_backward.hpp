@@ -57,11 +57,11 @@ void attention_backward(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
                         const GradRows *dv, uint8_t *met, const GradScratch &ws,
                         const DqOrder *order = nullptr, Ahead *ahead = nullptr);
 
-// The rows attention_backward's block (the same arguments) reads and updates, to load
-// ahead (cpu/tile.hpp): its q, dout and dq rows, its k and v rows, its dk and dv rows.
+// The rows attention_backward's block (the same arguments) reads first, to load ahead
+// (cpu/tile.hpp): its q and dout rows, its k and v rows. Its dq, dk and dv rows load
+// during its own products, as in the forward (cpu/stages.hpp, ahead_of).
 Ahead backward_ahead_of(const Desc &d, const GradArgs &g, int64_t b, int64_t h,
-                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk,
-                        const GradRows &dk, const GradRows &dv);
+                        const int32_t *qi, int64_t nq, const int32_t *kj, int64_t nk);
 
 // D_i = dout_i . out_i for the queries [i0, i1) of problem (b, h), into delta[i].
 void attention_backward_delta(const Desc &d, const GradArgs &g, int64_t b, int64_t h,

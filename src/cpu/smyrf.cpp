@@ -52,7 +52,8 @@ void smyrf_run(const Desc &d, const Args &a, void *workspace, const float *direc
             combine_init(0, nq, bf.state + t * nq);
 
         // attention + combine, round after round (a query sits in one cluster per round),
-        // each cluster's rows (ahead) loaded during the cluster before it
+        // each cluster's q and k rows (ahead) loaded during the sums of the cluster before
+        // it, its v and out rows during its own products (stages.hpp, ahead_of)
         const auto ahead = [&](const ClusterAt &c) {
             int64_t b, h;
             problem(c.t, b, h);

@@ -110,14 +110,12 @@ void smyrf_backward_run(const Desc &d, const GradArgs &g, void *workspace,
         });
 
         // round after round (a query and a key sit in one cluster per round), each
-        // cluster's rows (ahead) loaded during the cluster before it
+        // cluster's q, dout, k and v rows (ahead) loaded during the sums of the cluster
+        // before it
         const auto ahead = [&](const ClusterAt &c) {
             int64_t b, h;
             problem(c.t, b, h);
-            GradRows dk, dv;
-            key_rows(c.t, dk, dv);
-            return backward_ahead_of(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk,
-                                     dk, dv);
+            return backward_ahead_of(d, g, b, h, c.rows.q, c.rows.nq, c.rows.k, c.rows.nk);
         };
         for (int64_t r = 0; r < R; r++) {
             walk_clusters(d, cb, np, r, ahead,

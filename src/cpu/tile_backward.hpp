@@ -42,8 +42,10 @@ struct GradTile {
     float *pt;   // scratch [kGradTileKeys][kTileQueries]: logits, then P^T
     float *dst;  // scratch [kGradTileKeys][kTileQueries]: dP^T, then dS'^T
     float *lse_t, *delta_t;  // scratch [kTileQueries]: the queries' LSE and D
-    // Rows to start loading during this tile (nullptr: none): the next `ahead_rows` rows
-    // of `ahead` (cpu/tile.hpp), spread over the tile's blocks.
+    // Rows to start loading during this tile (nullptr: none; cpu/tile.hpp): all rows of
+    // `own` during the products (this tile's rows that only the sums update), then the
+    // next `ahead_rows` rows of `ahead` during the sums.
+    Ahead *own = nullptr;
     Ahead *ahead = nullptr;
     int64_t ahead_rows = 0;
 };
