@@ -3,7 +3,7 @@
 // unknown ids and out-of-range values), set the scale (any double bits), get; then a plan.
 // Checked: every call returns a defined status; a refused set leaves the config as it
 // was; a failed call writes no output (a refused get keeps what its output held) and
-// leaves a message; a plan reports values inside the parameter bounds, the scale it was
+// leaves a message (naming the parameter a refused set was given); a plan reports values inside the parameter bounds, the scale it was
 // given, a workspace size, and destroys cleanly.
 #include <smyrf/smyrf.h>
 
@@ -76,7 +76,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const smyrf_status st = smyrf_config_set(cfg, p, value);
             const bool in_range = valid && value >= lower && value <= upper;
             FUZZ_REQUIRE((st == SMYRF_OK) == in_range, "set accepts exactly the bounds");
-            if (st != SMYRF_OK) check_failure(st, "smyrf_config_set");
+            if (st != SMYRF_OK) {
+                check_failure(st, "smyrf_config_set");
+                // The message names the parameter (or, for an unknown id, says so).
+                FUZZ_REQUIRE(std::strstr(smyrf_last_error_message(),
+                                         valid ? smyrf_param_name(p) : "not a smyrf_param"),
+                             smyrf_last_error_message());
+            }
             if (valid) {
                 FUZZ_REQUIRE(smyrf_config_get(cfg, p, &after) == SMYRF_OK, "get");
                 FUZZ_REQUIRE(after == (st == SMYRF_OK ? value : before), "set / get");
