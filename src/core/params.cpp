@@ -196,7 +196,10 @@ RawParams::RawParams() {
 }
 
 bool rows_overlap(const Strides &s, int64_t batch, int64_t heads, int64_t len, int64_t dim) {
-    // With the three strides sorted, each must step over everything inside it.
+    // With the three strides sorted, each must step over everything inside it: the
+    // extent of the inner dimensions, from their first element to one past their last
+    // (not stride * count, which also counts the gap after the last row and refused
+    // views whose last row ends right where the next head or batch begins).
     struct Dim { int64_t stride, count; } dims[3] = {
         {s.batch, batch}, {s.head, heads}, {s.token, len}};
     for (int i = 0; i < 3; i++)  // insertion sort by stride
@@ -207,7 +210,7 @@ bool rows_overlap(const Strides &s, int64_t batch, int64_t heads, int64_t len, i
     for (const Dim &dm : dims) {
         if (dm.count == 1) continue;
         if (dm.stride < inner) return true;
-        inner = dm.stride * dm.count;
+        inner += dm.stride * (dm.count - 1);  // resolve_strides checked it fits
     }
     return false;
 }
