@@ -69,8 +69,8 @@ void cluster_attention(const Desc &d, const Args &a, int64_t b, int64_t h, const
 // cache misses overlap its arithmetic; the cluster's v and out rows, which only its sums
 // read, load during its own products (cluster_attention). Half a cluster's rows at a
 // time, each half one phase before its use, rather than all four lists a whole cluster
-// ahead: on Zen 3, where a prefetch meant for L2 also fills L1, 2-4% less time per call
-// at N = 16384 (docs/performance.md).
+// ahead: on Zen 3, where a prefetch meant for L2 also fills L1, 3-6% less time per call
+// (docs/performance.md).
 Ahead ahead_of(const Desc &d, const Args &a, int64_t b, int64_t h, const int32_t *qi,
                int64_t nq, const int32_t *kj, int64_t nk);
 

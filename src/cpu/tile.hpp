@@ -18,7 +18,8 @@ namespace smyrf::cpu {
 constexpr int64_t kTileQueries = 64, kTileKeys = 256;
 
 // Rows a tile reads later (SMYRF: the next cluster's q and k rows, or the tile's own v
-// and out rows, which sit at random positions): lists of rows, row x of a list at base + at[x] * step, dim floats long.
+// and out rows, which sit at random positions): lists of rows, row x of a list at
+// base + at[x] * step, dim floats long.
 // The kernel starts loading them a few rows after each block of its arithmetic, so that
 // their cache misses overlap the arithmetic instead of stalling it in one burst. Of
 // `rows` rows, list after list, the first `done` have been asked for. (Plain data: this
