@@ -1,6 +1,7 @@
 // Shared pieces of the CPU backend: fp32 tensor views, the workspace arena.
 #pragma once
 
+#include "core/bump.hpp"
 #include "core/error.hpp"
 #include "core/params.hpp"
 
@@ -53,25 +54,20 @@ struct GradArgs {
     const float *lse;         // [B, H, Nq]
 };
 
-// Bump allocator over the workspace. Sizing pass: base == nullptr, only counts; a size
-// that no machine could hold is refused there (as out of memory) instead of wrapping.
+// Bump allocator over the workspace. Sizing pass: base == nullptr, only counts; sizes
+// past 2^62 bytes are refused there (core/bump.hpp).
 class Arena {
 public:
     explicit Arena(void *base = nullptr) : base_((char *)base) {}
     template <class T>
     T *take(size_t count) {
-        const size_t at = used_;
-        size_t bytes;
-        if (__builtin_mul_overflow(count, sizeof(T), &bytes) || bytes > kMaxBytes ||
-            kMaxBytes - bytes < used_)
-            fail(SMYRF_ERR_OUT_OF_MEMORY, "the workspace would exceed 2^62 bytes");
-        used_ += (bytes + 63) & ~(size_t)63;  // keep 64-byte alignment
+        // 64-byte pieces: whole cache lines, aligned for any vector load
+        const size_t at = take_bytes(used_, bytes_times(count, sizeof(T)), 64, "");
         return base_ ? (T *)(base_ + at) : nullptr;
     }
     size_t used() const { return used_; }
 
 private:
-    static constexpr size_t kMaxBytes = (size_t)1 << 62;
     char *base_;
     size_t used_ = 0;
 };

@@ -2,6 +2,7 @@
 // workspace descriptions the kernels receive, and the launch functions of each stage.
 #pragma once
 
+#include "core/bump.hpp"
 #include "core/error.hpp"
 #include "core/params.hpp"
 
@@ -101,29 +102,21 @@ inline Problem make_problem(const Desc &d) {
 }
 
 // Bump allocator over the workspace (256-byte aligned pieces); a sizing pass when base is
-// null. A piece is the product of its factors; a size that no machine could hold is
-// refused (as out of memory, as the CPU's Arena does) instead of wrapping around: a
-// wrapped, small workspace would be written far past its end.
+// null. A piece is the product of its factors; sizes past 2^62 bytes are refused
+// (core/bump.hpp).
 class Carver {
 public:
     explicit Carver(void *base) : base_((char *)base) {}
     template <class T>
     T *take(std::initializer_list<size_t> factors) {
         size_t bytes = sizeof(T);
-        for (size_t f : factors)
-            if (__builtin_mul_overflow(bytes, f, &bytes)) too_large();
-        if (bytes > kMaxBytes || kMaxBytes - bytes < used_) too_large();
-        const size_t at = used_;
-        used_ += (bytes + 255) & ~(size_t)255;
+        for (size_t f : factors) bytes = bytes_times(bytes, f);
+        const size_t at = take_bytes(used_, bytes, 256, "CUDA backend: ");
         return base_ ? (T *)(base_ + at) : nullptr;
     }
     size_t used() const { return used_; }
 
 private:
-    [[noreturn]] static void too_large() {
-        fail(SMYRF_ERR_OUT_OF_MEMORY, "CUDA backend: the workspace would exceed 2^62 bytes");
-    }
-    static constexpr size_t kMaxBytes = (size_t)1 << 62;
     char *base_;
     size_t used_ = 0;
 };
