@@ -235,7 +235,13 @@ SMYRF_API const char *smyrf_plan_backend_name(const smyrf_plan *plan);
  * share that range with an input or another output, even where strided rows interleave
  * without touching. On CUDA the call only enqueues work on the stream and returns without
  * synchronising: out and lse are ready when the stream gets there; without a workspace
- * it allocates and frees one on the stream (cudaMallocAsync, cudaFreeAsync). */
+ * it allocates and frees one on the stream (cudaMallocAsync, cudaFreeAsync). A CUDA plan's
+ * calls (create, execute, backward, destroy) make its SMYRF_PARAM_DEVICE the thread's
+ * current device while they run and set the previous one back with cudaSetDevice, which
+ * since CUDA 12 creates that device's primary context if it had none; a thread that never
+ * chose a device counts as on device 0. So with a plan on another device, call
+ * cudaSetDevice(plan's device) in the thread first (PyTorch's torch.cuda.set_device), or
+ * device 0 gets a context of its own. */
 SMYRF_API smyrf_status smyrf_execute(const smyrf_plan *plan, const void *q, const void *k,
                                      const void *v, const uint8_t *key_mask, void *out,
                                      float *lse, void *workspace, size_t workspace_bytes,
