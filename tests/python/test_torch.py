@@ -1,5 +1,8 @@
 """smyrf.torch: the torch.ops.smyrf.attention custom op."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -265,3 +268,17 @@ def test_cuda_tensors_on_the_current_stream():
     stream.synchronize()
     assert out.is_cuda
     torch.testing.assert_close(out.cpu().double(), ref(*(t.cpu() for t in (q, k, v))), **F32)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_cuda_call_leaves_other_devices_alone():
+    # A fresh process that only ever uses cuda:1: the forward and backward (plan creation,
+    # execute, the device switches) must not create a CUDA context on device 0.
+    require_cuda_backend("dense", 1)
+    code = (
+        "import torch, smyrf.torch as st\n"
+        "q = torch.randn(1, 2, 64, 16, device='cuda:1', requires_grad=True)\n"
+        "st.attention(q, q, q, n_hashes=2, q_cluster_size=16).sum().backward()\n"
+        "torch.cuda.synchronize(1)\n"
+        "assert not torch._C._cuda_hasPrimaryContext(0), 'a context on device 0'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

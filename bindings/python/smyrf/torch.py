@@ -5,7 +5,8 @@
     out.sum().backward()          # gradients through smyrf_execute_backward
 
 CPU tensors run on the CPU backend, CUDA tensors on the CUDA backend of their device, on
-the current CUDA stream. Inputs are read in place whatever their strides, as long as the
+the current CUDA stream, with that device made current for the call by torch (so no
+other device gets a CUDA context) and the workspace from torch's caching allocator. Inputs are read in place whatever their strides, as long as the
 last dimension is contiguous and a token's row does not overlap the next (a transposed
 [B, N, H, D] view costs no copy; a sliding-window view is copied). Fake (meta)
 implementations are registered, so torch.compile and torch.export trace through the op.
@@ -23,6 +24,7 @@ Plans are cached (least recently used first out) by shape, strides, dtype, devic
 configuration; clear_plan_cache() empties the cache.
 """
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import Optional, Tuple
@@ -180,6 +182,23 @@ def _stream(device):
     return torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
 
 
+def _on_device(device):
+    """The tensors' CUDA device made current by torch's own guard: the library then finds
+    its plan's device current and switches nothing, and torch restores the previous one
+    without creating a context on it (cudaSetDevice would, since CUDA 12)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _workspace(device, size):
+    """(tensor, address, bytes) of a CUDA call's workspace, from torch's caching allocator
+    rather than a cudaMallocAsync inside the library (reused, and counted by torch's memory
+    statistics); on the CPU (None, None, 0): the library's own, per call."""
+    if device.type != "cuda" or not size:
+        return None, None, 0
+    ws = torch.empty(size, dtype=torch.uint8, device=device)
+    return ws, ws.data_ptr(), size
+
+
 @torch.library.custom_op("smyrf::attention", mutates_args=())
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                   key_padding_mask: Optional[torch.Tensor], causal: bool, scale: float,
@@ -201,12 +220,14 @@ def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     out = _empty_out(q, v, out_layout)
     lse = q.new_empty((b, h, nq), dtype=torch.float32)
     mask = _uint8_mask(key_padding_mask)
-    plan = _plan_for(q, v, {"q": sq, "k": sk, "v": sv, "out": _element_strides(out)},
-                     causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
-                     budget, threads, expand)
-    plan.execute_addresses(q.data_ptr(), k.data_ptr(), v.data_ptr(),
-                           mask.data_ptr() if mask is not None else None, out.data_ptr(),
-                           lse.data_ptr(), _stream(q.device))
+    with _on_device(q.device):
+        plan = _plan_for(q, v, {"q": sq, "k": sk, "v": sv, "out": _element_strides(out)},
+                         causal, scale, mode, n_hashes, q_cluster_size, k_cluster_size, seed,
+                         budget, threads, expand)
+        _ws, workspace, workspace_bytes = _workspace(q.device, plan.workspace_size)
+        plan.execute_addresses(q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                               mask.data_ptr() if mask is not None else None, out.data_ptr(),
+                               lse.data_ptr(), _stream(q.device), workspace, workspace_bytes)
     return out, lse
 
 
@@ -271,18 +292,15 @@ def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     strides["out"] = so
     lse = lse.contiguous()
     mask = _uint8_mask(key_padding_mask)
-    plan = _plan_for(tensors["q"], tensors["v"], strides, causal, scale, mode, n_hashes,
-                     q_cluster_size, k_cluster_size, seed, budget, threads, expand)
-    workspace, workspace_bytes = None, 0
-    if q.device.type == "cuda" and plan.backward_workspace_size:
-        # From torch's caching allocator rather than a cudaMalloc inside the library.
-        ws = torch.empty(plan.backward_workspace_size, dtype=torch.uint8, device=q.device)
-        workspace, workspace_bytes = ws.data_ptr(), plan.backward_workspace_size
-    plan.backward_addresses(
-        tensors["q"].data_ptr(), tensors["k"].data_ptr(), tensors["v"].data_ptr(),
-        mask.data_ptr() if mask is not None else None, out.data_ptr(), lse.data_ptr(),
-        dout.data_ptr(), grads[0].data_ptr(), grads[1].data_ptr(), grads[2].data_ptr(),
-        _stream(q.device), workspace, workspace_bytes)
+    with _on_device(q.device):
+        plan = _plan_for(tensors["q"], tensors["v"], strides, causal, scale, mode, n_hashes,
+                         q_cluster_size, k_cluster_size, seed, budget, threads, expand)
+        _ws, workspace, workspace_bytes = _workspace(q.device, plan.backward_workspace_size)
+        plan.backward_addresses(
+            tensors["q"].data_ptr(), tensors["k"].data_ptr(), tensors["v"].data_ptr(),
+            mask.data_ptr() if mask is not None else None, out.data_ptr(), lse.data_ptr(),
+            dout.data_ptr(), grads[0].data_ptr(), grads[1].data_ptr(), grads[2].data_ptr(),
+            _stream(q.device), workspace, workspace_bytes)
     return tuple(grads)
 
 
