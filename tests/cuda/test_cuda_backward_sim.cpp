@@ -3,14 +3,14 @@
 // and dout: masks, causal (with SMYRF's fallback keys), GQA, cross-attention, rows without
 // keys; DENSE in fp32, fp16 and bf16, SMYRF in fp32 on the CPU backend's own clusters
 // (the simulator has no CUB sort, and the clusters are the forward's constants anyway).
-// A second run with the threads in the other order between barriers must give the same
-// bits. Needs no GPU; tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
+// A second run with the threads and warps in the other order, a warp at a time
+// (sim_test.hpp, sim_exec), must give the same bits. Needs no GPU;
+// tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
 #include "sim/cuda_sim.hpp"
 
-#include "core/directions.hpp"
 #include "core/plan.hpp"
-#include "cpu/smyrf_clusters.hpp"
 #include "cuda/backward.cuh"
+#include "sim/cpu_clusters.hpp"
 #include "sim/sim_test.hpp"
 
 #include <cstring>
@@ -49,33 +49,6 @@ smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
     return plan_of(values);
 }
 
-// The sorted positions of every (problem, round) in the CUDA layout ([B*H*R][Nq] and
-// [B*H*R][Nk], valid keys first), from the CPU backend's clustering of fp32 q and k.
-void cpu_clusters(const smyrf::Desc &d, std::vector<float> &q, std::vector<float> &k,
-                  const std::vector<uint8_t> &mask, std::vector<int32_t> &q_sorted,
-                  std::vector<int32_t> &k_sorted) {
-    using namespace smyrf::cpu;
-    Arena sizing;
-    cluster_layout(sizing, d);
-    std::vector<double> ws(sizing.used() / sizeof(double) + 8);
-    Arena arena(ws.data());
-    const ClusterBuffers cb = cluster_layout(arena, d);
-    const std::vector<float> dirs = smyrf::hash_directions(d);
-    const int64_t R = d.n_hashes, problems = d.batch * d.heads;
-    q_sorted.assign((size_t)(problems * R * d.q_len), 0);
-    k_sorted.assign((size_t)(problems * R * d.k_len), 0);
-    for (int64_t prob = 0; prob < problems; prob++) {
-        cluster_problems(d, View{q.data(), d.q}, View{k.data(), d.k},
-                         mask.empty() ? nullptr : mask.data(), dirs.data(), cb, prob, 1);
-        for (int64_t r = 0; r < R; r++) {
-            std::memcpy(&q_sorted[(size_t)((prob * R + r) * d.q_len)], cb.queries(d, 0, r),
-                        (size_t)d.q_len * sizeof(int32_t));
-            std::memcpy(&k_sorted[(size_t)((prob * R + r) * d.k_len)], cb.keys(d, 0, r),
-                        (size_t)cb.n_valid[0] * sizeof(int32_t));
-        }
-    }
-}
-
 template <class T>
 void simulate(const smyrf::Desc &d, bool reverse, const std::vector<int32_t> &q_sorted,
               const std::vector<int32_t> &k_sorted, const std::vector<T> &q,
@@ -93,7 +66,7 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<int32_t> &q_
     w.valid = vk.valid.data(), w.n_valid = vk.n_valid.data(), w.met = met.data();
     w.dq = sq.data(), w.dk = sk.data(), w.dv = sv.data(), w.delta = delta.data();
     const bool dense = d.mode == SMYRF_MODE_DENSE;
-    bw::run(cuda_sim::Exec{reverse, sizeof(bw::sm)}, p, dense,
+    bw::run(sim_exec(reverse, sizeof(bw::sm)), p, dense,
             dense ? nullptr : q_sorted.data(), dense ? nullptr : k_sorted.data(), q.data(),
             k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(), dk.data(),
             dv.data(), w);

@@ -4,8 +4,8 @@
 // groups, expansion, causal blocks, masks, GQA, cross-attention, the dense limit, rows
 // without keys; fp32, fp16 and bf16; both layouts. Every element must match the CPU within
 // the dtype's tolerance, lse = -inf exactly where the CPU has it, and a run whose threads
-// go the other way round between barriers must give the same bits (a read that no
-// barrier orders after its write would differ). Needs no GPU, so it runs everywhere the
+// and warps go the other way round, a warp at a time (sim_test.hpp, sim_exec), must give
+// the same bits (a read that no barrier orders after its write would differ). Needs no GPU, so it runs everywhere the
 // CUDA headers are; tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
 #include "sim/cuda_sim.hpp"
 
@@ -131,7 +131,7 @@ void simulate(const smyrf::Desc &d, bool reverse, const std::vector<T> &q, const
               std::vector<float> &lse) {
     using namespace smyrf::gpu;
     SimWork sw(d, mask, false);
-    const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
+    const cuda_sim::Exec ex = sim_exec(reverse, sizeof(hy::smem));
     sw.build_groups(ex, k, v);
     hy::attend(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
                sw.vk.valid.data(), sw.hw);
@@ -146,7 +146,7 @@ void simulate_backward(const smyrf::Desc &d, bool reverse, const std::vector<T> 
                        std::vector<T> &dq, std::vector<T> &dk, std::vector<T> &dv) {
     using namespace smyrf::gpu;
     SimWork sw(d, mask, true);
-    const cuda_sim::Exec ex{reverse, sizeof(hy::smem)};
+    const cuda_sim::Exec ex = sim_exec(reverse, sizeof(hy::smem));
     sw.build_groups(ex, k, v);
     hy::backward(ex, sw.p, sw.hp, kWarps, q.data(), k.data(), v.data(), out.data(), lse.data(),
                  dout.data(), dq.data(), dk.data(), dv.data(), sw.vk.valid.data(), sw.hw, sw.hg);
@@ -214,17 +214,7 @@ void run_case(const Case &c, smyrf_layout layout, bool both_orders) {
     const double gtol = dtype_of<T>() == SMYRF_DTYPE_F32 ? 2e-4 : tol.out;  // as on the GPU
     const double wq = compare(what, "dq", dq, dq_cpu, gtol), wk = compare(what, "dk", dk, dk_cpu, gtol);
     const double wv = compare(what, "dv", dv, dv_cpu, gtol);
-    double worst_lse = 0;
-    for (size_t row = 0; row < nl; row++) {
-        const float lg = lse[row], lc = lse_cpu[row];
-        if (std::isinf(lc) || std::isinf(lg)) {
-            CHECK(lg == lc, "%s: lse[%zu]: sim %g cpu %g", what.c_str(), row, lg, lc);
-            continue;
-        }
-        const double diff = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
-        worst_lse = std::fmax(worst_lse, diff);
-        CHECK(diff <= tol.lse, "%s: lse[%zu]: sim %.8g cpu %.8g", what.c_str(), row, lg, lc);
-    }
+    const double worst_lse = compare_lse(what, lse, lse_cpu, tol.lse);
     std::printf("%-52s max |diff|/max|cpu|: out %.1e lse %.1e dq %.1e dk %.1e dv %.1e\n",
                 what.c_str(), worst, worst_lse, wq, wk, wv);
 }

@@ -4,9 +4,10 @@
 // What it checks is the kernels' logic: indexing, the order of their sums, and that every
 // lane of a warp meets every warp-wide operation (a lane that misses one deadlocks the
 // simulation, which reports it). The threads between two barriers run one after another,
-// in thread order or (Exec::reverse) the other way round: two runs that differ show a
-// read that is not ordered after the write it needs. Not simulated: memory coalescing,
-// timing, atomics, and the CUDA memory model beyond barriers.
+// in thread order or (Exec::reverse) the other way round, a sweep of the block or a warp
+// at a time (Order): two runs that differ show a read that is not ordered after the write
+// it needs. wmma's 16 x 16 x 16 tiles are emulated. Not simulated: memory coalescing,
+// timing, atomics, inline PTX, and the CUDA memory model beyond barriers.
 //
 // Include it before any cuda/*.cuh header: it defines the CUDA builtins those use.
 #pragma once
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -151,8 +153,18 @@ inline uint64_t progress() {
     return p;
 }
 
-// Runs body on every thread of every block, one block at a time.
-inline void run(unsigned grid, unsigned block, bool reverse, std::function<void()> body) {
+// The order the threads of a block take turns in. kThreads: one thread after another, a
+// sweep over the block at a time (each thread runs to its next warp-wide operation or
+// barrier). kWarps: one warp at a time, run until every lane waits at a block barrier,
+// so that a warp gets through its code between two barriers before any other warp starts
+// it: a barrier missing between one warp's write and another warp's read (which the sweep
+// hides, its warps keeping in step at every warp-wide operation) changes the result.
+enum class Order { kThreads, kWarps };
+
+// Runs body on every thread of every block, one block at a time; reverse: the threads
+// (kThreads) or warps (kWarps) in the other order.
+inline void run(unsigned grid, unsigned block, bool reverse, std::function<void()> body,
+                Order order = Order::kThreads) {
     State &s = state();
     s.body = std::move(body);
     s.grid_dim = {grid, 1, 1};
@@ -171,15 +183,36 @@ inline void run(unsigned grid, unsigned block, bool reverse, std::function<void(
             s.fibers[t].tid = {t, 1, 1};
             s.fibers[t].sp = start_stack(s.stacks[t].get());
         }
-        for (unsigned live = block; live > 0;) {
-            const uint64_t before = progress();
-            live = 0;
-            for (unsigned n = 0; n < block; n++) {
-                const unsigned t = reverse ? block - 1 - n : n;
+        // Resumes the live threads [t0, t1) once each (in the run's order); how many live.
+        const auto sweep = [&](unsigned t0, unsigned t1) {
+            unsigned live = 0;
+            for (unsigned n = t0; n < t1; n++) {
+                const unsigned t = reverse ? t0 + t1 - 1 - n : n;
                 if (s.fibers[t].done) continue;
                 s.current = (int)t;
                 cuda_sim_switch(&s.scheduler_sp, s.fibers[t].sp);
                 live += !s.fibers[t].done;
+            }
+            return live;
+        };
+        for (unsigned live = block; live > 0;) {
+            const uint64_t before = progress();
+            live = 0;
+            if (order == Order::kThreads) {
+                live = sweep(0, block);
+            } else {
+                for (unsigned n = 0; n < warps; n++) {
+                    const unsigned w = reverse ? warps - 1 - n : n;
+                    const unsigned t0 = w * 32, t1 = std::min(block, t0 + 32);
+                    // Until the warp stops moving: all of it at a block barrier, or done.
+                    uint64_t seen;
+                    unsigned warp_live;
+                    do {
+                        seen = progress();
+                        warp_live = sweep(t0, t1);
+                    } while (warp_live > 0 && progress() != seen);
+                    live += warp_live;
+                }
             }
             if (live > 0 && progress() == before) {
                 std::fprintf(stderr, "cuda_sim: block %u deadlocked: a lane missed a warp-wide "
@@ -200,6 +233,20 @@ V shuffle_xor(V v, int mask) {
     warp_sync();
     V out;
     std::memcpy(&out, &s.slots[w * 32 + (lane ^ (unsigned)mask)], 4);
+    warp_sync();
+    return out;
+}
+
+// Lane src's value, in every lane of the warp.
+template <class V>
+V shuffle_from(V v, int src) {
+    static_assert(sizeof(V) == 4, "32-bit shuffles only");
+    State &s = state();
+    const unsigned t = self().tid.x, w = t / 32;
+    std::memcpy(&s.slots[t], &v, 4);
+    warp_sync();
+    V out;
+    std::memcpy(&out, &s.slots[w * 32 + (unsigned)src % 32], 4);
     warp_sync();
     return out;
 }
@@ -229,7 +276,13 @@ inline void __syncthreads() { cuda_sim::block_sync(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { cuda_sim::warp_sync(); }
 inline float __shfl_xor_sync(unsigned, float v, int m) { return cuda_sim::shuffle_xor(v, m); }
 inline int __shfl_xor_sync(unsigned, int v, int m) { return cuda_sim::shuffle_xor(v, m); }
+inline float __shfl_sync(unsigned, float v, int src) { return cuda_sim::shuffle_from(v, src); }
+inline int __shfl_sync(unsigned, int v, int src) { return cuda_sim::shuffle_from(v, src); }
 inline unsigned __ballot_sync(unsigned, int pred) { return cuda_sim::ballot(pred != 0); }
+template <class V>
+V __ldg(const V *p) {
+    return *p;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline unsigned __float_as_uint(float f) {
     unsigned u;
@@ -243,6 +296,76 @@ inline long long max(long long a, long long b) { return a > b ? a : b; }
 inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
 inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
 
+// ---- nvcuda::wmma (16 x 16 x 16 tiles), warp-wide as on the device: every lane holds the
+// whole tile in its fragment (the kernels never look inside one), loads and stores wait
+// for the whole warp around them, so that no lane stores over what another has yet to
+// load. Products are summed in fp32 in k order, so fp16 and bf16 results match the
+// device's to rounding, not to the bit.
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+    static_assert(M == 16 && N == 16 && K == 16, "16 x 16 x 16 tiles only");
+    float x[16][16];  // [row][column] of the tile (a: M x K, b: K x N, accumulator: M x N)
+};
+
+namespace detail {
+inline float value(float v) { return v; }
+inline float value(__half v) { return __half2float(v); }
+inline float value(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class F, class T>
+void load(F &f, const T *p, unsigned ld, bool row_major) {
+    ::cuda_sim::warp_sync();
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++)
+            f.x[r][c] = value(row_major ? p[(size_t)r * ld + c] : p[(size_t)c * ld + r]);
+    ::cuda_sim::warp_sync();
+}
+}  // namespace detail
+
+template <class F>
+void fill_fragment(F &f, float v) {
+    for (auto &row : f.x)
+        for (float &e : row) e = v;
+}
+template <class Use, class T, class L>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &f, const T *p, unsigned ld) {
+    detail::load(f, p, ld, std::is_same<L, row_major>::value);
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p,
+                             unsigned ld, layout_t layout) {
+    detail::load(f, p, ld, layout == mem_row_major);
+}
+template <class T, class LA, class LB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
+              const fragment<matrix_a, 16, 16, 16, T, LA> &a,
+              const fragment<matrix_b, 16, 16, 16, T, LB> &b,
+              const fragment<accumulator, 16, 16, 16, float> &c) {
+    float sum[16][16];
+    for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 16; n++) {
+            float s = c.x[r][n];
+            for (int k = 0; k < 16; k++) s = std::fma(a.x[r][k], b.x[k][n], s);
+            sum[r][n] = s;
+        }
+    std::memcpy(d.x, sum, sizeof sum);
+}
+inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f,
+                              unsigned ld, layout_t layout) {
+    ::cuda_sim::warp_sync();
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++)
+            (layout == mem_row_major ? p[(size_t)r * ld + c] : p[(size_t)c * ld + r]) = f.x[r][c];
+    ::cuda_sim::warp_sync();
+}
+}  // namespace nvcuda::wmma
+
 namespace cuda_sim {
 
 // The executor of the launch sequences (cuda/launch.cuh is the device one): kernels run
@@ -251,6 +374,7 @@ namespace cuda_sim {
 struct Exec {
     bool reverse = false;
     size_t shared_bytes = 0;
+    Order order = Order::kThreads;
 
     template <class... P, class... A>
     void launch(void (*kernel)(P...), unsigned grid, unsigned block, size_t smem,
@@ -260,7 +384,7 @@ struct Exec {
                          smem, shared_bytes);
             std::abort();
         }
-        run(grid, block, reverse, [&] { kernel(args...); });
+        run(grid, block, reverse, [&] { kernel(args...); }, order);
     }
 
     void zero(void *p, size_t bytes) const { std::memset(p, 0, bytes); }

@@ -48,6 +48,32 @@ double compare(const std::string &what, const char *name, const std::vector<T> &
     return worst;
 }
 
+// The two schedules the suites compare: threads in order, one sweep of the block at a
+// time; or (reverse) the threads and warps the other way round, one warp at a time
+// (cuda_sim::Order), which shows a read ordered after its write by neither a warp-wide
+// operation nor a barrier.
+inline cuda_sim::Exec sim_exec(bool reverse, size_t shared_bytes) {
+    return {reverse, shared_bytes, reverse ? cuda_sim::Order::kWarps : cuda_sim::Order::kThreads};
+}
+
+// lse against the CPU's: -inf exactly where the CPU has it, else within tol relative to
+// 1 + |cpu|; returns the largest such difference.
+inline double compare_lse(const std::string &what, const std::vector<float> &sim,
+                          const std::vector<float> &cpu, double tol) {
+    double worst = 0;
+    for (size_t row = 0; row < sim.size(); row++) {
+        const float lg = sim[row], lc = cpu[row];
+        if (std::isinf(lc) || std::isinf(lg)) {
+            CHECK(lg == lc, "%s: lse[%zu]: sim %g cpu %g", what.c_str(), row, lg, lc);
+            continue;
+        }
+        const double diff = std::fabs((double)lg - lc) / (1.0 + std::fabs(lc));
+        worst = std::fmax(worst, diff);
+        CHECK(diff <= tol, "%s: lse[%zu]: sim %.8g cpu %.8g", what.c_str(), row, lg, lc);
+    }
+    return worst;
+}
+
 // Each batch's ascending valid key positions, as valid_keys (cuda/cluster.cu) leaves them.
 struct ValidKeys {
     std::vector<int32_t> valid, n_valid;  // [B][Nk] (-1 past the valid ones), [B]

@@ -1,0 +1,153 @@
+// The CUDA forward of SMYRF and DENSE without the tensor cores' PTX path (src/cuda/
+// attention.cuh: the attention kernel, fp32 FMAs or wmma tiles, and the combine kernel)
+// run on the CPU by the simulator of tests/cuda/sim, against the CPU backend's out and
+// lse: masks, causal (with SMYRF's fallback keys), GQA, cross-attention, rows without
+// keys, clusters wider than a query tile and longer than a key tile, dims that pad to 16;
+// DENSE in fp32, fp16 and bf16, SMYRF in fp32 on the CPU backend's own clusters (the
+// simulator has no CUB sort). Runs with the threads in the other order between barriers,
+// and with one warp at a time, must give the same bits. Needs no GPU;
+// tests/cuda/test_cuda_vs_cpu runs the same kernels on a device.
+#include "sim/cuda_sim.hpp"
+
+#include "core/plan.hpp"
+#include "cuda/attention.cuh"
+#include "sim/cpu_clusters.hpp"
+#include "sim/sim_test.hpp"
+
+#include <string>
+#include <vector>
+
+namespace smyrf::gpu::fw {
+namespace {
+alignas(128) unsigned char smem[1 << 18];  // the kernel's dynamic shared memory: 256 KiB
+}
+}  // namespace smyrf::gpu::fw
+
+namespace {
+
+struct Case : CaseShape {
+    smyrf_mode mode;
+    int64_t R, cq;
+    size_t max_smem;  // the shared memory the tiles are chosen for (a device's opt-in limit)
+};
+
+constexpr size_t kH100 = 227 * 1024;
+const Case kCases[] = {
+    {"dense, mask, GQA", 2, 2, 1, 70, 90, 24, 16, 0, 0.7, SMYRF_MODE_DENSE, 1, 64, kH100},
+    {"dense causal, Nq > Nk", 1, 2, 2, 60, 40, 16, 40, 1, 0.9, SMYRF_MODE_DENSE, 1, 64, kH100},
+    {"dense causal, Nq < Nk", 1, 1, 1, 40, 100, 16, 16, 1, 0, SMYRF_MODE_DENSE, 1, 64, kH100},
+    {"dense batch 0 fully padded", 2, 1, 1, 40, 40, 8, 8, 0, -1, SMYRF_MODE_DENSE, 1, 64, kH100},
+    {"dense, 16 x 16 tiles", 1, 2, 1, 50, 70, 20, 12, 0, 0.8, SMYRF_MODE_DENSE, 1, 64, 12 * 1024},
+    {"smyrf, mask, cross, GQA", 2, 4, 2, 90, 130, 16, 8, 0, 0.8, SMYRF_MODE_SMYRF, 2, 16, kH100},
+    {"smyrf causal (fallback keys)", 1, 2, 1, 100, 100, 16, 16, 1, 0, SMYRF_MODE_SMYRF, 3, 10, kH100},
+    {"smyrf, clusters past the tiles", 1, 1, 1, 300, 260, 32, 24, 0, 0.9, SMYRF_MODE_SMYRF, 2, 150, kH100},
+    {"smyrf, fewer valid keys than clusters", 2, 1, 1, 64, 64, 8, 8, 0, 0.05, SMYRF_MODE_SMYRF, 2, 8, kH100},
+};
+
+smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
+    std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, c.mode, t);
+    values.insert(values.end(), {{SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_THREADS, 1}});
+    if (c.mode == SMYRF_MODE_SMYRF)
+        values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
+    return plan_of(values);
+}
+
+// The device's launch sequence (cuda/backend.cu, run; cuda/dense.cu) on the simulator:
+// every round's clusters (DENSE: one pass of query tiles), then the combine.
+template <class T>
+void simulate(const smyrf::Desc &d, const Case &c, const cuda_sim::Exec &ex,
+              const std::vector<int32_t> &q_sorted, const std::vector<int32_t> &k_sorted,
+              const std::vector<T> &q, const std::vector<T> &k, const std::vector<T> &v,
+              const std::vector<uint8_t> &mask, std::vector<T> &out, std::vector<float> &lse) {
+    using namespace smyrf::gpu;
+    const Problem p = make_problem(d);
+    const Tiles t = choose_tiles(d.dtype, p.d, p.dv, c.max_smem);
+    CHECK(t.bq > 0, "%s: no tile shape fits %zu bytes", c.name, c.max_smem);
+    const size_t rows = (size_t)(p.B * p.H * p.Nq);
+    ValidKeys vk(mask, p.B, p.Nk);
+    std::vector<float> acc(rows * p.dv, NAN), m(rows, NAN), l(rows, NAN);
+    Work w{};
+    w.valid = vk.valid.data(), w.n_valid = vk.n_valid.data();
+    w.acc = acc.data(), w.m = m.data(), w.l = l.data();
+    const bool dense = d.mode == SMYRF_MODE_DENSE;
+    for (int r = 0; r < (dense ? 1 : p.R); r++) {
+        AttentionJob job{};
+        job.dense = dense;
+        job.round = r;
+        job.last = dense || r == p.R - 1;
+        job.q_sorted = dense ? nullptr : q_sorted.data();
+        job.k_sorted = dense ? nullptr : k_sorted.data();
+        job.max_cluster_queries = (int)((p.Nq + p.C - 1) / p.C);
+        fw::attend(ex, p, t, job, q.data(), k.data(), v.data(), w);
+    }
+    fw::combine(ex, p, q.data(), k.data(), v.data(), out.data(), lse.data(), w);
+}
+
+template <class T>
+void run_case(const Case &c) {
+    const std::string what = std::string(c.name) + (dtype_of<T>() == SMYRF_DTYPE_F32   ? " [f32]"
+                                                    : dtype_of<T>() == SMYRF_DTYPE_F16 ? " [f16]"
+                                                                                       : " [bf16]");
+    g_rng = 0xf0e + (uint64_t)c.Nq * 31 + (uint64_t)c.d;
+    auto draw = [](size_t n) {
+        std::vector<float> x(n);
+        for (auto &e : x) e = to_float(to_elem<T>((float)normal()));  // exact in T
+        return x;
+    };
+    auto as_t = [](const std::vector<float> &x) {
+        std::vector<T> y(x.size());
+        for (size_t i = 0; i < x.size(); i++) y[i] = to_elem<T>(x[i]);
+        return y;
+    };
+    std::vector<float> qf = draw((size_t)(c.B * c.H * c.Nq * c.d));
+    std::vector<float> kf = draw((size_t)(c.B * c.Hkv * c.Nk * c.d));
+    const std::vector<float> vf = draw((size_t)(c.B * c.Hkv * c.Nk * c.dv));
+    const std::vector<uint8_t> mask = key_mask(c.B, c.Nk, c.mask_keep);
+    const auto q = as_t(qf), k = as_t(kf), v = as_t(vf);
+
+    smyrf_plan *plan = cpu_plan(c, dtype_of<T>());
+    const size_t no = (size_t)(c.B * c.H * c.Nq * c.dv), nl = (size_t)(c.B * c.H * c.Nq);
+    std::vector<T> out_cpu(no);
+    std::vector<float> lse_cpu(nl);
+    REQUIRE_OK(smyrf_execute(plan, q.data(), k.data(), v.data(), mask.empty() ? nullptr : mask.data(),
+                             out_cpu.data(), lse_cpu.data(), nullptr, 0, nullptr));
+    std::vector<int32_t> q_sorted, k_sorted;
+    if (c.mode == SMYRF_MODE_SMYRF) cpu_clusters(plan->desc, qf, kf, mask, q_sorted, k_sorted);
+
+    std::vector<T> out(no, to_elem<T>(NAN));
+    std::vector<float> lse(nl, NAN);
+    using cuda_sim::Order;
+    const size_t sm = sizeof(smyrf::gpu::fw::smem);
+    simulate(plan->desc, c, {false, sm, Order::kThreads}, q_sorted, k_sorted, q, k, v, mask, out, lse);
+    for (const cuda_sim::Exec &ex : {cuda_sim::Exec{true, sm, Order::kThreads},
+                                     cuda_sim::Exec{false, sm, Order::kWarps},
+                                     cuda_sim::Exec{true, sm, Order::kWarps}}) {
+        std::vector<T> out2(no, to_elem<T>(NAN));
+        std::vector<float> lse2(nl, NAN);
+        simulate(plan->desc, c, ex, q_sorted, k_sorted, q, k, v, mask, out2, lse2);
+        CHECK(same_bits(out, out2) && same_bits(lse, lse2),
+              "%s: the order of the threads (reverse %d, warp by warp %d) changed the output",
+              what.c_str(), ex.reverse, ex.order == Order::kWarps);
+    }
+    smyrf_plan_destroy(plan);
+
+    // fp16 and bf16: P is rounded to the dtype before P V (as on the device)
+    const double tol = dtype_of<T>() == SMYRF_DTYPE_F32 ? 2e-5 : dtype_of<T>() == SMYRF_DTYPE_F16 ? 4e-3 : 2.5e-2;
+    const double wo = compare(what, "out", out, out_cpu, tol);
+    const double wl = compare_lse(what, lse, lse_cpu, dtype_of<T>() == SMYRF_DTYPE_F32 ? 2e-6 : 1e-5);
+    std::printf("%-48s max |diff|/max|cpu|: out %.1e lse %.1e\n", what.c_str(), wo, wl);
+}
+
+}  // namespace
+
+int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (const Case &c : kCases) {
+        run_case<float>(c);
+        if (c.mode == SMYRF_MODE_SMYRF) continue;  // clusters come from fp32 q and k
+        run_case<__half>(c);
+        run_case<__nv_bfloat16>(c);
+    }
+    if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
