@@ -6,8 +6,10 @@
 // simulation, which reports it). The threads between two barriers run one after another,
 // in thread order or (Exec::reverse) the other way round, a sweep of the block or a warp
 // at a time (Order): two runs that differ show a read that is not ordered after the write
-// it needs. wmma's 16 x 16 x 16 tiles are emulated. Not simulated: memory coalescing,
-// timing, atomics, inline PTX, and the CUDA memory model beyond barriers.
+// it needs. Shuffles may name part of a warp (lanes_sync); wmma's 16 x 16 x 16 tiles and
+// atomicMax are emulated (an atomic is trivial when one thread runs at a time). Not
+// simulated: memory coalescing, timing, other atomics, inline PTX, and the CUDA memory
+// model beyond barriers.
 //
 // Include it before any cuda/*.cuh header: it defines the CUDA builtins those use.
 #pragma once
@@ -23,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <type_traits>
@@ -90,6 +93,9 @@ struct State {
     int block_arrived = 0;
     uint64_t block_gen = 0;
     std::vector<uint32_t> slots;  // one word per thread, for shuffles and ballots
+    // Barriers of the lanes a warp-wide operation names when that is not the whole warp
+    // (e.g. a shuffle within 8-lane groups), by (warp, mask): arrived, generation.
+    std::map<std::pair<unsigned, unsigned>, std::pair<int, uint64_t>> lane_groups;
 };
 inline State &state() {
     static State s;
@@ -134,6 +140,23 @@ inline void warp_sync() {
     while (s.warp_gen[w] == gen) yield();
 }
 
+// The lanes of mask in this thread's warp wait for each other (the whole warp: warp_sync).
+inline void lanes_sync(unsigned mask) {
+    State &s = state();
+    const unsigned w = self().tid.x / 32;
+    const unsigned in_warp = std::min(32u, s.block_dim.x - w * 32);
+    const unsigned present = in_warp == 32 ? 0xffffffffu : (1u << in_warp) - 1u;
+    if ((mask & present) == present) return warp_sync();
+    auto &[arrived, gen] = s.lane_groups[{w, mask}];
+    const uint64_t seen = gen;
+    if (++arrived == __builtin_popcount(mask & present)) {
+        arrived = 0;
+        gen++;
+        return;
+    }
+    while (s.lane_groups[{w, mask}].second == seen) yield();
+}
+
 inline void block_sync() {
     State &s = state();
     const uint64_t gen = s.block_gen;
@@ -149,6 +172,7 @@ inline uint64_t progress() {
     const State &s = state();
     uint64_t p = s.block_gen;
     for (uint64_t g : s.warp_gen) p += g;
+    for (const auto &group : s.lane_groups) p += group.second.second;
     for (const Fiber &f : s.fibers) p += f.done;
     return p;
 }
@@ -179,6 +203,7 @@ inline void run(unsigned grid, unsigned block, bool reverse, std::function<void(
         s.block_arrived = 0;
         s.block_gen = 0;
         s.slots.assign(block, 0);
+        s.lane_groups.clear();
         for (unsigned t = 0; t < block; t++) {
             s.fibers[t].tid = {t, 1, 1};
             s.fibers[t].sp = start_stack(s.stacks[t].get());
@@ -225,15 +250,15 @@ inline void run(unsigned grid, unsigned block, bool reverse, std::function<void(
 }
 
 template <class V>
-V shuffle_xor(V v, int mask) {
+V shuffle_xor(V v, int xor_mask, unsigned lanes = 0xffffffffu) {
     static_assert(sizeof(V) == 4, "32-bit shuffles only");
     State &s = state();
     const unsigned t = self().tid.x, w = t / 32, lane = t % 32;
     std::memcpy(&s.slots[t], &v, 4);
-    warp_sync();
+    lanes_sync(lanes);
     V out;
-    std::memcpy(&out, &s.slots[w * 32 + (lane ^ (unsigned)mask)], 4);
-    warp_sync();
+    std::memcpy(&out, &s.slots[w * 32 + (lane ^ (unsigned)xor_mask)], 4);
+    lanes_sync(lanes);
     return out;
 }
 
@@ -274,8 +299,8 @@ inline unsigned ballot(bool pred) {
 
 inline void __syncthreads() { cuda_sim::block_sync(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { cuda_sim::warp_sync(); }
-inline float __shfl_xor_sync(unsigned, float v, int m) { return cuda_sim::shuffle_xor(v, m); }
-inline int __shfl_xor_sync(unsigned, int v, int m) { return cuda_sim::shuffle_xor(v, m); }
+inline float __shfl_xor_sync(unsigned lanes, float v, int m) { return cuda_sim::shuffle_xor(v, m, lanes); }
+inline int __shfl_xor_sync(unsigned lanes, int v, int m) { return cuda_sim::shuffle_xor(v, m, lanes); }
 inline float __shfl_sync(unsigned, float v, int src) { return cuda_sim::shuffle_from(v, src); }
 inline int __shfl_sync(unsigned, int v, int src) { return cuda_sim::shuffle_from(v, src); }
 inline unsigned __ballot_sync(unsigned, int pred) { return cuda_sim::ballot(pred != 0); }
@@ -288,6 +313,21 @@ inline unsigned __float_as_uint(float f) {
     unsigned u;
     std::memcpy(&u, &f, 4);
     return u;
+}
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+// Rounded to nearest, never contracted into an FMA (host builds without -mfma have none).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+// Blocks run one after another and a block's threads one at a time: a plain update is atomic.
+inline unsigned atomicMax(unsigned *p, unsigned v) {
+    const unsigned old = *p;
+    if (v > old) *p = v;
+    return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
