@@ -2,7 +2,7 @@
 // the simulator of tests/cuda/sim, against the CPU backend's out and lse: masks, causal
 // (with SMYRF's fallback keys), GQA, cross-attention, rows without keys, clusters wider
 // than a query tile and longer than a key tile, dims that pad to 16; fp32, fp16 (the
-// wmma tiles, emulated) and bf16. Two ways for SMYRF:
+// wmma tiles, emulated) and bf16; both layouts. Two ways for SMYRF:
 //  - the attention and combine kernels (src/cuda/attention.cuh) on the CPU backend's own
 //    clusters: every row must match;
 //  - end to end: the CUDA hashing (src/cuda/transform_hash.cuh) and the flat radix sort of
@@ -54,9 +54,10 @@ const Case kCases[] = {
     {"smyrf, fewer valid keys than clusters", 2, 1, 1, 64, 64, 8, 8, 0, 0.05, SMYRF_MODE_SMYRF, 2, 8, kH100},
 };
 
-smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t) {
+smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
     std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, c.mode, t);
-    values.insert(values.end(), {{SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_THREADS, 1}});
+    values.insert(values.end(), {{SMYRF_PARAM_BACKEND, SMYRF_BACKEND_CPU}, {SMYRF_PARAM_THREADS, 1},
+                                 {SMYRF_PARAM_LAYOUT, layout}});
     if (c.mode == SMYRF_MODE_SMYRF)
         values.insert(values.end(), {{SMYRF_PARAM_N_HASHES, c.R}, {SMYRF_PARAM_Q_CLUSTER_SIZE, c.cq}});
     return plan_of(values);
@@ -150,35 +151,38 @@ void simulate(const smyrf::Desc &d, const Case &c, const cuda_sim::Exec &ex,
 }
 
 template <class T>
-void run_case(const Case &c) {
-    const std::string what = std::string(c.name) + (dtype_of<T>() == SMYRF_DTYPE_F32   ? " [f32]"
-                                                    : dtype_of<T>() == SMYRF_DTYPE_F16 ? " [f16]"
-                                                                                       : " [bf16]");
+void run_case(const Case &c, smyrf_layout layout) {
+    const std::string what = std::string(c.name) + (dtype_of<T>() == SMYRF_DTYPE_F32   ? " [f32"
+                                                    : dtype_of<T>() == SMYRF_DTYPE_F16 ? " [f16"
+                                                                                       : " [bf16") +
+                             (layout == SMYRF_LAYOUT_BHND ? ", BHND]" : ", BNHD]");
     g_rng = 0xf0e + (uint64_t)c.Nq * 31 + (uint64_t)c.d;
     auto draw = [](size_t n) {
         std::vector<float> x(n);
         for (auto &e : x) e = to_float(to_elem<T>((float)normal()));  // exact in T
         return x;
     };
-    auto as_t = [](const std::vector<float> &x) {
-        std::vector<T> y(x.size());
-        for (size_t i = 0; i < x.size(); i++) y[i] = to_elem<T>(x[i]);
-        return y;
-    };
-    std::vector<float> qf = draw((size_t)(c.B * c.H * c.Nq * c.d));
-    std::vector<float> kf = draw((size_t)(c.B * c.Hkv * c.Nk * c.d));
+    // Logical BHND values (the float64 reference's), stored in the layout.
+    const std::vector<float> qf = draw((size_t)(c.B * c.H * c.Nq * c.d));
+    const std::vector<float> kf = draw((size_t)(c.B * c.Hkv * c.Nk * c.d));
     const std::vector<float> vf = draw((size_t)(c.B * c.Hkv * c.Nk * c.dv));
     const std::vector<uint8_t> mask = key_mask(c.B, c.Nk, c.mask_keep);
-    const auto q = as_t(qf), k = as_t(kf), v = as_t(vf);
+    const auto q = store<T>(qf, c.B, c.H, c.Nq, c.d, layout);
+    const auto k = store<T>(kf, c.B, c.Hkv, c.Nk, c.d, layout);
+    const auto v = store<T>(vf, c.B, c.Hkv, c.Nk, c.dv, layout);
 
-    smyrf_plan *plan = cpu_plan(c, dtype_of<T>());
+    smyrf_plan *plan = cpu_plan(c, dtype_of<T>(), layout);
     const size_t no = (size_t)(c.B * c.H * c.Nq * c.dv), nl = (size_t)(c.B * c.H * c.Nq);
     std::vector<T> out_cpu(no);
     std::vector<float> lse_cpu(nl);
     REQUIRE_OK(smyrf_execute(plan, q.data(), k.data(), v.data(), mask.empty() ? nullptr : mask.data(),
                              out_cpu.data(), lse_cpu.data(), nullptr, 0, nullptr));
     std::vector<int32_t> q_sorted, k_sorted;
-    if (c.mode == SMYRF_MODE_SMYRF) cpu_clusters(plan->desc, qf, kf, mask, q_sorted, k_sorted);
+    if (c.mode == SMYRF_MODE_SMYRF) {
+        std::vector<float> ql = store<float>(qf, c.B, c.H, c.Nq, c.d, layout);
+        std::vector<float> kl = store<float>(kf, c.B, c.Hkv, c.Nk, c.d, layout);
+        cpu_clusters(plan->desc, ql, kl, mask, q_sorted, k_sorted);
+    }
     using cuda_sim::Order;
     const size_t sm = sizeof(smyrf::gpu::fw::smem);
     const cuda_sim::Exec plain{false, sm, Order::kThreads};
@@ -217,8 +221,11 @@ void run_case(const Case &c) {
             if (!unsure[row]) continue;
             skipped++;
             lse_e2e[row] = lse_cpu[row];
-            for (int64_t x = 0; x < c.dv; x++)
-                out_e2e[row * (size_t)c.dv + (size_t)x] = out_cpu[row * (size_t)c.dv + (size_t)x];
+            const size_t b = row / (size_t)(c.H * c.Nq), h = row / (size_t)c.Nq % (size_t)c.H;
+            const size_t i = row % (size_t)c.Nq;
+            const size_t at = layout == SMYRF_LAYOUT_BHND ? row * (size_t)c.dv
+                                                          : ((b * c.Nq + i) * c.H + h) * (size_t)c.dv;
+            for (int64_t x = 0; x < c.dv; x++) out_e2e[at + (size_t)x] = out_cpu[at + (size_t)x];
         }
         for (size_t e = 0; e < q_cuda.size(); e++) moved += q_cuda[e] != q_sorted[e];
         CHECK(skipped * 4 <= nl, "%s: %zu of %zu rows unsure: the comparison says little",
@@ -236,11 +243,12 @@ void run_case(const Case &c) {
 
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    for (const Case &c : kCases) {
-        run_case<float>(c);
-        run_case<__half>(c);
-        run_case<__nv_bfloat16>(c);
-    }
+    for (const Case &c : kCases)
+        for (smyrf_layout layout : {SMYRF_LAYOUT_BHND, SMYRF_LAYOUT_BNHD}) {
+            run_case<float>(c, layout);
+            run_case<__half>(c, layout);
+            run_case<__nv_bfloat16>(c, layout);
+        }
     if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
     return g_failures ? 1 : 0;
 }

@@ -62,23 +62,6 @@ template <> Tol tolerance<float>() { return {5e-5, 2e-5}; }
 template <> Tol tolerance<__half>() { return {4e-3, 5e-4}; }
 template <> Tol tolerance<__nv_bfloat16>() { return {2.5e-2, 5e-4}; }
 
-// A [B, heads, N, dim] tensor, logical BHND values, stored in `layout` in T.
-template <class T>
-std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int64_t N, int64_t dim,
-                     smyrf_layout layout) {
-    std::vector<T> out(x.size());
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < heads; h++)
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t c = 0; c < dim; c++) {
-                    const int64_t at = layout == SMYRF_LAYOUT_BHND
-                                           ? ((b * heads + h) * N + n) * dim + c
-                                           : ((b * N + n) * heads + h) * dim + c;
-                    out[(size_t)at] = to_elem<T>(x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
-                }
-    return out;
-}
-
 smyrf_plan *cpu_plan(const Case &c, smyrf_dtype t, smyrf_layout layout) {
     std::vector<std::pair<smyrf_param, int64_t>> values = shape_values(c, SMYRF_MODE_HYBRID, t);
     values.insert(values.end(), {

@@ -48,6 +48,23 @@ double compare(const std::string &what, const char *name, const std::vector<T> &
     return worst;
 }
 
+// A [B, heads, N, dim] tensor, logical BHND values, stored in `layout` in T.
+template <class T>
+std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int64_t N, int64_t dim,
+                     smyrf_layout layout) {
+    std::vector<T> out(x.size());
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t c = 0; c < dim; c++) {
+                    const int64_t at = layout == SMYRF_LAYOUT_BHND
+                                           ? ((b * heads + h) * N + n) * dim + c
+                                           : ((b * N + n) * heads + h) * dim + c;
+                    out[(size_t)at] = to_elem<T>(x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
+                }
+    return out;
+}
+
 // The two schedules the suites compare: threads in order, one sweep of the block at a
 // time; or (reverse) the threads and warps the other way round, one warp at a time
 // (cuda_sim::Order), which shows a read ordered after its write by neither a warp-wide
