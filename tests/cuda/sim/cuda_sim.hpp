@@ -249,31 +249,29 @@ inline void run(unsigned grid, unsigned block, bool reverse, std::function<void(
     s.current = -1;
 }
 
-template <class V>
-V shuffle_xor(V v, int xor_mask, unsigned lanes = 0xffffffffu) {
+// Every lane of `lanes` gives v and gets the value of lane source(its own lane).
+template <class V, class Source>
+V exchange(V v, unsigned lanes, Source source) {
     static_assert(sizeof(V) == 4, "32-bit shuffles only");
     State &s = state();
     const unsigned t = self().tid.x, w = t / 32, lane = t % 32;
     std::memcpy(&s.slots[t], &v, 4);
     lanes_sync(lanes);
     V out;
-    std::memcpy(&out, &s.slots[w * 32 + (lane ^ (unsigned)xor_mask)], 4);
+    std::memcpy(&out, &s.slots[w * 32 + source(lane) % 32], 4);
     lanes_sync(lanes);
     return out;
 }
 
-// Lane src's value, in every lane of the warp.
 template <class V>
-V shuffle_from(V v, int src) {
-    static_assert(sizeof(V) == 4, "32-bit shuffles only");
-    State &s = state();
-    const unsigned t = self().tid.x, w = t / 32;
-    std::memcpy(&s.slots[t], &v, 4);
-    warp_sync();
-    V out;
-    std::memcpy(&out, &s.slots[w * 32 + (unsigned)src % 32], 4);
-    warp_sync();
-    return out;
+V shuffle_xor(V v, int xor_mask, unsigned lanes) {
+    return exchange(v, lanes, [&](unsigned lane) { return lane ^ (unsigned)xor_mask; });
+}
+
+// Lane src's value, in every lane of `lanes`.
+template <class V>
+V shuffle_from(V v, int src, unsigned lanes) {
+    return exchange(v, lanes, [&](unsigned) { return (unsigned)src; });
 }
 
 inline unsigned ballot(bool pred) {
@@ -301,8 +299,8 @@ inline void __syncthreads() { cuda_sim::block_sync(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { cuda_sim::warp_sync(); }
 inline float __shfl_xor_sync(unsigned lanes, float v, int m) { return cuda_sim::shuffle_xor(v, m, lanes); }
 inline int __shfl_xor_sync(unsigned lanes, int v, int m) { return cuda_sim::shuffle_xor(v, m, lanes); }
-inline float __shfl_sync(unsigned, float v, int src) { return cuda_sim::shuffle_from(v, src); }
-inline int __shfl_sync(unsigned, int v, int src) { return cuda_sim::shuffle_from(v, src); }
+inline float __shfl_sync(unsigned lanes, float v, int src) { return cuda_sim::shuffle_from(v, src, lanes); }
+inline int __shfl_sync(unsigned lanes, int v, int src) { return cuda_sim::shuffle_from(v, src, lanes); }
 inline unsigned __ballot_sync(unsigned, int pred) { return cuda_sim::ballot(pred != 0); }
 template <class V>
 V __ldg(const V *p) {
