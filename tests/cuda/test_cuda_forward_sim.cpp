@@ -221,10 +221,8 @@ void run_case(const Case &c, smyrf_layout layout) {
             if (!unsure[row]) continue;
             skipped++;
             lse_e2e[row] = lse_cpu[row];
-            const size_t b = row / (size_t)(c.H * c.Nq), h = row / (size_t)c.Nq % (size_t)c.H;
-            const size_t i = row % (size_t)c.Nq;
-            const size_t at = layout == SMYRF_LAYOUT_BHND ? row * (size_t)c.dv
-                                                          : ((b * c.Nq + i) * c.H + h) * (size_t)c.dv;
+            const int64_t b = (int64_t)row / (c.H * c.Nq), h = (int64_t)row / c.Nq % c.H;
+            const size_t at = (size_t)(row_in(layout, b, h, (int64_t)row % c.Nq, c.H, c.Nq) * c.dv);
             for (int64_t x = 0; x < c.dv; x++) out_e2e[at + (size_t)x] = out_cpu[at + (size_t)x];
         }
         for (size_t e = 0; e < q_cuda.size(); e++) moved += q_cuda[e] != q_sorted[e];

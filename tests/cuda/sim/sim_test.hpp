@@ -48,6 +48,11 @@ double compare(const std::string &what, const char *name, const std::vector<T> &
     return worst;
 }
 
+// The row of (b, h, n) in a [B, heads, N, dim] tensor stored in `layout`.
+inline int64_t row_in(smyrf_layout layout, int64_t b, int64_t h, int64_t n, int64_t heads, int64_t N) {
+    return layout == SMYRF_LAYOUT_BHND ? (b * heads + h) * N + n : (b * N + n) * heads + h;
+}
+
 // A [B, heads, N, dim] tensor, logical BHND values, stored in `layout` in T.
 template <class T>
 std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int64_t N, int64_t dim,
@@ -56,12 +61,9 @@ std::vector<T> store(const std::vector<float> &x, int64_t B, int64_t heads, int6
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < heads; h++)
             for (int64_t n = 0; n < N; n++)
-                for (int64_t c = 0; c < dim; c++) {
-                    const int64_t at = layout == SMYRF_LAYOUT_BHND
-                                           ? ((b * heads + h) * N + n) * dim + c
-                                           : ((b * N + n) * heads + h) * dim + c;
-                    out[(size_t)at] = to_elem<T>(x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
-                }
+                for (int64_t c = 0; c < dim; c++)
+                    out[(size_t)(row_in(layout, b, h, n, heads, N) * dim + c)] =
+                        to_elem<T>(x[(size_t)(((b * heads + h) * N + n) * dim + c)]);
     return out;
 }
 
